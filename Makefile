@@ -1,0 +1,68 @@
+# Every target bootstraps what it needs on a fresh machine (Python 3.11, Java 17, Maven).
+# .venv        : everything (TensorFlow included) for tests, training and export
+# .venv-worker : the worker only (no TensorFlow), for the demo
+
+PYTHON ?= python3
+VENV := .venv
+WVENV := .venv-worker
+DATA ?= ../shared/data/sentiment140-100k/sentiment140-100k.csv
+RUN ?= runs/shipped
+MODEL ?= models/sentiment140-lstm
+KAFKA := tools/kafka/kafka.sh
+
+.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean
+
+help:
+	@echo "make demo   - local Kafka + worker + replayed tweets (no Docker, no TensorFlow)"
+	@echo "make test   - lint, type-check and every test (starts its own Kafka broker)"
+	@echo "make train  - train on DATA=$(DATA) and export to $(MODEL)"
+	@echo "make bench  - the benchmark in BENCHMARKS.md"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(WVENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(WVENV)
+	$(WVENV)/bin/pip install --quiet --upgrade pip
+	$(WVENV)/bin/pip install --quiet -e '.[worker]'
+	touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+test: lint
+	$(KAFKA) fetch
+	$(VENV)/bin/python -m pytest
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not integration and not slow"
+
+demo: $(WVENV)/.installed
+	$(KAFKA) fetch
+	VENV=$(WVENV) tools/demo.sh
+
+train: $(VENV)/.installed
+	$(VENV)/bin/sentistream train --data $(DATA) --out $(RUN)/keras
+	$(MAKE) export
+
+export: $(VENV)/.installed
+	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)
+	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)
+
+bench: $(VENV)/.installed
+	$(KAFKA) fetch
+	$(VENV)/bin/sentistream bench --out runs/bench
+
+kafka-start:
+	$(KAFKA) start
+
+kafka-stop:
+	$(KAFKA) stop
+
+clean:
+	rm -rf $(VENV) $(WVENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,315 @@
+"""The ``sentistream`` command.
+
+Each subcommand imports what it needs when it runs, so ``sentistream worker`` and
+``sentistream predict`` never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from sentistream import __version__
+from sentistream.settings_cli import build_settings, settings_options
+from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
+
+if TYPE_CHECKING:
+    from sentistream.inference import SentimentModel
+
+DEFAULT_MODEL_DIR = Path("models/sentiment140-lstm")
+
+_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+_existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
+_out_dir = click.Path(file_okay=False, path_type=Path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sentistream")
+def cli() -> None:
+    """Kafka streaming sentiment classifier for tweets (Sentiment140 LSTM on ONNX Runtime)."""
+
+
+@cli.command()
+@click.option("--data", required=True, type=_existing_file, help="Sentiment140-layout CSV.")
+@click.option("--out", required=True, type=_out_dir, help="Folder for the Keras artifact.")
+@click.option("--num-words", default=20_000, show_default=True, help="Vocabulary size cut.")
+@click.option("--maxlen", default=40, show_default=True, help="Tokens kept per tweet.")
+@click.option("--epochs", default=4, show_default=True, help="Upper bound on epochs.")
+@click.option("--patience", default=1, show_default=True, help="Early-stopping patience.")
+@click.option("--batch-size", default=128, show_default=True)
+@click.option("--seed", default=42, show_default=True)
+@click.option("--limit", type=int, default=None, help="Train on a stratified sample of N rows.")
+@click.option("--embedding-dim", default=128, show_default=True)
+@click.option("--lstm-units", default=196, show_default=True)
+def train(
+    data: Path,
+    out: Path,
+    num_words: int,
+    maxlen: int,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    seed: int,
+    limit: int | None,
+    embedding_dim: int,
+    lstm_units: int,
+) -> None:
+    """Train the LSTM on a Sentiment140 CSV and write a Keras artifact folder."""
+    from sentistream.dataset import DatasetError  # noqa: PLC0415
+    from sentistream.scoring import format_scores  # noqa: PLC0415
+    from sentistream.trainer.train import TrainConfig  # noqa: PLC0415
+    from sentistream.trainer.train import train as run_training  # noqa: PLC0415
+
+    config = TrainConfig(
+        data=data,
+        out=out,
+        num_words=num_words,
+        maxlen=maxlen,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        seed=seed,
+        limit=limit,
+        model={"embedding_dim": embedding_dim, "lstm_units": lstm_units},
+    )
+    try:
+        report = run_training(config, log=_log)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _log(f"trained {report.epochs_run} epoch(s) in {report.duration_seconds:.0f} s; "
+         f"held-out test split:")
+    click.echo(format_scores(report.metrics))
+    _log(f"wrote {out}; next: sentistream export --model {out} --out <folder>")
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=_existing_dir,
+              help="Keras artifact folder written by `sentistream train`.")
+@click.option("--out", required=True, type=_out_dir, help="Folder for model.onnx + manifest.")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none",
+              show_default=True, help="int8: ONNX Runtime dynamic quantization.")
+@click.option("--opset", default=17, show_default=True)
+@click.option("--parity-limit", default=2000, show_default=True,
+              help="Held-out tweets used for the ONNX-vs-Keras parity check.")
+def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: int) -> None:
+    """Convert a trained model to ONNX and prove ONNX Runtime gives Keras' outputs."""
+    from sentistream.export.pipeline import ExportError, export_model  # noqa: PLC0415
+    from sentistream.manifest import ManifestError  # noqa: PLC0415
+
+    try:
+        report = export_model(
+            model_dir,
+            out,
+            quantize="int8" if quantize == "int8" else "none",
+            opset=opset,
+            parity_limit=parity_limit,
+            log=_log,
+        )
+    except (ExportError, ManifestError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(_jsonable(report), indent=2))
+
+
+@cli.command()
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR,
+              show_default=True, envvar="SENTISTREAM_MODEL_DIR")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
+    """Classify TEXTS with the ONNX model (no TensorFlow)."""
+    model = _load_model(model_dir)
+    for text, prediction in zip(texts, model.predict(list(texts)), strict=True):
+        if as_json:
+            click.echo(json.dumps({"text": text, "label": prediction.label,
+                                   "probabilities": prediction.probabilities}))
+        else:
+            p = prediction.probabilities[prediction.label]
+            click.echo(f"{prediction.label:<9} {p:.3f}  {text}")
+
+
+@cli.command()
+@click.option("--data", required=True, type=_existing_file, help="Sentiment140-layout CSV.")
+@click.option("--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR,
+              show_default=True, envvar="SENTISTREAM_MODEL_DIR")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> None:
+    """Score a labelled Sentiment140-layout CSV through ONNX Runtime."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from sentistream.dataset import DatasetError, load_sentiment140  # noqa: PLC0415
+    from sentistream.scoring import format_scores, score  # noqa: PLC0415
+
+    model = _load_model(model_dir)
+    try:
+        tweets = load_sentiment140(data)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    predicted: list[int] = []
+    with tqdm(total=len(tweets), unit="tweet", disable=as_json or None, file=sys.stderr) as bar:
+        for start in range(0, len(tweets), batch_size):
+            chunk = tweets.texts[start : start + batch_size]
+            probabilities = model.predict_ids([model.encode(t) for t in chunk])
+            predicted.extend(probabilities.argmax(axis=1).tolist())
+            bar.update(len(chunk))
+    # The CSV's targets map to the corpus order (negative, positive); map through names so a
+    # model whose labels are in another order is still scored right.
+    from sentistream.dataset import LABELS  # noqa: PLC0415
+
+    truth = [model.labels.index(LABELS[label]) for label in tweets.labels]
+    scores = score(truth, predicted, model.labels)
+    scores["model"] = {"name": model.manifest.name, "version": model.manifest.version,
+                       "sha256": model.sha256}
+    scores["data"] = {"file": str(data), "sha256": tweets.sha256,
+                      "neutral_dropped": tweets.neutral_dropped}
+    if as_json:
+        click.echo(json.dumps(scores))
+    else:
+        click.echo(format_scores(scores))
+
+
+@cli.command()
+@click.option("--file", "path", required=True, type=click.Path(path_type=Path),
+              help="Sentiment140-layout .csv, or a text file with one tweet per line.")
+@click.option("--topic", default="tweets", show_default=True, envvar="SENTISTREAM_INPUT_TOPIC")
+@click.option("--bootstrap-servers", default="localhost:9092", show_default=True,
+              envvar="SENTISTREAM_BOOTSTRAP_SERVERS")
+@click.option("--rate", type=float, default=None, help="Tweets per second (default: flat out).")
+@click.option("--limit", type=int, default=None, help="Send at most N tweets.")
+@click.option("--loop", is_flag=True, help="Start again at the end of the file, forever.")
+def produce(path: Path, topic: str, bootstrap_servers: str, rate: float | None,
+            limit: int | None, loop: bool) -> None:
+    """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
+    from kafka import KafkaProducer  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from sentistream.replay import Pacer, ReplayError, read_tweets  # noqa: PLC0415
+
+    try:
+        items = read_tweets(path)
+    except ReplayError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if limit is not None:
+        items = items[:limit]
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers.split(","), acks="all",
+                             linger_ms=5)
+    pacer = Pacer(rate)
+    sent = 0
+    started = time.monotonic()
+    try:
+        while True:
+            for item in tqdm(items, unit="tweet", desc=f"-> {topic}", file=sys.stderr):
+                pacer.wait()
+                producer.send(topic, key=item.key(), value=item.value())
+                sent += 1
+            if not loop:
+                break
+    except KeyboardInterrupt:
+        _log("interrupted")
+    finally:
+        producer.flush()
+        producer.close()
+    elapsed = time.monotonic() - started
+    _log(f"sent {sent} tweets to {topic} in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):.0f}/s)")
+
+
+@cli.command()
+@click.option("--topic", default="tweet-labels", show_default=True,
+              envvar="SENTISTREAM_OUTPUT_TOPIC")
+@click.option("--bootstrap-servers", default="localhost:9092", show_default=True,
+              envvar="SENTISTREAM_BOOTSTRAP_SERVERS")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest label, not the newest.")
+@click.option("--max", "max_messages", type=int, default=None, help="Stop after N labels.")
+@click.option("--timeout", type=float, default=None,
+              help="Stop after this many seconds without a new label.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON values.")
+def tail(topic: str, bootstrap_servers: str, from_beginning: bool, max_messages: int | None,
+         timeout: float | None, as_json: bool) -> None:
+    """Print labelled tweets from the output topic as they arrive (Ctrl-C to stop)."""
+    from kafka import KafkaConsumer  # noqa: PLC0415
+
+    from sentistream.tail import format_label  # noqa: PLC0415
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        consumer_timeout_ms=int(timeout * 1000) if timeout else float("inf"),
+    )
+    shown = 0
+    try:
+        for message in consumer:
+            click.echo(message.value.decode("utf-8", "replace") if as_json
+                       else format_label(message.value))
+            shown += 1
+            if max_messages is not None and shown >= max_messages:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+
+
+@cli.command()
+@settings_options(WorkerSettings, ENV_PREFIX)
+def worker(**flags: Any) -> None:
+    """Consume tweets from Kafka, label them with the ONNX model, publish the labels."""
+    import logging  # noqa: PLC0415
+
+    settings = build_settings(WorkerSettings, flags)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    from sentistream.manifest import ManifestError  # noqa: PLC0415
+    from sentistream.worker.main import run_worker  # noqa: PLC0415
+
+    try:
+        code = run_worker(settings)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
+
+
+def _load_model(model_dir: Path) -> SentimentModel:
+    from sentistream.inference import SentimentModel  # noqa: PLC0415
+    from sentistream.manifest import ManifestError  # noqa: PLC0415
+
+    try:
+        return SentimentModel.load(model_dir)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    import dataclasses  # noqa: PLC0415
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Serving a model folder with ONNX Runtime; never imports TensorFlow.
+
+:class:`SentimentModel` loads ``model.onnx`` + ``vocab.json`` after checking them against
+``manifest.json``, checks the graph's input and output against the manifest too, and turns
+texts (or already encoded token ids) into probabilities with one ONNX Runtime call per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from sentistream.manifest import Manifest, ManifestError, OnnxSection, load_verified
+from sentistream.text import TextConfig, Vocabulary, pad, pad_to_longest
+
+__all__ = ["Prediction", "SentimentModel"]
+
+_ORT_TYPES = {"int32": "tensor(int32)", "int64": "tensor(int64)"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+
+
+class SentimentModel:
+    """A verified model folder, ready to classify."""
+
+    def __init__(
+        self, manifest: Manifest, vocab: Vocabulary, session: ort.InferenceSession, folder: Path
+    ) -> None:
+        if manifest.onnx is None:  # load_verified(need_onnx=True) already refused this
+            raise ManifestError(f"{folder}: the manifest has no onnx section")
+        self.manifest = manifest
+        self.onnx: OnnxSection = manifest.onnx
+        self.vocab = vocab
+        self.folder = folder
+        self.labels: tuple[str, ...] = tuple(manifest.labels)
+        self.text_config: TextConfig = manifest.text.config()
+        self._session = session
+        self._dtype = np.dtype(self.onnx.input_dtype)
+        self._check_graph()
+
+    @classmethod
+    def load(cls, folder: Path, *, threads: int = 0) -> SentimentModel:
+        """Load and verify ``folder``; ``threads`` is ONNX Runtime's intra-op count (0: all)."""
+        manifest, vocab = load_verified(folder)
+        assert manifest.onnx is not None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(
+            str(folder / manifest.onnx.file), options, providers=["CPUExecutionProvider"]
+        )
+        return cls(manifest, vocab, session, folder)
+
+    @property
+    def sha256(self) -> str:
+        return self.onnx.sha256
+
+    def _check_graph(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        where = self.folder / self.onnx.file
+        if [i.name for i in inputs] != [self.onnx.input_name]:
+            raise ManifestError(
+                f"{where}: graph inputs {[i.name for i in inputs]}, manifest says "
+                f"[{self.onnx.input_name!r}]"
+            )
+        expected_type = _ORT_TYPES.get(self.onnx.input_dtype)
+        if inputs[0].type != expected_type:
+            raise ManifestError(
+                f"{where}: input type {inputs[0].type}, manifest says {self.onnx.input_dtype}"
+            )
+        if self.onnx.output_name not in [o.name for o in outputs]:
+            raise ManifestError(
+                f"{where}: no output {self.onnx.output_name!r}; graph outputs are "
+                f"{[o.name for o in outputs]}"
+            )
+        probe = self.predict_ids([[1]])
+        if probe.shape != (1, len(self.labels)):
+            raise ManifestError(
+                f"{where}: output shape {probe.shape} for one tweet, expected "
+                f"(1, {len(self.labels)}) for labels {list(self.labels)}"
+            )
+
+    def encode(self, text: str) -> list[int]:
+        return self.vocab.encode_text(text, self.text_config)
+
+    def batch(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.int32]:
+        """Pad a batch the way this model wants: to its longest tweet when it can."""
+        if self.onnx.variable_length:
+            return pad_to_longest(ids, self.text_config.maxlen, self.text_config.padding)
+        return pad(ids, self.text_config.maxlen, self.text_config.padding)
+
+    def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        """Probabilities of shape (len(ids), len(labels)), one ONNX Runtime call."""
+        feed = {self.onnx.input_name: self.batch(ids).astype(self._dtype, copy=False)}
+        (probabilities,) = self._session.run([self.onnx.output_name], feed)
+        return np.asarray(probabilities, dtype=np.float32)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        probabilities = self.predict_ids([self.encode(t) for t in texts])
+        return [self.to_prediction(row) for row in probabilities]
+
+    def to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:
+        return Prediction(
+            label=self.labels[int(np.argmax(row))],
+            probabilities={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+        )

@@ -1,0 +1,178 @@
+"""``manifest.json``: the contract between training, export and serving.
+
+A model folder holds the model file(s), ``vocab.json`` and ``manifest.json``. The manifest
+names the labels in output order, every text-pipeline choice, the sha256 of each file, the
+ONNX graph's input and output names, the training data's digest and the measured metrics.
+:func:`load_verified` refuses a folder whose files disagree with it, saying what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sentistream.text import CLEANING_VERSION, TextConfig, Vocabulary
+
+__all__ = [
+    "MANIFEST_FILE",
+    "VOCAB_FILE",
+    "Manifest",
+    "ManifestError",
+    "OnnxSection",
+    "TextSection",
+    "TrainingSection",
+    "VocabSection",
+    "load_manifest",
+    "load_verified",
+    "sha256_file",
+    "utc_now",
+]
+
+MANIFEST_FILE = "manifest.json"
+VOCAB_FILE = "vocab.json"
+FORMAT_VERSION = 1
+
+
+class ManifestError(Exception):
+    """A model folder that cannot be used as it is; the message says what is wrong."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TextSection(_Frozen):
+    maxlen: int
+    num_words: int
+    padding: Literal["pre", "post"]
+    truncating: Literal["pre", "post"]
+    cleaning_version: int
+
+    @classmethod
+    def of(cls, config: TextConfig) -> TextSection:
+        return cls.model_validate(config.to_dict())
+
+    def config(self) -> TextConfig:
+        return TextConfig(**self.model_dump())
+
+
+class VocabSection(_Frozen):
+    file: str = VOCAB_FILE
+    sha256: str
+    size: int = Field(description="ids including padding (0) and out-of-vocabulary (1)")
+
+
+class TrainingSection(_Frozen):
+    data_file: str
+    data_sha256: str
+    rows: int = Field(description="rows used after dropping neutral ones")
+    split: dict[str, int] = Field(description="rows in train / validation / test")
+    seed: int
+    epochs: int
+    batch_size: int
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="held-out test metrics of the Keras model")
+    duration_seconds: float
+
+
+class OnnxSection(_Frozen):
+    file: str
+    sha256: str
+    opset: int
+    input_name: str
+    input_dtype: str
+    output_name: str
+    lstm_op: str = Field(description="the ONNX op the LSTM became, e.g. LSTM or DynamicQuantizeLSTM")
+    variable_length: bool = Field(description="True: a batch may be padded to its own longest tweet")
+    quantization: Literal["none", "int8"] = "none"
+    parity: dict[str, Any] = Field(description="ONNX Runtime vs Keras on real tweets")
+
+
+class Manifest(_Frozen):
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    created_at: str
+    labels: list[str] = Field(description="class names in the model's output order")
+    text: TextSection
+    vocab: VocabSection
+    keras_file: str | None = None
+    onnx: OnnxSection | None = None
+    training: TrainingSection
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    def write(self, folder: Path) -> Path:
+        path = folder / MANIFEST_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"{folder}: no {MANIFEST_FILE} (is this a sentistream model folder?)")
+    try:
+        manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise ManifestError(f"{path}: not a valid manifest: {exc}") from exc
+    if manifest.text.cleaning_version != CLEANING_VERSION:
+        raise ManifestError(
+            f"{path}: model was trained with text cleaning v{manifest.text.cleaning_version}, "
+            f"this code cleans with v{CLEANING_VERSION}; retrain or use a matching release"
+        )
+    return manifest
+
+
+def _check_hash(folder: Path, file: str, expected: str, what: str) -> Path:
+    path = folder / file
+    if not path.is_file():
+        raise ManifestError(f"{folder}: {what} file {file} named in the manifest is missing")
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ManifestError(
+            f"{path}: sha256 {actual[:12]}… does not match the manifest's {expected[:12]}…; "
+            f"the {what} was changed after the manifest was written"
+        )
+    return path
+
+
+def load_verified(folder: Path, *, need_onnx: bool = True) -> tuple[Manifest, Vocabulary]:
+    """Load a model folder's manifest and vocabulary, checking every hash and size."""
+    manifest = load_manifest(folder)
+    vocab_path = _check_hash(folder, manifest.vocab.file, manifest.vocab.sha256, "vocabulary")
+    try:
+        vocab = Vocabulary.from_json(vocab_path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError) as exc:
+        raise ManifestError(f"{vocab_path}: unreadable vocabulary: {exc}") from exc
+    if vocab.size != manifest.vocab.size:
+        raise ManifestError(
+            f"{vocab_path}: holds {vocab.size} ids, the manifest says {manifest.vocab.size}"
+        )
+    if vocab.size > manifest.text.num_words:
+        raise ManifestError(
+            f"{vocab_path}: {vocab.size} ids exceed the manifest's num_words "
+            f"{manifest.text.num_words}"
+        )
+    if need_onnx:
+        if manifest.onnx is None:
+            raise ManifestError(
+                f"{folder}: the manifest has no onnx section; run `sentistream export` first"
+            )
+        _check_hash(folder, manifest.onnx.file, manifest.onnx.sha256, "ONNX model")
+    return manifest, vocab

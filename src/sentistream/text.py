@@ -1,0 +1,189 @@
+"""The one text pipeline: cleaning, vocabulary, encoding and padding.
+
+The trainer, the exporter's parity check and the worker all import this module, so a tweet is
+turned into token ids the same way everywhere. It is pure: strings and integers in, lists and
+numpy arrays out. Every choice that changes the ids is a field of :class:`TextConfig`, which is
+written into the model's manifest, so a worker cannot pad or cut differently from training.
+
+Fixes against the original notebook, each pinned by a regression test:
+
+* The character filter is ``[^a-z0-9\\s]`` after lower-casing. The notebook's ``[^a-zA-z0-9\\s]``
+  also kept ``[ \\ ] ^ _`` and the backtick, because ``A-z`` spans them.
+* ``rt`` is dropped only as the retweet marker (a whole word), never inside words such as
+  "start" or "heart".
+* There is one ``maxlen``; tweets are never padded to one length when training and another when
+  serving.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "CLEANING_VERSION",
+    "OOV_ID",
+    "PAD_ID",
+    "TextConfig",
+    "Vocabulary",
+    "clean",
+    "pad",
+    "pad_to_longest",
+    "tokenize",
+]
+
+#: Bumped whenever :func:`clean` changes what it returns; recorded in the manifest.
+CLEANING_VERSION = 1
+
+PAD_ID = 0
+OOV_ID = 1
+
+Side = Literal["pre", "post"]
+
+_URL = re.compile(r"(?:https?://|www\.)\S+")
+_MENTION = re.compile(r"@\w+")
+_RETWEET = re.compile(r"(?<![a-z0-9])rt(?![a-z0-9])")
+_APOSTROPHE = re.compile(r"['\u2019`]")
+_NOT_WORD_CHAR = re.compile(r"[^a-z0-9\s]")
+_ELONGATED = re.compile(r"([a-z])\1{2,}")
+
+
+def clean(text: str) -> str:
+    """Normalise one tweet to lower-case words separated by single spaces.
+
+    HTML entities are decoded (the corpus stores ``&amp;``, ``&quot;``), links become ``url``
+    and user mentions ``user`` (both say little about sentiment and a lot about the month the
+    tweet was written), the retweet marker ``rt`` is dropped, apostrophes are removed so
+    "don't" stays one word, letters repeated three or more times are cut to two ("sooo" and
+    "soooooo" both become "soo"), and every other character that is not ``a-z``, ``0-9`` or
+    white space becomes a space.
+    """
+    text = html.unescape(text).lower()
+    text = _URL.sub(" url ", text)
+    text = _MENTION.sub(" user ", text)
+    text = _APOSTROPHE.sub("", text)
+    text = _NOT_WORD_CHAR.sub(" ", text)
+    text = _RETWEET.sub(" ", text)
+    text = _ELONGATED.sub(r"\1\1", text)
+    return " ".join(text.split())
+
+
+def tokenize(text: str) -> list[str]:
+    """Clean ``text`` and split it into words."""
+    return clean(text).split()
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Every choice that decides the token ids a model sees; stored in the manifest."""
+
+    maxlen: int
+    """Tweets longer than this many tokens are cut; batches are padded to at most this."""
+    num_words: int
+    """Vocabulary size including the padding (0) and out-of-vocabulary (1) ids."""
+    padding: Side = "post"
+    """Where padding zeros go. ``post`` lets a masked LSTM stop at each tweet's last token."""
+    truncating: Side = "post"
+    """Which end of an over-long tweet is cut."""
+    cleaning_version: int = CLEANING_VERSION
+
+    def __post_init__(self) -> None:
+        if self.maxlen < 1:
+            raise ValueError(f"maxlen must be at least 1, got {self.maxlen}")
+        if self.num_words < 3:
+            raise ValueError(f"num_words must be at least 3 (pad, oov, one word), got {self.num_words}")
+        if self.padding not in ("pre", "post") or self.truncating not in ("pre", "post"):
+            raise ValueError("padding and truncating must each be 'pre' or 'post'")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Vocabulary:
+    """Frequency-ranked word → id map with a ``num_words`` cut.
+
+    Id 0 is padding and id 1 stands for every word outside the vocabulary. The most frequent
+    word gets id 2; ties keep the order in which the words were first seen, so fitting is
+    deterministic.
+    """
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words: tuple[str, ...] = tuple(words)
+        self._ids = {word: index + 2 for index, word in enumerate(self.words)}
+        if len(self._ids) != len(self.words):
+            raise ValueError("vocabulary words must be unique")
+
+    @classmethod
+    def fit(cls, tokenized: Iterable[Sequence[str]], num_words: int) -> Vocabulary:
+        counts: Counter[str] = Counter()
+        for tokens in tokenized:
+            counts.update(tokens)
+        return cls([word for word, _ in counts.most_common(num_words - 2)])
+
+    @property
+    def size(self) -> int:
+        """Number of ids, padding and out-of-vocabulary included (the embedding's input dim)."""
+        return len(self.words) + 2
+
+    def encode(self, tokens: Sequence[str], maxlen: int, truncating: Side = "post") -> list[int]:
+        """Map words to ids and cut to ``maxlen``.
+
+        A tweet with no words left after cleaning (only emoji, say) becomes ``[OOV_ID]``: the
+        model always sees at least one step, in training and in serving alike.
+        """
+        ids = [self._ids.get(token, OOV_ID) for token in tokens] or [OOV_ID]
+        if len(ids) > maxlen:
+            ids = ids[:maxlen] if truncating == "post" else ids[-maxlen:]
+        return ids
+
+    def encode_text(self, text: str, config: TextConfig) -> list[int]:
+        return self.encode(tokenize(text), config.maxlen, config.truncating)
+
+    def to_json(self) -> str:
+        return json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID, "words": list(self.words)})
+
+    @classmethod
+    def from_json(cls, payload: str) -> Vocabulary:
+        data = json.loads(payload)
+        if data.get("pad_id") != PAD_ID or data.get("oov_id") != OOV_ID:
+            raise ValueError(
+                f"vocabulary uses pad_id={data.get('pad_id')} oov_id={data.get('oov_id')}, "
+                f"this code expects {PAD_ID} and {OOV_ID}"
+            )
+        return cls(data["words"])
+
+
+def pad(
+    sequences: Sequence[Sequence[int]], length: int, padding: Side = "post"
+) -> npt.NDArray[np.int32]:
+    """Pad (with :data:`PAD_ID`) or cut every sequence to ``length``; returns ``(n, length)``."""
+    out = np.full((len(sequences), length), PAD_ID, dtype=np.int32)
+    for row, ids in enumerate(sequences):
+        ids = ids[:length]
+        if not ids:
+            continue
+        if padding == "post":
+            out[row, : len(ids)] = ids
+        else:
+            out[row, -len(ids) :] = ids
+    return out
+
+
+def pad_to_longest(
+    sequences: Sequence[Sequence[int]], maxlen: int, padding: Side = "post"
+) -> npt.NDArray[np.int32]:
+    """Pad a batch only as far as its longest sequence (never beyond ``maxlen``).
+
+    With a masked model and post-padding the result for each row is the same as padding to
+    ``maxlen``; the work saved is the padding's.
+    """
+    longest = max((len(ids) for ids in sequences), default=1)
+    return pad(sequences, max(1, min(longest, maxlen)), padding)

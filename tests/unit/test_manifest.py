@@ -1,0 +1,109 @@
+"""The manifest contract: a model folder whose files disagree with it is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sentistream.manifest import (
+    Manifest,
+    ManifestError,
+    OnnxSection,
+    TextSection,
+    TrainingSection,
+    VocabSection,
+    load_verified,
+    sha256_file,
+)
+from sentistream.text import TextConfig, Vocabulary
+
+
+def make_folder(tmp_path: Path) -> Path:
+    vocab = Vocabulary(["good", "bad"])
+    (tmp_path / "vocab.json").write_text(vocab.to_json())
+    (tmp_path / "model.onnx").write_bytes(b"not really onnx, hashes only")
+    Manifest(
+        name="m",
+        version="1",
+        created_at="2026-11-29T00:00:00+00:00",
+        labels=["negative", "positive"],
+        text=TextSection.of(TextConfig(maxlen=10, num_words=100)),
+        vocab=VocabSection(sha256=sha256_file(tmp_path / "vocab.json"), size=vocab.size),
+        onnx=OnnxSection(
+            file="model.onnx",
+            sha256=sha256_file(tmp_path / "model.onnx"),
+            opset=17,
+            input_name="token_ids",
+            input_dtype="int32",
+            output_name="probabilities",
+            lstm_op="LSTM",
+            variable_length=True,
+            parity={},
+        ),
+        training=TrainingSection(
+            data_file="d.csv", data_sha256="0" * 64, rows=2, split={"train": 2}, seed=1,
+            epochs=1, batch_size=2, hyperparameters={}, metrics={}, duration_seconds=1.0,
+        ),
+    ).write(tmp_path)
+    return tmp_path
+
+
+def test_a_consistent_folder_loads(tmp_path: Path) -> None:
+    manifest, vocab = load_verified(make_folder(tmp_path))
+    assert manifest.labels == ["negative", "positive"]
+    assert manifest.text.config() == TextConfig(maxlen=10, num_words=100)
+    assert vocab.words == ("good", "bad")
+
+
+def test_changed_onnx_file_is_refused_by_name(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(ManifestError, match=r"model.onnx: sha256 .* ONNX model was changed"):
+        load_verified(folder)
+
+
+def test_changed_vocabulary_is_refused(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "vocab.json").write_text(Vocabulary(["good", "bad", "ugly"]).to_json())
+    with pytest.raises(ManifestError, match="vocabulary was changed"):
+        load_verified(folder)
+
+
+def test_vocabulary_size_must_match(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["vocab"]["size"] = 99
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="holds 4 ids, the manifest says 99"):
+        load_verified(folder)
+
+
+def test_other_cleaning_version_is_refused(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["text"]["cleaning_version"] = 0
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="cleaning v0"):
+        load_verified(folder)
+
+
+def test_missing_manifest_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no manifest.json"):
+        load_verified(tmp_path)
+    (tmp_path / "m").mkdir()
+    folder = make_folder(tmp_path / "m")
+    (folder / "model.onnx").unlink()
+    with pytest.raises(ManifestError, match="model.onnx named in the manifest is missing"):
+        load_verified(folder)
+
+
+def test_keras_only_folder_needs_export_for_serving(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["onnx"] = None
+    (folder / "manifest.json").write_text(json.dumps(data))
+    assert load_verified(folder, need_onnx=False)[0].onnx is None
+    with pytest.raises(ManifestError, match="sentistream export"):
+        load_verified(folder)

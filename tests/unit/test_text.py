@@ -1,0 +1,120 @@
+"""The text pipeline, with one regression test per bug of the original notebook."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentistream.text import (
+    OOV_ID,
+    PAD_ID,
+    TextConfig,
+    Vocabulary,
+    clean,
+    pad,
+    pad_to_longest,
+    tokenize,
+)
+
+
+@pytest.mark.parametrize("char", ["[", "\\", "]", "^", "_", "`"])
+def test_characters_between_upper_z_and_lower_a_are_removed(char: str) -> None:
+    # Notebook bug: [^a-zA-z0-9\s] kept [ \ ] ^ _ and backtick because A-z spans them.
+    # (A backtick is read as an apostrophe, "don`t" -> "dont", so it joins the two words.)
+    cleaned = clean(f"good{char}day")
+    assert char not in cleaned
+    assert cleaned in ("good day", "goodday")
+
+
+@pytest.mark.parametrize(
+    "word", ["start", "heart", "smart", "art", "party", "shirt", "birthday", "report"]
+)
+def test_rt_is_kept_inside_words(word: str) -> None:
+    # Notebook bug: it removed the letters "rt" inside every word.
+    assert tokenize(f"what a {word}") == ["what", "a", word]
+
+
+@pytest.mark.parametrize(
+    ("tweet", "expected"),
+    [
+        ("RT @bob: loving it", ["user", "loving", "it"]),
+        ("rt this is great", ["this", "is", "great"]),
+        ("so good RT", ["so", "good"]),
+        ("RT: art party", ["art", "party"]),
+    ],
+)
+def test_retweet_marker_is_dropped_as_a_whole_word(tweet: str, expected: list[str]) -> None:
+    assert tokenize(tweet) == expected
+
+
+def test_cleaning_normalises_case_entities_links_mentions_and_elongation() -> None:
+    tweet = "@Anna I LOVE it &amp; can't wait!!! sooooo good http://t.co/x www.example.com"
+    assert tokenize(tweet) == [
+        "user", "i", "love", "it", "cant", "wait", "soo", "good", "url", "url"
+    ]
+
+
+def test_clean_collapses_whitespace_and_drops_non_ascii_letters() -> None:
+    assert clean("  caf\u00e9\t\tnice \n ") == "caf nice"
+
+
+def test_vocabulary_is_frequency_ranked_with_first_seen_tie_break() -> None:
+    vocab = Vocabulary.fit([["b", "a", "c"], ["a", "c"], ["d"]], num_words=10)
+    assert vocab.words == ("a", "c", "b", "d")
+    assert vocab.encode(["a", "c", "b", "d"], maxlen=10) == [2, 3, 4, 5]
+
+
+def test_num_words_cut_maps_rare_words_to_oov() -> None:
+    vocab = Vocabulary.fit([["a", "a", "b", "c"]], num_words=3)
+    assert vocab.size == 3
+    assert vocab.encode(["a", "b", "zzz"], maxlen=10) == [2, OOV_ID, OOV_ID]
+
+
+def test_empty_tweet_encodes_to_one_oov_step() -> None:
+    vocab = Vocabulary(["a"])
+    assert vocab.encode([], maxlen=5) == [OOV_ID]
+
+
+def test_truncation_sides() -> None:
+    vocab = Vocabulary(["a", "b", "c"])
+    assert vocab.encode(["a", "b", "c"], maxlen=2, truncating="post") == [2, 3]
+    assert vocab.encode(["a", "b", "c"], maxlen=2, truncating="pre") == [3, 4]
+
+
+def test_pad_post_and_pre() -> None:
+    assert pad([[5, 6], [7]], 3, "post").tolist() == [[5, 6, PAD_ID], [7, PAD_ID, PAD_ID]]
+    assert pad([[5, 6], [7]], 3, "pre").tolist() == [[PAD_ID, 5, 6], [PAD_ID, PAD_ID, 7]]
+    assert pad([[1, 2, 3, 4]], 2).tolist() == [[1, 2]]
+    assert pad([[1]], 2).dtype == np.int32
+
+
+def test_pad_to_longest_stops_at_the_batch_longest_and_at_maxlen() -> None:
+    assert pad_to_longest([[1, 2], [3]], maxlen=40).shape == (2, 2)
+    assert pad_to_longest([[1] * 50], maxlen=40).shape == (1, 40)
+
+
+def test_one_maxlen_for_training_and_serving() -> None:
+    # Notebook bug: fitted on sequences padded to the training length, predicted on 40.
+    config = TextConfig(maxlen=7, num_words=100)
+    vocab = Vocabulary(["good"])
+    ids = vocab.encode_text("good good good good good good good good good", config)
+    assert len(ids) == 7
+    assert pad([ids], config.maxlen).shape == (1, 7)
+
+
+def test_vocabulary_json_round_trip() -> None:
+    vocab = Vocabulary(["x", "y"])
+    assert Vocabulary.from_json(vocab.to_json()).words == ("x", "y")
+
+
+def test_vocabulary_refuses_other_special_ids() -> None:
+    with pytest.raises(ValueError, match="pad_id"):
+        Vocabulary.from_json('{"pad_id": 1, "oov_id": 0, "words": []}')
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"maxlen": 0, "num_words": 10}, {"maxlen": 5, "num_words": 2}]
+)
+def test_text_config_validates(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        TextConfig(**kwargs)
