@@ -60,10 +60,10 @@ def train(
     lstm_units: int,
 ) -> None:
     """Train the LSTM on a Sentiment140 CSV and write a Keras artifact folder."""
-    from sentistream.dataset import DatasetError  # noqa: PLC0415
-    from sentistream.scoring import format_scores  # noqa: PLC0415
-    from sentistream.trainer.train import TrainConfig  # noqa: PLC0415
-    from sentistream.trainer.train import train as run_training  # noqa: PLC0415
+    from sentistream.dataset import DatasetError
+    from sentistream.scoring import format_scores
+    from sentistream.trainer.train import TrainConfig
+    from sentistream.trainer.train import train as run_training
 
     config = TrainConfig(
         data=data,
@@ -81,25 +81,41 @@ def train(
         report = run_training(config, log=_log)
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from exc
-    _log(f"trained {report.epochs_run} epoch(s) in {report.duration_seconds:.0f} s; "
-         f"held-out test split:")
+    _log(
+        f"trained {report.epochs_run} epoch(s) in {report.duration_seconds:.0f} s; "
+        f"held-out test split:"
+    )
     click.echo(format_scores(report.metrics))
     _log(f"wrote {out}; next: sentistream export --model {out} --out <folder>")
 
 
 @cli.command()
-@click.option("--model", "model_dir", required=True, type=_existing_dir,
-              help="Keras artifact folder written by `sentistream train`.")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=_existing_dir,
+    help="Keras artifact folder written by `sentistream train`.",
+)
 @click.option("--out", required=True, type=_out_dir, help="Folder for model.onnx + manifest.")
-@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none",
-              show_default=True, help="int8: ONNX Runtime dynamic quantization.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    default="none",
+    show_default=True,
+    help="int8: ONNX Runtime dynamic quantization.",
+)
 @click.option("--opset", default=17, show_default=True)
-@click.option("--parity-limit", default=2000, show_default=True,
-              help="Held-out tweets used for the ONNX-vs-Keras parity check.")
+@click.option(
+    "--parity-limit",
+    default=2000,
+    show_default=True,
+    help="Held-out tweets used for the ONNX-vs-Keras parity check.",
+)
 def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: int) -> None:
     """Convert a trained model to ONNX and prove ONNX Runtime gives Keras' outputs."""
-    from sentistream.export.pipeline import ExportError, export_model  # noqa: PLC0415
-    from sentistream.manifest import ManifestError  # noqa: PLC0415
+    from sentistream.export.pipeline import ExportError, export_model
+    from sentistream.manifest import ManifestError
 
     try:
         report = export_model(
@@ -117,16 +133,29 @@ def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: 
 
 @cli.command()
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR,
-              show_default=True, envvar="SENTISTREAM_MODEL_DIR")
+@click.option(
+    "--model",
+    "model_dir",
+    type=_existing_dir,
+    default=DEFAULT_MODEL_DIR,
+    show_default=True,
+    envvar="SENTISTREAM_MODEL_DIR",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
     """Classify TEXTS with the ONNX model (no TensorFlow)."""
     model = _load_model(model_dir)
     for text, prediction in zip(texts, model.predict(list(texts)), strict=True):
         if as_json:
-            click.echo(json.dumps({"text": text, "label": prediction.label,
-                                   "probabilities": prediction.probabilities}))
+            click.echo(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": prediction.label,
+                        "probabilities": prediction.probabilities,
+                    }
+                )
+            )
         else:
             p = prediction.probabilities[prediction.label]
             click.echo(f"{prediction.label:<9} {p:.3f}  {text}")
@@ -134,16 +163,22 @@ def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--data", required=True, type=_existing_file, help="Sentiment140-layout CSV.")
-@click.option("--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR,
-              show_default=True, envvar="SENTISTREAM_MODEL_DIR")
+@click.option(
+    "--model",
+    "model_dir",
+    type=_existing_dir,
+    default=DEFAULT_MODEL_DIR,
+    show_default=True,
+    envvar="SENTISTREAM_MODEL_DIR",
+)
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> None:
     """Score a labelled Sentiment140-layout CSV through ONNX Runtime."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from sentistream.dataset import DatasetError, load_sentiment140  # noqa: PLC0415
-    from sentistream.scoring import format_scores, score  # noqa: PLC0415
+    from sentistream.dataset import DatasetError, load_sentiment140
+    from sentistream.scoring import format_scores, score
 
     model = _load_model(model_dir)
     try:
@@ -159,14 +194,20 @@ def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> Non
             bar.update(len(chunk))
     # The CSV's targets map to the corpus order (negative, positive); map through names so a
     # model whose labels are in another order is still scored right.
-    from sentistream.dataset import LABELS  # noqa: PLC0415
+    from sentistream.dataset import LABELS
 
     truth = [model.labels.index(LABELS[label]) for label in tweets.labels]
     scores = score(truth, predicted, model.labels)
-    scores["model"] = {"name": model.manifest.name, "version": model.manifest.version,
-                       "sha256": model.sha256}
-    scores["data"] = {"file": str(data), "sha256": tweets.sha256,
-                      "neutral_dropped": tweets.neutral_dropped}
+    scores["model"] = {
+        "name": model.manifest.name,
+        "version": model.manifest.version,
+        "sha256": model.sha256,
+    }
+    scores["data"] = {
+        "file": str(data),
+        "sha256": tweets.sha256,
+        "neutral_dropped": tweets.neutral_dropped,
+    }
     if as_json:
         click.echo(json.dumps(scores))
     else:
@@ -174,21 +215,36 @@ def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> Non
 
 
 @cli.command()
-@click.option("--file", "path", required=True, type=click.Path(path_type=Path),
-              help="Sentiment140-layout .csv, or a text file with one tweet per line.")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Sentiment140-layout .csv, or a text file with one tweet per line.",
+)
 @click.option("--topic", default="tweets", show_default=True, envvar="SENTISTREAM_INPUT_TOPIC")
-@click.option("--bootstrap-servers", default="localhost:9092", show_default=True,
-              envvar="SENTISTREAM_BOOTSTRAP_SERVERS")
+@click.option(
+    "--bootstrap-servers",
+    default="localhost:9092",
+    show_default=True,
+    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
+)
 @click.option("--rate", type=float, default=None, help="Tweets per second (default: flat out).")
 @click.option("--limit", type=int, default=None, help="Send at most N tweets.")
 @click.option("--loop", is_flag=True, help="Start again at the end of the file, forever.")
-def produce(path: Path, topic: str, bootstrap_servers: str, rate: float | None,
-            limit: int | None, loop: bool) -> None:
+def produce(
+    path: Path,
+    topic: str,
+    bootstrap_servers: str,
+    rate: float | None,
+    limit: int | None,
+    loop: bool,
+) -> None:
     """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
-    from kafka import KafkaProducer  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
+    from kafka import KafkaProducer
+    from tqdm import tqdm
 
-    from sentistream.replay import Pacer, ReplayError, read_tweets  # noqa: PLC0415
+    from sentistream.replay import Pacer, ReplayError, read_tweets
 
     try:
         items = read_tweets(path)
@@ -196,8 +252,9 @@ def produce(path: Path, topic: str, bootstrap_servers: str, rate: float | None,
         raise click.ClickException(str(exc)) from exc
     if limit is not None:
         items = items[:limit]
-    producer = KafkaProducer(bootstrap_servers=bootstrap_servers.split(","), acks="all",
-                             linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers.split(","), acks="all", linger_ms=5
+    )
     pacer = Pacer(rate)
     sent = 0
     started = time.monotonic()
@@ -219,21 +276,35 @@ def produce(path: Path, topic: str, bootstrap_servers: str, rate: float | None,
 
 
 @cli.command()
-@click.option("--topic", default="tweet-labels", show_default=True,
-              envvar="SENTISTREAM_OUTPUT_TOPIC")
-@click.option("--bootstrap-servers", default="localhost:9092", show_default=True,
-              envvar="SENTISTREAM_BOOTSTRAP_SERVERS")
+@click.option(
+    "--topic", default="tweet-labels", show_default=True, envvar="SENTISTREAM_OUTPUT_TOPIC"
+)
+@click.option(
+    "--bootstrap-servers",
+    default="localhost:9092",
+    show_default=True,
+    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
+)
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest label, not the newest.")
 @click.option("--max", "max_messages", type=int, default=None, help="Stop after N labels.")
-@click.option("--timeout", type=float, default=None,
-              help="Stop after this many seconds without a new label.")
+@click.option(
+    "--timeout", type=float, default=None, help="Stop after this many seconds without a new label."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON values.")
-def tail(topic: str, bootstrap_servers: str, from_beginning: bool, max_messages: int | None,
-         timeout: float | None, as_json: bool) -> None:
+@click.option("--summary", is_flag=True, help="End with counts, throughput and latency.")
+def tail(
+    topic: str,
+    bootstrap_servers: str,
+    from_beginning: bool,
+    max_messages: int | None,
+    timeout: float | None,
+    as_json: bool,
+    summary: bool,
+) -> None:
     """Print labelled tweets from the output topic as they arrive (Ctrl-C to stop)."""
-    from kafka import KafkaConsumer  # noqa: PLC0415
+    from kafka import KafkaConsumer
 
-    from sentistream.tail import format_label  # noqa: PLC0415
+    from sentistream.tail import Summary, format_label
 
     consumer = KafkaConsumer(
         topic,
@@ -244,10 +315,13 @@ def tail(topic: str, bootstrap_servers: str, from_beginning: bool, max_messages:
         consumer_timeout_ms=int(timeout * 1000) if timeout else float("inf"),
     )
     shown = 0
+    seen = Summary()
     try:
         for message in consumer:
-            click.echo(message.value.decode("utf-8", "replace") if as_json
-                       else format_label(message.value))
+            click.echo(
+                message.value.decode("utf-8", "replace") if as_json else format_label(message.value)
+            )
+            seen.add(message.value)
             shown += 1
             if max_messages is not None and shown >= max_messages:
                 break
@@ -255,22 +329,75 @@ def tail(topic: str, bootstrap_servers: str, from_beginning: bool, max_messages:
         pass
     finally:
         consumer.close()
+    if summary:
+        _log(seen.render())
+
+
+@cli.command("create-topics")
+@click.option(
+    "--bootstrap-servers",
+    default="localhost:9092",
+    show_default=True,
+    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
+)
+@click.option(
+    "--partitions",
+    default=3,
+    show_default=True,
+    help="Partitions of the input and output topics (the most workers that help).",
+)
+@click.option(
+    "--input-topic", default="tweets", show_default=True, envvar="SENTISTREAM_INPUT_TOPIC"
+)
+@click.option(
+    "--output-topic", default="tweet-labels", show_default=True, envvar="SENTISTREAM_OUTPUT_TOPIC"
+)
+@click.option(
+    "--dlq-topic", default="tweets.dlq", show_default=True, envvar="SENTISTREAM_DLQ_TOPIC"
+)
+def create_topics(
+    bootstrap_servers: str, partitions: int, input_topic: str, output_topic: str, dlq_topic: str
+) -> None:
+    """Create the input, output and dead-letter topics (those that exist are left alone)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","), client_id="sentistream-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
+        missing = {
+            name: {"num_partitions": count, "replication_factor": 1}
+            for name, count in wanted.items()
+            if name not in existing
+        }
+        if missing:
+            admin.create_topics(missing)
+            admin.wait_for_topics(list(missing), timeout_ms=30_000)
+        for name, count in wanted.items():
+            state = "created" if name in missing else "exists"
+            _log(f"{name}: {state}" + (f" ({count} partitions)" if name in missing else ""))
+    finally:
+        admin.close()
 
 
 @cli.command()
 @settings_options(WorkerSettings, ENV_PREFIX)
 def worker(**flags: Any) -> None:
     """Consume tweets from Kafka, label them with the ONNX model, publish the labels."""
-    import logging  # noqa: PLC0415
+    import logging
 
     settings = build_settings(WorkerSettings, flags)
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
-    from sentistream.manifest import ManifestError  # noqa: PLC0415
-    from sentistream.worker.main import run_worker  # noqa: PLC0415
+    logging.getLogger("kafka").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
+    from sentistream.manifest import ManifestError
+    from sentistream.worker.main import run_worker
 
     try:
         code = run_worker(settings)
@@ -279,9 +406,122 @@ def worker(**flags: Any) -> None:
     sys.exit(code)
 
 
+@cli.command()
+@click.option(
+    "--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR, show_default=True
+)
+@click.option(
+    "--data",
+    type=_existing_file,
+    default=Path("../shared/data/sentiment140-100k/sentiment140-100k.csv"),
+    show_default=True,
+    help="Tweets to run (Sentiment140 layout).",
+)
+@click.option(
+    "--tweets",
+    default=20_000,
+    show_default=True,
+    help="Tweets for the ceiling and the end-to-end backlog.",
+)
+@click.option("--batch-sizes", default="1,8,32,128,256", show_default=True)
+@click.option(
+    "--keras-model",
+    type=_existing_dir,
+    default=None,
+    help="Keras artifact folder for the notebook baseline (needs TensorFlow).",
+)
+@click.option("--baseline-tweets", default=500, show_default=True)
+@click.option(
+    "--bootstrap-servers",
+    default=None,
+    help="Use this broker; by default a throw-away one is started.",
+)
+@click.option("--skip-kafka", is_flag=True, help="Only the inference measurements.")
+@click.option("--latency-seconds", default=10.0, show_default=True)
+@click.option(
+    "--worker-setting",
+    "worker_settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Worker settings for the end-to-end run, e.g. max_batch_size=256.",
+)
+@click.option("--out", type=_out_dir, default=Path("runs/bench"), show_default=True)
+def bench(
+    model_dir: Path,
+    data: Path,
+    tweets: int,
+    batch_sizes: str,
+    keras_model: Path | None,
+    baseline_tweets: int,
+    bootstrap_servers: str | None,
+    skip_kafka: bool,
+    latency_seconds: float,
+    worker_settings: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Measure the ONNX ceiling, the worker through Kafka, and the one-at-a-time baselines."""
+    import contextlib
+
+    from sentistream.bench.e2e import local_broker, run_end_to_end
+    from sentistream.bench.raw import (
+        keras_one_at_a_time,
+        ort_ceiling,
+        ort_one_at_a_time,
+    )
+    from sentistream.bench.report import write_report
+    from sentistream.dataset import load_sentiment140
+
+    model = _load_model(model_dir)
+    texts = load_sentiment140(data).texts
+    step = max(1, len(texts) // tweets)
+    texts = (texts[::step] * (tweets // max(1, len(texts[::step])) + 1))[:tweets]
+    ids = [model.encode(t) for t in texts]
+    sizes = [int(b) for b in batch_sizes.split(",")]
+    _log(f"ONNX Runtime ceiling over {len(ids)} tweets, batch sizes {sizes}")
+    ceiling = ort_ceiling(model, ids, sizes)
+    for row in ceiling:
+        _log(f"  batch {row.batch_size:>4}: {row.per_second:,.0f} tweets/s")
+    baselines = [ort_one_at_a_time(model, ids[: baseline_tweets * 4])]
+    if keras_model is not None:
+        baselines.append(keras_one_at_a_time(keras_model, texts[:baseline_tweets]))
+    for row in baselines:
+        _log(f"  {row.name}: {row.per_second:,.0f} tweets/s")
+    settings = dict(item.split("=", 1) for item in worker_settings)
+    end_to_end = None
+    if not skip_kafka:
+        broker = (
+            contextlib.nullcontext(bootstrap_servers) if bootstrap_servers else local_broker(_log)
+        )
+        with broker as bootstrap:
+            end_to_end = run_end_to_end(
+                bootstrap,
+                model_dir,
+                texts,
+                latency_seconds=latency_seconds,
+                worker_settings=settings,
+                log=_log,
+            )
+    assert model.manifest.onnx is not None
+    write_report(
+        out,
+        model={
+            "name": model.manifest.name,
+            "version": model.manifest.version,
+            "sha256": model.sha256,
+            "lstm_op": model.manifest.onnx.lstm_op,
+            "quantization": model.manifest.onnx.quantization,
+        },
+        ceiling=ceiling,
+        baselines=baselines,
+        end_to_end=end_to_end,
+        command="sentistream bench " + " ".join(sys.argv[2:]),
+    )
+    click.echo((out / "bench.md").read_text())
+
+
 def _load_model(model_dir: Path) -> SentimentModel:
-    from sentistream.inference import SentimentModel  # noqa: PLC0415
-    from sentistream.manifest import ManifestError  # noqa: PLC0415
+    from sentistream.inference import SentimentModel
+    from sentistream.manifest import ManifestError
 
     try:
         return SentimentModel.load(model_dir)
@@ -290,7 +530,7 @@ def _load_model(model_dir: Path) -> SentimentModel:
 
 
 def _jsonable(value: Any) -> Any:
-    import dataclasses  # noqa: PLC0415
+    import dataclasses
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}

@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from sentistream.manifest import sha256_file
 
@@ -80,9 +80,7 @@ def iter_sentiment140(path: Path) -> Iterator[Row]:
                 target = row[0].strip()
                 if target not in _TARGET_TO_LABEL and target != _NEUTRAL:
                     hint = " (Sentiment140 files have no header row)" if line == 1 else ""
-                    raise DatasetError(
-                        f"{path}:{line}: target {row[0]!r} is not 0, 2 or 4{hint}"
-                    )
+                    raise DatasetError(f"{path}:{line}: target {row[0]!r} is not 0, 2 or 4{hint}")
                 yield Row(line, target, row[1], row[5])
         except csv.Error as exc:
             raise DatasetError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from exc
@@ -109,4 +107,3 @@ def load_sentiment140(path: Path) -> LabelledTweets:
         neutral_dropped=neutral,
         sha256=sha256_file(path),
     )
-

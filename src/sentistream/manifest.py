@@ -86,8 +86,12 @@ class OnnxSection(_Frozen):
     input_name: str
     input_dtype: str
     output_name: str
-    lstm_op: str = Field(description="the ONNX op the LSTM became, e.g. LSTM or DynamicQuantizeLSTM")
-    variable_length: bool = Field(description="True: a batch may be padded to its own longest tweet")
+    lstm_op: str = Field(
+        description="the ONNX op the LSTM became, e.g. LSTM or DynamicQuantizeLSTM"
+    )
+    variable_length: bool = Field(
+        description="True: a batch may be padded to its own longest tweet"
+    )
     quantization: Literal["none", "int8"] = "none"
     parity: dict[str, Any] = Field(description="ONNX Runtime vs Keras on real tweets")
 

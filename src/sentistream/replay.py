@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sentistream.dataset import DatasetError, iter_sentiment140
 
-__all__ = ["ReplayError", "ReplayItem", "read_tweets", "Pacer"]
+__all__ = ["Pacer", "ReplayError", "ReplayItem", "read_tweets"]
 
 
 class ReplayError(ValueError):
@@ -46,7 +46,9 @@ def read_tweets(path: Path) -> list[ReplayItem]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise ReplayError(f"{path}: not UTF-8 text ({exc}); a .csv is read as Sentiment140") from exc
+        raise ReplayError(
+            f"{path}: not UTF-8 text ({exc}); a .csv is read as Sentiment140"
+        ) from exc
     items = [ReplayItem(str(n), line) for n, line in enumerate(lines, 1) if line.strip()]
     if not items:
         raise ReplayError(f"{path}: no tweets (the file is empty)")

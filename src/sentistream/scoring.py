@@ -52,7 +52,8 @@ def format_scores(scores: dict[str, Any]) -> str:
     for name in labels:
         c = scores["per_class"][name]
         lines.append(
-            f"{name:{width}}{c['precision']:9.4f} {c['recall']:7.4f} {c['f1']:6.4f} {c['support']:8d}"
+            f"{name:{width}}{c['precision']:9.4f} {c['recall']:7.4f} {c['f1']:6.4f}"
+            f" {c['support']:8d}"
         )
     lines.append("confusion matrix (rows: true, columns: predicted)")
     lines.append(f"{'':{width}}" + "".join(f"{name:>{width}}" for name in labels))

@@ -33,9 +33,12 @@ def settings_options(settings_class: type[BaseSettings], prefix: str) -> Callabl
     def decorate(command: F) -> F:
         for name, field in reversed(settings_class.model_fields.items()):
             flag = "--" + name.replace("_", "-")
-            help_text = f"{field.description} [env: {prefix}{name.upper()}; default: {field.default}]"
-            command = click.option(flag, name, type=_click_type(field.annotation), default=None,
-                                   help=help_text)(command)
+            help_text = (
+                f"{field.description} [env: {prefix}{name.upper()}; default: {field.default}]"
+            )
+            command = click.option(
+                flag, name, type=_click_type(field.annotation), default=None, help=help_text
+            )(command)
         return command
 
     return decorate

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import datetime
 
-__all__ = ["format_label"]
+__all__ = ["Summary", "format_label", "quantile"]
 
 
 def format_label(value: bytes | None, width: int = 100) -> str:
@@ -21,5 +23,56 @@ def format_label(value: bytes | None, width: int = 100) -> str:
         return f"(not a sentistream label) {value[:width]!r}"
     if len(text) > width:
         text = text[: width - 1] + "…"
-    return (f"{label:<8} {probability:5.3f}  p{source['partition']}@{source['offset']:<7} "
-            f"{text}")
+    return f"{label:<8} {probability:5.3f}  p{source['partition']}@{source['offset']:<7} {text}"
+
+
+class Summary:
+    """Counts, label split, throughput and event→label latency of the labels seen."""
+
+    def __init__(self) -> None:
+        self.labels: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.first_event: datetime | None = None
+        self.last_labeled: datetime | None = None
+
+    def add(self, value: bytes | None) -> None:
+        try:
+            result = json.loads(value or b"")
+            label = str(result["label"])
+            labeled_at = datetime.fromisoformat(result["labeled_at"])
+            event_time = result.get("event_time")
+        except (ValueError, KeyError, TypeError):
+            return
+        self.labels[label] += 1
+        self.last_labeled = max(filter(None, [self.last_labeled, labeled_at]))
+        if event_time:
+            event = datetime.fromisoformat(event_time)
+            self.first_event = min(filter(None, [self.first_event, event]))
+            self.latencies.append((labeled_at - event).total_seconds())
+
+    def render(self) -> str:
+        total = sum(self.labels.values())
+        if not total:
+            return "no labels received"
+        split = ", ".join(
+            f"{name} {count} ({count / total:.0%})" for name, count in sorted(self.labels.items())
+        )
+        lines = [f"{total} labels: {split}"]
+        if self.first_event and self.last_labeled:
+            span = max((self.last_labeled - self.first_event).total_seconds(), 1e-3)
+            lines.append(
+                f"throughput: {total / span:.0f} tweets/s over {span:.1f} s "
+                "(first event to last label)"
+            )
+        if self.latencies:
+            p50, p95, p99 = (quantile(self.latencies, q) * 1000 for q in (0.5, 0.95, 0.99))
+            lines.append(
+                f"event→label latency: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+                f"p99 {p99:.0f} ms (labeled_at - event_time)"
+            )
+        return "\n".join(lines)
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

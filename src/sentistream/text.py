@@ -99,7 +99,9 @@ class TextConfig:
         if self.maxlen < 1:
             raise ValueError(f"maxlen must be at least 1, got {self.maxlen}")
         if self.num_words < 3:
-            raise ValueError(f"num_words must be at least 3 (pad, oov, one word), got {self.num_words}")
+            raise ValueError(
+                f"num_words must be at least 3 (pad, oov, one word), got {self.num_words}"
+            )
         if self.padding not in ("pre", "post") or self.truncating not in ("pre", "post"):
             raise ValueError("padding and truncating must each be 'pre' or 'post'")
 
@@ -166,8 +168,8 @@ def pad(
 ) -> npt.NDArray[np.int32]:
     """Pad (with :data:`PAD_ID`) or cut every sequence to ``length``; returns ``(n, length)``."""
     out = np.full((len(sequences), length), PAD_ID, dtype=np.int32)
-    for row, ids in enumerate(sequences):
-        ids = ids[:length]
+    for row, sequence in enumerate(sequences):
+        ids = sequence[:length]
         if not ids:
             continue
         if padding == "post":

@@ -39,7 +39,10 @@ def test_quoted_commas_and_quotes_stay_in_the_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (_row("0", "ok") + b'"4","1","d","q","u"\n', r"tweets.csv:2: expected 6 columns .* found 5"),
+        (
+            _row("0", "ok") + b'"4","1","d","q","u"\n',
+            r"tweets.csv:2: expected 6 columns .* found 5",
+        ),
         (_row("0", "ok") + b'"4","1","d","q","u","t","x"\n', r":2: expected 6 columns .* found 7"),
         (_row("0", "ok") + _row("1", "x"), r":2: target '1' is not 0, 2 or 4"),
         (b"target,id,date,query,user,text\n", r":1: target 'target' .* no header row"),
@@ -48,7 +51,9 @@ def test_quoted_commas_and_quotes_stay_in_the_text(tmp_path: Path) -> None:
     ],
     ids=["short-row", "long-row", "bad-target", "header", "empty", "only-neutral"],
 )
-def test_refuses_other_layouts_naming_the_line(tmp_path: Path, content: bytes, message: str) -> None:
+def test_refuses_other_layouts_naming_the_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     with pytest.raises(DatasetError, match=message):
         load_sentiment140(_write(tmp_path, content))
 

@@ -43,8 +43,16 @@ def make_folder(tmp_path: Path) -> Path:
             parity={},
         ),
         training=TrainingSection(
-            data_file="d.csv", data_sha256="0" * 64, rows=2, split={"train": 2}, seed=1,
-            epochs=1, batch_size=2, hyperparameters={}, metrics={}, duration_seconds=1.0,
+            data_file="d.csv",
+            data_sha256="0" * 64,
+            rows=2,
+            split={"train": 2},
+            seed=1,
+            epochs=1,
+            batch_size=2,
+            hyperparameters={},
+            metrics={},
+            duration_seconds=1.0,
         ),
     ).write(tmp_path)
     return tmp_path
@@ -90,12 +98,12 @@ def test_other_cleaning_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_manifest_and_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="no manifest.json"):
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
         load_verified(tmp_path)
     (tmp_path / "m").mkdir()
     folder = make_folder(tmp_path / "m")
     (folder / "model.onnx").unlink()
-    with pytest.raises(ManifestError, match="model.onnx named in the manifest is missing"):
+    with pytest.raises(ManifestError, match=r"model\.onnx named in the manifest is missing"):
         load_verified(folder)
 
 

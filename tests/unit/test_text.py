@@ -50,7 +50,16 @@ def test_retweet_marker_is_dropped_as_a_whole_word(tweet: str, expected: list[st
 def test_cleaning_normalises_case_entities_links_mentions_and_elongation() -> None:
     tweet = "@Anna I LOVE it &amp; can't wait!!! sooooo good http://t.co/x www.example.com"
     assert tokenize(tweet) == [
-        "user", "i", "love", "it", "cant", "wait", "soo", "good", "url", "url"
+        "user",
+        "i",
+        "love",
+        "it",
+        "cant",
+        "wait",
+        "soo",
+        "good",
+        "url",
+        "url",
     ]
 
 
@@ -112,9 +121,7 @@ def test_vocabulary_refuses_other_special_ids() -> None:
         Vocabulary.from_json('{"pad_id": 1, "oov_id": 0, "words": []}')
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"maxlen": 0, "num_words": 10}, {"maxlen": 5, "num_words": 2}]
-)
-def test_text_config_validates(kwargs: dict[str, int]) -> None:
-    with pytest.raises(ValueError):
-        TextConfig(**kwargs)
+@pytest.mark.parametrize(("maxlen", "num_words"), [(0, 10), (5, 2)])
+def test_text_config_validates(maxlen: int, num_words: int) -> None:
+    with pytest.raises(ValueError, match="must be at least"):
+        TextConfig(maxlen=maxlen, num_words=num_words)

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from sentistream import __version__
@@ -87,16 +88,19 @@ def _split(
     return {"train": (x_train, y_train), "validation": (x_val, y_val), "test": (x_test, y_test)}
 
 
-def _one_hot(labels: Sequence[int]) -> np.ndarray:
-    return np.eye(len(LABELS), dtype=np.float32)[np.asarray(labels)]
+def _one_hot(labels: Sequence[int]) -> npt.NDArray[np.float32]:
+    one_hot: npt.NDArray[np.float32] = np.eye(len(LABELS), dtype=np.float32)[np.asarray(labels)]
+    return one_hot
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
     data = load_sentiment140(config.data)
-    log(f"read {len(data)} tweets from {config.data} {data.counts()}, "
-        f"dropped {data.neutral_dropped} neutral")
+    log(
+        f"read {len(data)} tweets from {config.data} {data.counts()}, "
+        f"dropped {data.neutral_dropped} neutral"
+    )
     texts, labels = data.texts, data.labels
     if config.limit is not None and config.limit < len(texts):
         texts, _, labels, _ = train_test_split(
@@ -112,8 +116,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
     log(f"vocabulary: {vocab.size} ids (num_words {config.num_words}), maxlen {config.maxlen}")
 
     def encode(name: str) -> np.ndarray:
-        ids = [vocab.encode(tokens, config.maxlen, text_config.truncating)
-               for tokens in tokenized[name]]
+        ids = [
+            vocab.encode(tokens, config.maxlen, text_config.truncating)
+            for tokens in tokenized[name]
+        ]
         return pad(ids, config.maxlen, text_config.padding)
 
     x = {name: encode(name) for name in splits}
@@ -140,9 +146,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
     probabilities = model.predict(x["test"], batch_size=512, verbose=0)
     metrics = score(splits["test"][1], probabilities.argmax(axis=1).tolist(), LABELS)
     metrics["validation_loss_by_epoch"] = [float(v) for v in history.history["val_loss"]]
-    metrics["validation_accuracy_by_epoch"] = [
-        float(v) for v in history.history["val_accuracy"]
-    ]
+    metrics["validation_accuracy_by_epoch"] = [float(v) for v in history.history["val_accuracy"]]
     duration = time.monotonic() - started
 
     config.out.mkdir(parents=True, exist_ok=True)
@@ -189,6 +193,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import version  # noqa: PLC0415
+    from importlib.metadata import version
 
     return version(package)

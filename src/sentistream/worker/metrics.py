@@ -1,0 +1,122 @@
+"""Every Prometheus metric the worker exposes, declared once on an injected registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["WorkerMetrics"]
+
+_LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    registry: CollectorRegistry
+    consumed: Counter
+    labeled: Counter
+    dead_lettered: Counter
+    batch_size: Histogram
+    inference_seconds: Histogram
+    event_to_label_seconds: Histogram
+    consumer_lag: Gauge
+    commits: Counter
+    commit_failures: Counter
+    assigned_partitions: Gauge
+    last_progress: Gauge
+    model: Info
+
+    @classmethod
+    def create(
+        cls, registry: CollectorRegistry | None = None, *, process: bool = False
+    ) -> WorkerMetrics:
+        """Declare the metrics on ``registry`` (a fresh one by default).
+
+        ``process=True`` adds the standard ``process_*`` metrics (memory, CPU) for a real
+        worker; tests leave them out.
+        """
+        registry = registry if registry is not None else CollectorRegistry()
+        if process:
+            ProcessCollector(registry=registry)
+        return cls(
+            registry=registry,
+            consumed=Counter(
+                "sentistream_records_consumed",
+                "Input records read.",
+                ["topic"],
+                registry=registry,
+            ),
+            labeled=Counter(
+                "sentistream_records_labeled",
+                "Records labelled and acknowledged by Kafka.",
+                ["label"],
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                "sentistream_records_dead_lettered",
+                "Records sent to the dead-letter topic.",
+                ["reason"],
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "sentistream_batch_size_records",
+                "Records per inference call.",
+                buckets=_BATCH_BUCKETS,
+                registry=registry,
+            ),
+            inference_seconds=Histogram(
+                "sentistream_inference_seconds",
+                "Wall time of one ONNX Runtime call.",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            event_to_label_seconds=Histogram(
+                "sentistream_event_to_label_seconds",
+                "Input record timestamp to its label acknowledged by Kafka.",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "sentistream_consumer_lag_records",
+                "High watermark minus the next offset to read, per assigned partition.",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+            commits=Counter("sentistream_commits", "Successful offset commits.", registry=registry),
+            commit_failures=Counter(
+                "sentistream_commit_failures",
+                "Offset commits refused (a rebalance moved the partition); the records are "
+                "redone by their new owner.",
+                registry=registry,
+            ),
+            assigned_partitions=Gauge(
+                "sentistream_assigned_partitions",
+                "Input partitions this worker owns.",
+                registry=registry,
+            ),
+            last_progress=Gauge(
+                "sentistream_last_progress_timestamp_seconds",
+                "Unix time of the loop's last completed step.",
+                registry=registry,
+            ),
+            model=Info("sentistream_model", "The model being served.", registry=registry),
+        )

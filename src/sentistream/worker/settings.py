@@ -1,0 +1,68 @@
+"""The worker's settings: one frozen object, built once at start.
+
+Every field is a command-line flag (``--max-batch-size``) and an environment variable with the
+same name (``SENTISTREAM_MAX_BATCH_SIZE``); a flag wins over the variable, the variable over the
+default. The README's configuration table is this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "WorkerSettings"]
+
+ENV_PREFIX = "SENTISTREAM_"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    input_topic: str = Field("tweets", description="Topic of raw tweets to classify.")
+    output_topic: str = Field("tweet-labels", description="Topic the labelled results go to.")
+    dlq_topic: str = Field(
+        "tweets.dlq", description="Dead-letter topic for records that cannot be classified."
+    )
+    group_id: str = Field(
+        "sentistream", description="Consumer group; workers in one group share the partitions."
+    )
+    model_dir: Path = Field(
+        Path("models/sentiment140-lstm"),
+        description="Model folder (model.onnx, vocab.json, manifest.json).",
+    )
+    input_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: an object with `text` (and optional `id`) or a JSON string; "
+        "text: the value is the tweet; auto: JSON when it looks like JSON, else text.",
+    )
+    max_batch_size: int = Field(
+        256, ge=1, le=4096, description="A micro-batch closes at this many records..."
+    )
+    max_wait_ms: int = Field(
+        20, ge=0, le=60_000, description="...or this long after its first record."
+    )
+    max_record_bytes: int = Field(
+        16_384, ge=1, description="Larger input values are dead-lettered as `oversized`."
+    )
+    metrics_host: str = Field("0.0.0.0", description="Address of the HTTP server.")
+    metrics_port: int = Field(
+        8000, ge=0, le=65535, description="Port for /metrics, /healthz, /readyz (0: any free)."
+    )
+    ort_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads (0: one per core)."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="Longest a SIGTERM shutdown waits for outstanding deliveries."
+    )
+    health_stall_s: float = Field(
+        30.0, gt=0, description="/healthz fails when the loop made no progress for this long."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )

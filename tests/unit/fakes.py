@@ -1,0 +1,318 @@
+"""In-memory fakes for the worker loop's ports: no broker, no model, no sleeping.
+
+Each fake records what the loop asked of it, so tests assert on calls (poll timeouts, sends,
+commits, classifier batches) rather than on timing.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from sentistream.worker.loop import CommitRefused, InferenceError, TopicPartition
+from sentistream.worker.messages import InputRecord
+
+__all__ = [
+    "FakeClassifier",
+    "FakeClock",
+    "FakeDelivery",
+    "FakeRecord",
+    "FakeSink",
+    "FakeSource",
+    "RecordMetadata",
+    "Sent",
+]
+
+
+# -- records and the source -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """The fields of kafka-python's ConsumerRecord that the worker reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    """Milliseconds since the epoch (-1: none)."""
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+class FakeSource:
+    """Records queued per partition; ``poll`` hands out up to ``max_records`` and never waits.
+
+    ``polls`` keeps each ``(timeout_ms, max_records)`` asked for, ``commits`` each offsets
+    mapping committed. ``refuse_commits`` makes that many next commits raise
+    :class:`CommitRefused` (recorded in ``refused``). ``assigned`` and ``lags`` override the
+    default assignment (every partition ever fed) and lag (records still queued).
+    """
+
+    def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
+        self._queues: dict[TopicPartition, deque[FakeRecord]] = {}
+        self.polls: list[tuple[int, int]] = []
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.refused: list[dict[TopicPartition, int]] = []
+        self.refuse_commits = 0
+        self.assigned: set[TopicPartition] | None = None
+        self.lags: dict[TopicPartition, int] | None = None
+        self.closed = False
+        self.feed(*records)
+
+    def feed(self, *records: FakeRecord) -> None:
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._queues.setdefault(tp, deque()).append(record)
+
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def poll(
+        self, timeout_ms: int, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
+        self.polls.append((timeout_ms, max_records))
+        out: dict[TopicPartition, list[FakeRecord]] = {}
+        room = max_records
+        for tp, queue in self._queues.items():
+            taken: list[FakeRecord] = []
+            while queue and room > 0:
+                taken.append(queue.popleft())
+                room -= 1
+            if taken:
+                out[tp] = taken
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self.refuse_commits > 0:
+            self.refuse_commits -= 1
+            self.refused.append(dict(offsets))
+            raise CommitRefused("the group rebalanced (fake)")
+        self.commits.append(dict(offsets))
+
+    def committed(self) -> dict[TopicPartition, int]:
+        """The latest committed offset per partition, over all commits."""
+        merged: dict[TopicPartition, int] = {}
+        for commit in self.commits:
+            merged.update(commit)
+        return merged
+
+    def assignment(self) -> set[TopicPartition]:
+        if self.assigned is not None:
+            return set(self.assigned)
+        return set(self._queues)
+
+    def lag(self) -> Mapping[TopicPartition, int]:
+        if self.lags is not None:
+            return dict(self.lags)
+        return {tp: len(q) for tp, q in self._queues.items() if tp in self.assignment()}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# -- deliveries and the sink ----------------------------------------------------------------
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+class FakeDelivery:
+    """Mirrors kafka-python's FutureRecordMetadata as far as the loop uses it.
+
+    Callbacks run with ``(*args, metadata)`` on success, immediately if already succeeded;
+    a failed delivery never runs them (kafka-python calls errbacks instead).
+    """
+
+    def __init__(self) -> None:
+        self.is_done = False
+        self.exception: BaseException | None = None
+        self.value: RecordMetadata | None = None
+        self._callbacks: list[Callable[[RecordMetadata], object]] = []
+        self._errbacks: list[Callable[[BaseException], object]] = []
+
+    def succeeded(self) -> bool:
+        return self.is_done and self.exception is None
+
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
+
+    def add_callback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
+        def call(metadata: RecordMetadata) -> object:
+            return fn(*args, metadata)
+
+        if self.succeeded():
+            assert self.value is not None
+            call(self.value)
+        else:
+            self._callbacks.append(call)
+        return self
+
+    def add_errback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
+        def call(exc: BaseException) -> object:
+            return fn(*args, exc)
+
+        if self.failed():
+            assert self.exception is not None
+            call(self.exception)
+        else:
+            self._errbacks.append(call)
+        return self
+
+    def success(self, metadata: RecordMetadata) -> None:
+        assert not self.is_done, "a delivery completes once"
+        self.value = metadata
+        self.is_done = True
+        for callback in self._callbacks:
+            callback(metadata)
+
+    def failure(self, exc: BaseException) -> None:
+        assert not self.is_done, "a delivery completes once"
+        self.exception = exc
+        self.is_done = True
+        for errback in self._errbacks:
+            errback(exc)
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition_hint: int | None
+    delivery: FakeDelivery
+
+    def header(self, name: str) -> bytes:
+        values = [v for k, v in self.headers if k == name]
+        assert len(values) == 1, f"header {name!r}: {values}"
+        return values[0]
+
+
+@dataclass
+class FakeSink:
+    """Records every send; deliveries stay pending until acknowledged or failed by the test.
+
+    ``auto_ack=True`` acknowledges each send at once. ``flush`` acknowledges everything
+    pending unless ``hang`` is set (then it returns with the deliveries still pending, as a
+    producer flush that timed out).
+    """
+
+    auto_ack: bool = False
+    hang: bool = False
+    sent: list[Sent] = field(default_factory=list)
+    flushes: list[float] = field(default_factory=list)
+    _next_offset: dict[str, int] = field(default_factory=dict)
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition_hint: int | None,
+    ) -> FakeDelivery:
+        delivery = FakeDelivery()
+        self.sent.append(Sent(topic, key, value, list(headers), partition_hint, delivery))
+        if self.auto_ack:
+            self._ack(self.sent[-1])
+        return delivery
+
+    def _ack(self, sent: Sent) -> None:
+        offset = self._next_offset.get(sent.topic, 0)
+        self._next_offset[sent.topic] = offset + 1
+        partition = sent.partition_hint if sent.partition_hint is not None else 0
+        sent.delivery.success(RecordMetadata(sent.topic, partition, offset))
+
+    def pending(self) -> list[Sent]:
+        return [s for s in self.sent if not s.delivery.is_done]
+
+    def ack(self, index: int) -> None:
+        """Acknowledge the ``index``-th send (0-based, over all sends)."""
+        self._ack(self.sent[index])
+
+    def ack_all(self) -> None:
+        for sent in self.pending():
+            self._ack(sent)
+
+    def fail(self, index: int, exc: BaseException | None = None) -> None:
+        """Fail the ``index``-th send (0-based, over all sends)."""
+        self.sent[index].delivery.failure(exc or RuntimeError("fake broker said no"))
+
+    def flush(self, timeout_s: float) -> None:
+        self.flushes.append(timeout_s)
+        if not self.hang:
+            self.ack_all()
+
+    def to(self, topic: str) -> list[Sent]:
+        return [s for s in self.sent if s.topic == topic]
+
+
+# -- time and the model ---------------------------------------------------------------------
+
+
+class FakeClock:
+    """Both clocks move only when the test calls :meth:`advance`."""
+
+    def __init__(self, monotonic: float = 1_000.0, time: float = 1_700_000_000.0) -> None:
+        self._monotonic = monotonic
+        self._time = time
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def time(self) -> float:
+        return self._time
+
+    def advance(self, seconds: float) -> None:
+        assert seconds >= 0
+        self._monotonic += seconds
+        self._time += seconds
+
+
+class FakeClassifier:
+    """One token id per word; a row with an even number of tokens is positive, odd negative.
+
+    ``fail_on`` (token ids) makes any batch holding one of them raise :class:`InferenceError`;
+    ``always_fail`` makes every call raise. ``calls`` keeps each batch it was given.
+    """
+
+    labels: tuple[str, ...] = ("negative", "positive")
+    POSITIVE: Any = np.array([0.25, 0.75], dtype=np.float32)
+    NEGATIVE: Any = np.array([0.8, 0.2], dtype=np.float32)
+
+    def __init__(self, fail_on: Iterable[int] = (), *, always_fail: bool = False) -> None:
+        self.fail_on = set(fail_on)
+        self.always_fail = always_fail
+        self.calls: list[list[list[int]]] = []
+
+    @staticmethod
+    def token_id(word: str) -> int:
+        return zlib.crc32(word.encode("utf-8")) % 1_000_000 + 1
+
+    def encode(self, text: str) -> list[int]:
+        return [self.token_id(word) for word in text.split()]
+
+    def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        self.calls.append([list(row) for row in ids])
+        if self.always_fail:
+            raise InferenceError("fake model always fails")
+        bad = self.fail_on.intersection(i for row in ids for i in row)
+        if bad:
+            raise InferenceError(f"fake model chokes on token ids {sorted(bad)}")
+        rows = [self.POSITIVE if len(row) % 2 == 0 else self.NEGATIVE for row in ids]
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, 2), np.float32)
+
+    @classmethod
+    def expected_label(cls, text: str) -> str:
+        return "positive" if len(text.split()) % 2 == 0 else "negative"

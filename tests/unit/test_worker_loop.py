@@ -1,0 +1,658 @@
+"""The worker loop driven step by step with in-memory fakes and a fake clock; nothing sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaConnectionError
+from prometheus_client import CollectorRegistry
+
+from sentistream.worker.kafka_io import connect_with_retry
+from sentistream.worker.loop import (
+    MAX_FAILED_BATCHES,
+    BatchPolicy,
+    DeliveryFailed,
+    ModelBroken,
+    TopicPartition,
+    Topics,
+    Worker,
+)
+from sentistream.worker.messages import InputFormat
+from sentistream.worker.metrics import WorkerMetrics
+from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
+
+IN = "tweets"
+OUT = "tweet-labels"
+DLQ = "tweets.dlq"
+TP0 = TopicPartition(IN, 0)
+TP1 = TopicPartition(IN, 1)
+MODEL_INFO = {"name": "fake-lstm", "sha256": "abc123"}
+CLOCK_TIME = 1_700_000_000.0
+EVENT_MS = int((CLOCK_TIME - 2.0) * 1000)
+"""Input records were produced two seconds before the fake clock's start."""
+
+
+def rec(
+    offset: int,
+    value: str | bytes | None,
+    *,
+    partition: int = 0,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
+    timestamp: int = EVENT_MS,
+) -> FakeRecord:
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    return FakeRecord(IN, partition, offset, timestamp, key, raw, tuple(headers))
+
+
+@dataclass
+class Harness:
+    source: FakeSource
+    sink: FakeSink
+    classifier: FakeClassifier
+    clock: FakeClock
+    registry: CollectorRegistry
+    worker: Worker
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def labels_out(self) -> list[dict[str, Any]]:
+        return [json.loads(s.value or b"null") for s in self.sink.to(OUT)]
+
+
+def make(
+    records: Sequence[FakeRecord] = (),
+    *,
+    batch: int = 4,
+    wait_s: float = 0.5,
+    poll_timeout_s: float = 0.1,
+    commit_interval_s: float = 0.5,
+    auto_ack: bool = False,
+    classifier: FakeClassifier | None = None,
+    input_format: InputFormat = "auto",
+    max_record_bytes: int = 1024,
+) -> Harness:
+    source = FakeSource(records)
+    sink = FakeSink(auto_ack=auto_ack)
+    classifier = classifier or FakeClassifier()
+    clock = FakeClock(monotonic=1_000.0, time=CLOCK_TIME)
+    registry = CollectorRegistry()
+    worker = Worker(
+        source,
+        sink,
+        classifier,
+        WorkerMetrics.create(registry),
+        policy=BatchPolicy(
+            max_batch_size=batch,
+            max_wait_s=wait_s,
+            poll_timeout_s=poll_timeout_s,
+            commit_interval_s=commit_interval_s,
+        ),
+        topics=Topics(output=OUT, dead_letter=DLQ),
+        input_format=input_format,
+        max_record_bytes=max_record_bytes,
+        model_info=MODEL_INFO,
+        clock=clock,
+    )
+    return Harness(source, sink, classifier, clock, registry, worker)
+
+
+def texts(n: int, start: int = 0, partition: int = 0) -> list[FakeRecord]:
+    return [rec(start + i, f"tweet number {start + i}", partition=partition) for i in range(n)]
+
+
+def iso(millis: float) -> str:
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+# -- micro-batching ---------------------------------------------------------------------------
+
+
+def test_a_batch_closes_at_max_batch_size_with_one_classifier_call():
+    h = make(texts(10), batch=4)
+
+    h.worker.step()
+    assert [len(call) for call in h.classifier.calls] == [4]
+    h.worker.step()
+    assert [len(call) for call in h.classifier.calls] == [4, 4]
+    assert len(h.sink.sent) == 8
+
+    h.worker.step()  # two records left: below the size, before the wait → held
+    assert [len(call) for call in h.classifier.calls] == [4, 4]
+    assert len(h.sink.sent) == 8
+    # every poll asked for at most the room left in the batch
+    assert [max_records for _, max_records in h.source.polls] == [4, 4, 4]
+    h.worker.step()
+    assert h.source.polls[-1][1] == 2
+
+
+def test_a_batch_closes_at_max_wait_after_its_first_record_and_the_poll_wait_shrinks():
+    h = make(batch=10, wait_s=0.5, poll_timeout_s=0.1)
+    h.worker.step()  # idle: the full poll timeout
+    h.clock.advance(7.0)  # idle time does not count against a batch not yet opened
+    h.worker.step()
+    assert h.source.polls == [(100, 10), (100, 10)]
+
+    h.source.feed(*texts(3))
+    h.worker.step()  # the batch opens now, with three records
+    assert h.classifier.calls == []
+
+    h.clock.advance(0.25)
+    h.worker.step()
+    assert h.source.polls[-1] == (250, 7)
+    assert h.classifier.calls == []
+
+    h.source.feed(*texts(1, start=3))
+    h.clock.advance(0.125)
+    h.worker.step()
+    assert h.source.polls[-1] == (125, 7)
+    assert h.classifier.calls == []
+
+    h.clock.advance(0.125)
+    h.worker.step()  # max_wait after the first record: closes with what it has
+    assert h.source.polls[-1] == (0, 6)
+    assert [len(call) for call in h.classifier.calls] == [4]
+    assert len(h.sink.sent) == 4
+
+    h.worker.step()  # a fresh batch: back to the idle poll timeout
+    assert h.source.polls[-1] == (100, 10)
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def test_outputs_keep_input_order_key_headers_and_partition():
+    records = [
+        rec(
+            10,
+            '{"text": "good morning", "id": 1}',
+            partition=0,
+            key=b"k0",
+            headers=[("trace", b"t0")],
+        ),
+        rec(
+            20,
+            '{"text": "so sad today", "id": "x2"}',
+            partition=1,
+            key=b"k1",
+            headers=[("trace", b"t1"), ("h", b"v")],
+        ),
+        rec(11, '{"text": "meh", "id": 3}', partition=0, key=None),
+        rec(21, '{"text": "what a lovely day", "id": 4}', partition=1, key=b"k3"),
+        rec(12, '{"text": "fine by me", "id": 5}', partition=0, key=b"k4"),
+    ]
+    h = make(records, batch=5, auto_ack=True, input_format="json")
+    h.worker.step()
+
+    sent = h.sink.to(OUT)
+    assert len(sent) == 5
+    assert h.sink.to(DLQ) == []
+    by_input = {(r.partition, r.offset): r for r in records}
+    for partition in (0, 1):
+        mine = [s for s in sent if s.partition_hint == partition]
+        offsets = [json.loads(s.value or b"")["source"]["offset"] for s in mine]
+        assert offsets == sorted(offsets)
+        assert offsets == [r.offset for r in records if r.partition == partition]
+    for s in sent:
+        body = json.loads(s.value or b"")
+        original = by_input[(body["source"]["partition"], body["source"]["offset"])]
+        assert s.key == original.key
+        assert s.headers == list(original.headers)
+        assert s.partition_hint == original.partition
+
+    first = json.loads(sent[0].value or b"")
+    assert first == {
+        "id": 1,
+        "text": "good morning",
+        "label": "positive",
+        "probabilities": {"negative": 0.25, "positive": 0.75},
+        "model": MODEL_INFO,
+        "source": {"topic": IN, "partition": 0, "offset": 10},
+        "event_time": iso(EVENT_MS),
+        "labeled_at": iso(CLOCK_TIME * 1000),
+    }
+    second = next(b for b in map(json.loads, (x.value or b"" for x in sent)) if b["id"] == "x2")
+    assert second["label"] == "negative"
+    assert second["probabilities"] == {"negative": 0.8, "positive": 0.2}  # rounded float32
+    for body in h.labels_out():
+        assert body["label"] == FakeClassifier.expected_label(body["text"])
+
+
+def test_a_record_without_timestamp_has_no_event_time_and_no_latency_sample():
+    h = make([rec(0, "hello there", timestamp=-1)], batch=1, auto_ack=True)
+    h.worker.step()
+    assert h.labels_out()[0]["event_time"] is None
+    assert h.metric("sentistream_records_labeled_total", label="positive") == 1
+    assert h.metric("sentistream_event_to_label_seconds_count") == 0
+
+
+# -- commit after delivery --------------------------------------------------------------------
+
+
+def test_offsets_are_committed_only_after_every_delivery_of_the_batch_is_acknowledged():
+    records = [*texts(2, partition=0), *texts(3, start=5, partition=1)]
+    h = make(records, batch=5)
+    h.worker.step()
+    assert len(h.sink.pending()) == 5
+
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == []
+
+    for index in range(4):  # all but one
+        h.sink.ack(index)
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == []
+
+    h.sink.ack_all()
+    h.worker.step()
+    assert h.source.commits == [{TP0: 2, TP1: 8}]
+    assert h.metric("sentistream_commits_total") == 1
+
+    h.clock.advance(5.0)
+    h.worker.step()  # nothing new: no empty commit
+    assert len(h.source.commits) == 1
+
+
+def test_delivered_offsets_are_committed_at_most_once_per_commit_interval():
+    h = make(texts(2), batch=2, auto_ack=True, commit_interval_s=0.5)
+    h.worker.step()  # delivered at once, but no time has passed since the worker started
+    assert h.source.commits == []
+    h.clock.advance(0.25)
+    h.worker.step()
+    assert h.source.commits == []
+    h.clock.advance(0.25)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 2}]
+
+    h.source.feed(*texts(2, start=2))
+    h.clock.advance(0.25)
+    h.worker.step()  # delivered 0.25 s after the last commit: waits
+    assert len(h.source.commits) == 1
+    h.clock.advance(0.25)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 2}, {TP0: 4}]
+
+
+def test_a_later_batch_acknowledged_first_is_not_committed_past_an_earlier_one():
+    h = make(texts(6), batch=2)
+    h.worker.step()  # batch A: offsets 0, 1 → sends 0, 1
+    h.worker.step()  # batch B: offsets 2, 3 → sends 2, 3
+    h.worker.step()  # batch C: offsets 4, 5 → sends 4, 5
+    assert len(h.sink.sent) == 6
+
+    h.sink.ack(2)
+    h.sink.ack(3)
+    h.sink.ack(5)
+    h.sink.ack(4)
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == []
+
+    h.sink.ack(0)  # A half done
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == []
+
+    h.sink.ack(1)  # A done: A, B and C are all committable, in order
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 6}]
+
+
+def test_an_acknowledged_earlier_batch_is_committed_while_a_later_one_is_pending():
+    h = make(texts(4), batch=2)
+    h.worker.step()
+    h.worker.step()
+    h.sink.ack(0)
+    h.sink.ack(1)
+    h.sink.ack(3)
+    h.clock.advance(1.0)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 2}]
+
+
+def test_a_failed_delivery_raises_and_nothing_is_committed():
+    h = make(texts(2), batch=2)
+    h.worker.step()
+    cause = RuntimeError("NotEnoughReplicas after retries")
+    h.sink.ack(0)
+    h.sink.fail(1, cause)
+    h.clock.advance(1.0)
+    with pytest.raises(DeliveryFailed) as raised:
+        h.worker.step()
+    assert raised.value.__cause__ is cause
+    assert h.source.commits == []
+    assert h.metric("sentistream_commits_total") == 0
+    assert (
+        h.metric("sentistream_records_labeled_total", label="positive")
+        + h.metric("sentistream_records_labeled_total", label="negative")
+        == 1
+    )
+
+
+# -- dead letters -----------------------------------------------------------------------------
+
+BAD_INPUTS = [
+    pytest.param(None, "auto", "tombstone", id="tombstone"),
+    pytest.param(b"x" * 1025, "auto", "oversized", id="oversized"),
+    pytest.param(b"caf\xe9 \xff\xfe", "auto", "decode_error", id="decode_error"),
+    pytest.param(b'{"text": "unclosed', "auto", "invalid_json", id="invalid_json_auto"),
+    pytest.param(b"5", "json", "invalid_json", id="invalid_json_number"),
+    pytest.param(b"plain words", "json", "invalid_json", id="invalid_json_text_in_json_mode"),
+    pytest.param(b'{"id": 7}', "auto", "missing_text", id="missing_text"),
+    pytest.param(b'{"text": 5}', "json", "missing_text", id="text_not_a_string"),
+    pytest.param(b" \t\n ", "auto", "empty_text", id="empty_text"),
+    pytest.param(b'{"text": "   "}', "json", "empty_text", id="empty_text_json"),
+]
+
+
+@pytest.mark.parametrize(("value", "input_format", "reason"), BAD_INPUTS)
+def test_a_bad_record_is_dead_lettered_and_the_good_ones_around_it_labelled(
+    value: bytes | None, input_format: InputFormat, reason: str
+):
+    good = '"a good one"' if input_format == "json" else "a good one"
+    original_headers = [("trace-id", b"abc"), ("origin", b"firehose")]
+    records = [
+        rec(40, good),
+        rec(41, value, key=b"user-9", headers=original_headers),
+        rec(42, good),
+    ]
+    h = make(records, batch=3, input_format=input_format, max_record_bytes=1024)
+    h.worker.step()
+
+    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT]
+    assert [body["source"]["offset"] for body in h.labels_out()] == [40, 42]
+    dead = h.sink.to(DLQ)[0]
+    assert dead.key == b"user-9"
+    assert dead.value == value
+    assert dead.headers[: len(original_headers)] == original_headers
+    assert dead.header("__connect.errors.topic") == IN.encode()
+    assert dead.header("__connect.errors.partition") == b"0"
+    assert dead.header("__connect.errors.offset") == b"41"
+    assert dead.header("__connect.errors.exception.class.name").endswith(b"InvalidMessage")
+    assert dead.header("__connect.errors.exception.message")
+    assert dead.header("sentistream.errors.reason") == reason.encode()
+
+    # counted once Kafka acknowledged it, not before
+    assert h.metric("sentistream_records_dead_lettered_total", reason=reason) == 0
+    h.sink.ack_all()
+    assert h.metric("sentistream_records_dead_lettered_total", reason=reason) == 1
+    assert h.metric("sentistream_records_labeled_total", label="negative") == 2
+
+    h.clock.advance(0.5)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 43}]
+
+
+def test_an_inference_failure_dead_letters_only_the_record_at_fault():
+    poison = FakeClassifier.token_id("poison")
+    classifier = FakeClassifier(fail_on=[poison])
+    records = [rec(0, "good day"), rec(1, "this is poison"), rec(2, "nice"), rec(3, "ok then")]
+    h = make(records, batch=4, classifier=classifier, auto_ack=True)
+    h.worker.step()
+
+    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT, OUT]
+    assert [b["text"] for b in h.labels_out()] == ["good day", "nice", "ok then"]
+    assert [b["label"] for b in h.labels_out()] == ["positive", "negative", "positive"]
+    dead = h.sink.to(DLQ)[0]
+    assert dead.value == b"this is poison"
+    assert dead.header("sentistream.errors.reason") == b"inference_error"
+    assert dead.header("__connect.errors.offset") == b"1"
+    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == 1
+    assert len(classifier.calls[0]) == 4  # one call for the whole batch first
+
+    h.clock.advance(0.5)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 4}]
+
+
+def test_two_failing_records_side_by_side_do_not_condemn_the_whole_model():
+    # Bisecting [p, p, g, g] gives a half [p, p] that fails entirely; the model is only broken
+    # when every record of the batch fails, not every record of one half.
+    poison = FakeClassifier.token_id("poison")
+    classifier = FakeClassifier(fail_on=[poison])
+    records = [rec(0, "poison one"), rec(1, "poison two"), rec(2, "good day"), rec(3, "fine")]
+    h = make(records, batch=4, classifier=classifier, auto_ack=True)
+    h.worker.step()
+
+    assert [s.topic for s in h.sink.sent] == [DLQ, DLQ, OUT, OUT]
+    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == 2
+    assert [b["text"] for b in h.labels_out()] == ["good day", "fine"]
+
+
+def test_a_classifier_that_always_fails_is_a_broken_model():
+    h = make(texts(3), batch=3, classifier=FakeClassifier(always_fail=True), auto_ack=True)
+    with pytest.raises(ModelBroken):
+        h.worker.step()
+    assert h.sink.sent == []
+    assert h.source.commits == []
+
+
+def test_batches_of_one_that_keep_failing_are_a_broken_model_but_one_poison_is_not():
+    poison = FakeClassifier.token_id("poison")
+    records = [rec(i, "poison") for i in range(MAX_FAILED_BATCHES)]
+    h = make(
+        [*records, rec(99, "good")],
+        batch=1,
+        classifier=FakeClassifier(fail_on=[poison]),
+        auto_ack=True,
+    )
+    for _ in range(MAX_FAILED_BATCHES - 1):
+        h.worker.step()
+    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == (
+        MAX_FAILED_BATCHES - 1
+    )
+    with pytest.raises(ModelBroken, match=f"{MAX_FAILED_BATCHES} batch"):
+        h.worker.step()
+
+
+def test_a_success_resets_the_count_of_failed_batches():
+    poison = FakeClassifier.token_id("poison")
+    records = []
+    for i in range(MAX_FAILED_BATCHES * 2):
+        records.append(rec(i, "poison" if i % 2 else "good"))
+    h = make(records, batch=1, classifier=FakeClassifier(fail_on=[poison]), auto_ack=True)
+    for _ in records:
+        h.worker.step()
+    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == (
+        MAX_FAILED_BATCHES
+    )
+
+
+# -- commit refused ---------------------------------------------------------------------------
+
+
+def test_a_refused_commit_is_counted_and_the_loop_goes_on():
+    h = make(texts(2), batch=2, auto_ack=True)
+    h.source.refuse_commits = 1
+    h.worker.step()
+    h.clock.advance(0.5)
+    h.worker.step()
+    assert h.source.refused == [{TP0: 2}]
+    assert h.metric("sentistream_commit_failures_total") == 1
+    assert h.metric("sentistream_commits_total") == 0
+
+    h.source.feed(*texts(2, start=2))
+    h.worker.step()
+    h.clock.advance(0.5)
+    h.worker.step()
+    assert h.source.commits == [{TP0: 4}]
+    assert h.metric("sentistream_commits_total") == 1
+    assert h.metric("sentistream_commit_failures_total") == 1
+
+
+# -- shutdown ---------------------------------------------------------------------------------
+
+
+def test_stop_then_drain_processes_flushes_and_commits_the_batch_in_hand():
+    h = make(texts(3), batch=10, wait_s=5.0)
+    h.worker.step()
+    assert h.classifier.calls == []
+    h.worker.stop()
+    assert h.worker.stopping
+
+    assert h.worker.drain(7.0) is True
+    assert [len(call) for call in h.classifier.calls] == [3]
+    assert h.sink.flushes == [7.0]
+    assert h.sink.pending() == []
+    assert h.source.commits == [{TP0: 3}]  # at shutdown regardless of the commit interval
+
+
+def test_drain_returns_false_when_deliveries_stay_pending_and_commits_only_what_was_acked():
+    h = make(texts(3), batch=2, wait_s=5.0)
+    h.worker.step()  # batch of two sent
+    h.worker.step()  # one record in hand
+    h.sink.ack_all()
+    h.sink.hang = True
+    h.worker.stop()
+
+    assert h.worker.drain(1.0) is False
+    assert len(h.sink.pending()) == 1
+    assert h.source.commits == [{TP0: 2}]
+
+
+class _StopWhenEmpty(FakeSource):
+    """Asks the worker to stop once its queue is empty, as a SIGTERM handler would."""
+
+    worker: Worker | None = None
+
+    def poll(self, timeout_ms: int, max_records: int) -> Any:
+        polled = super().poll(timeout_ms, max_records)
+        if self.queued() == 0 and self.worker is not None:
+            self.worker.stop()
+        return polled
+
+
+def test_run_steps_until_stopped_then_drains():
+    h = make(batch=4, wait_s=5.0)
+    source = _StopWhenEmpty(texts(6))
+    h.worker.source = source
+    source.worker = h.worker
+    h.source = source
+
+    assert h.worker.run(drain_timeout_s=3.0) is True
+    assert [len(call) for call in h.classifier.calls] == [4, 2]
+    assert source.commits[-1] == {TP0: 6}
+    assert h.sink.flushes == [3.0]
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_metrics_after_a_run():
+    records = [
+        rec(0, "one two", partition=0),
+        rec(1, "one two three", partition=0),
+        rec(2, "a b c d", partition=0),
+        rec(7, "x", partition=1),
+        rec(8, "", partition=1),  # empty → dead letter, not labelled
+    ]
+    h = make(records, batch=5)
+    h.source.lags = {TP0: 7, TP1: 0}
+    h.worker.step()
+
+    assert h.metric("sentistream_records_consumed_total", topic=IN) == 5
+    assert h.metric("sentistream_batch_size_records_count") == 1
+    assert h.metric("sentistream_batch_size_records_sum") == 4  # rows given to the classifier
+    assert h.metric("sentistream_inference_seconds_count") == 1
+    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="0") == 7
+    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="1") == 0
+    assert h.metric("sentistream_assigned_partitions") == 2
+    assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME
+    assert h.metric("sentistream_records_labeled_total", label="positive") == 0  # not acked
+
+    h.clock.advance(0.5)
+    h.sink.ack_all()  # acknowledged 2.5 s after the records' timestamps
+    assert h.metric("sentistream_records_labeled_total", label="positive") == 2
+    assert h.metric("sentistream_records_labeled_total", label="negative") == 2
+    assert h.metric("sentistream_event_to_label_seconds_count") == 4
+    assert h.metric("sentistream_event_to_label_seconds_sum") == pytest.approx(4 * 2.5)
+    assert h.metric("sentistream_event_to_label_seconds_bucket", le="2.5") == 4
+    assert h.metric("sentistream_event_to_label_seconds_bucket", le="1.0") == 0
+
+    h.source.lags = {TP0: 3}  # partition 1 was revoked
+    h.source.assigned = {TP0}
+    h.worker.step()
+    assert h.metric("sentistream_commits_total") == 1
+    assert h.source.commits == [{TP0: 3, TP1: 9}]
+    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="0") == 3
+    assert (
+        h.registry.get_sample_value(
+            "sentistream_consumer_lag_records", {"topic": IN, "partition": "1"}
+        )
+        is None
+    )
+    assert h.metric("sentistream_assigned_partitions") == 1
+    assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME + 0.5
+
+
+# -- connecting with retry --------------------------------------------------------------------
+
+
+class _FlakyConnect:
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaConnectionError("no broker")
+        return "client"
+
+
+def test_connect_with_retry_backs_off_exponentially_until_it_connects():
+    sleeps: list[float] = []
+    connect = _FlakyConnect(failures=2)
+    client = connect_with_retry(connect, "consumer", should_stop=lambda: False, sleep=sleeps.append)
+    assert client == "client"
+    assert connect.calls == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_connect_with_retry_caps_the_backoff():
+    sleeps: list[float] = []
+    connect = _FlakyConnect(failures=6)
+    client = connect_with_retry(
+        connect,
+        "producer",
+        should_stop=lambda: False,
+        initial_backoff_s=0.5,
+        max_backoff_s=4.0,
+        sleep=sleeps.append,
+    )
+    assert client == "client"
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_connect_with_retry_gives_up_with_none_when_told_to_stop():
+    sleeps: list[float] = []
+    connect = _FlakyConnect(failures=1_000)
+    assert (
+        connect_with_retry(
+            connect, "consumer", should_stop=lambda: len(sleeps) >= 3, sleep=sleeps.append
+        )
+        is None
+    )
+    assert connect.calls == 3
+    assert connect_with_retry(connect, "consumer", should_stop=lambda: True) is None
+    assert connect.calls == 3
+
+
+def test_connect_with_retry_does_not_retry_other_errors():
+    def connect() -> str:
+        raise ValueError("bad bootstrap_servers")
+
+    sleeps: list[float] = []
+    with pytest.raises(ValueError, match="bootstrap"):
+        connect_with_retry(connect, "consumer", should_stop=lambda: False, sleep=sleeps.append)
+    assert sleeps == []
