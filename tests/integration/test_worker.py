@@ -1,0 +1,234 @@
+"""The worker against a real Apache Kafka broker: delivery, crashes, bad input, scaling."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.integration.worker_process import (
+    SHIPPED_MODEL,
+    Topics,
+    WorkerProcess,
+    consume_all,
+    ids_of,
+    produce_json,
+    real_tweets,
+)
+
+pytestmark = pytest.mark.skipif(
+    not (SHIPPED_MODEL / "manifest.json").is_file(),
+    reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
+)
+
+
+@pytest.fixture
+def topics(topic_factory: Callable[..., str]) -> Topics:
+    return Topics(
+        input=topic_factory(partitions=3, prefix="in"),
+        output=topic_factory(partitions=3, prefix="out"),
+        dlq=topic_factory(partitions=1, prefix="dlq"),
+    )
+
+
+@pytest.fixture
+def start_worker(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(**settings: str) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **settings)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
+    """Sum of the group's committed offsets over the topic's partitions."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions))
+    finally:
+        consumer.close()
+
+
+def test_every_tweet_gets_exactly_one_label_and_offsets_are_committed(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(500))
+    worker = start_worker()
+    worker.wait_ready()
+    out = consume_all(kafka_bootstrap, topics.output, until=len(ids), idle=1.0)
+    assert sorted(ids_of(out)) == sorted(ids)
+    results = [json.loads(r.value) for r in out]
+    assert {r["label"] for r in results} <= {"negative", "positive"}
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in results)
+    assert all(r["source"]["topic"] == topics.input for r in results)
+    # The key is kept and each output lands on the input's partition, in input order.
+    for record, result in zip(out, results, strict=True):
+        assert record.key.decode() == result["id"]
+        assert record.partition == result["source"]["partition"]
+    by_partition: dict[int, list[int]] = {}
+    for result in results:
+        by_partition.setdefault(result["source"]["partition"], []).append(
+            result["source"]["offset"]
+        )
+    assert all(offsets == sorted(offsets) for offsets in by_partition.values())
+
+    deadline = time.monotonic() + 15
+    while committed_total(kafka_bootstrap, topics.input, topics.group, 3) < len(ids):
+        assert time.monotonic() < deadline, "offsets were not committed"
+        time.sleep(0.2)
+    # Metrics show what happened.
+    assert worker.metric("sentistream_records_consumed_total") == len(ids)
+    assert worker.metric("sentistream_records_labeled_total") == len(ids)
+    labeled_by_label = Counter(r["label"] for r in results)
+    for label, count in labeled_by_label.items():
+        assert worker.metric("sentistream_records_labeled_total", {"label": label}) == count
+    assert worker.metric("sentistream_batch_size_records_sum") == len(ids)
+    assert worker.metric("sentistream_inference_seconds_count") >= 1
+    assert worker.metric("sentistream_event_to_label_seconds_count") == len(ids)
+    assert worker.metric("sentistream_commits_total") >= 1
+    assert worker.metric("sentistream_assigned_partitions") == 3
+    assert worker.metric("sentistream_model_info") == 1
+    assert worker.terminate() == 0
+
+
+def test_sigkill_mid_stream_then_restart_loses_nothing(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(3000))
+    first = start_worker(max_batch_size="32")
+    first.wait_ready()
+    consume_all(kafka_bootstrap, topics.output, until=300, timeout=60)
+    first.kill()
+    assert first.process.returncode == -9
+    second = start_worker()
+    second.wait_ready()
+    out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90)
+    assert set(ids) <= set(ids_of(out)), "a tweet was lost across the SIGKILL"
+    assert second.terminate() == 0
+
+
+def test_sigterm_exits_cleanly_and_a_restart_duplicates_nothing(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(3000))
+    first = start_worker(max_batch_size="32")
+    first.wait_ready()
+    consume_all(kafka_bootstrap, topics.output, until=300, timeout=60)
+    started = time.monotonic()
+    assert first.terminate(timeout=30) == 0, first.log()
+    assert time.monotonic() - started < 30
+    assert "stopped cleanly" in first.log()
+    second = start_worker()
+    second.wait_ready()
+    out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90, idle=2.0)
+    counts = Counter(ids_of(out))
+    assert set(counts) == set(ids)
+    assert [i for i, n in counts.items() if n > 1] == []
+    assert second.terminate() == 0
+
+
+BAD_INPUTS: list[tuple[str, bytes | None]] = [
+    ("decode_error", b"\xff\xfe not utf-8"),
+    ("invalid_json", b'{"text": "unclosed'),
+    ("missing_text", b'{"id": "x"}'),
+    ("missing_text", b'{"text": 42}'),
+    ("empty_text", b'{"text": "   "}'),
+    ("empty_text", b"   "),
+    ("tombstone", None),
+    ("oversized", b'{"text": "' + b"a" * 5000 + b'"}'),
+]
+
+
+def test_bad_input_is_dead_lettered_with_headers_and_neighbours_are_labeled(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    good = 0
+    for n, (_reason, value) in enumerate(BAD_INPUTS):
+        producer.send(
+            topics.input,
+            key=f"good-{n}".encode(),
+            partition=0,
+            value=json.dumps({"id": f"good-{n}", "text": "what a lovely day"}).encode(),
+        )
+        producer.send(
+            topics.input,
+            key=f"bad-{n}".encode(),
+            value=value,
+            partition=0,
+            headers=[("trace", f"bad-{n}".encode())],
+        )
+        good += 1
+    producer.send(topics.input, key=b"plain", partition=0, value=b"plain text tweet, so sad")
+    good += 1
+    producer.flush()
+    producer.close()
+
+    worker = start_worker(max_record_bytes="4096")
+    worker.wait_ready()
+    out = consume_all(kafka_bootstrap, topics.output, until=good, idle=1.0)
+    dead = consume_all(kafka_bootstrap, topics.dlq, until=len(BAD_INPUTS), idle=1.0)
+    assert sorted(r.key.decode() for r in out) == sorted(
+        [f"good-{n}" for n in range(len(BAD_INPUTS))] + ["plain"]
+    )
+    assert len(dead) == len(BAD_INPUTS)
+    for record, (reason, value) in zip(dead, BAD_INPUTS, strict=True):
+        headers = dict(record.headers)
+        assert record.value == value
+        assert headers["trace"] == record.key
+        assert headers["sentistream.errors.reason"] == reason.encode()
+        assert headers["__connect.errors.topic"] == topics.input.encode()
+        assert headers["__connect.errors.partition"] == b"0"
+        assert int(headers["__connect.errors.offset"]) >= 0
+        assert headers["__connect.errors.exception.class.name"] == b"sentistream.InvalidMessage"
+        assert headers["__connect.errors.exception.message"]
+    for reason, count in Counter(reason for reason, _ in BAD_INPUTS).items():
+        assert worker.metric("sentistream_records_dead_lettered_total", {"reason": reason}) == count
+    deadline = time.monotonic() + 15
+    total = len(BAD_INPUTS) * 2 + 1
+    while committed_total(kafka_bootstrap, topics.input, topics.group, 3) < total:
+        assert time.monotonic() < deadline, "offsets were not committed past the bad records"
+        time.sleep(0.2)
+    assert worker.terminate() == 0
+
+
+def test_two_workers_share_partitions_and_one_stopping_hands_over(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    a = start_worker()
+    b = start_worker()
+    a.wait_ready()
+    b.wait_ready()
+    deadline = time.monotonic() + 30
+    while a.metric("sentistream_assigned_partitions") + b.metric(
+        "sentistream_assigned_partitions"
+    ) != 3 or 0 in (
+        a.metric("sentistream_assigned_partitions"),
+        b.metric("sentistream_assigned_partitions"),
+    ):
+        assert time.monotonic() < deadline, "the group never split the partitions"
+        time.sleep(0.2)
+    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(2000))
+    consume_all(kafka_bootstrap, topics.output, until=200, timeout=60)
+    assert b.metric("sentistream_records_consumed_total") > 0, "the second worker did no work"
+    assert b.terminate() == 0
+    deadline = time.monotonic() + 30
+    while a.metric("sentistream_assigned_partitions") != 3:
+        assert time.monotonic() < deadline, "the survivor never took over all partitions"
+        time.sleep(0.2)
+    out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90)
+    assert set(ids) <= set(ids_of(out))
+    assert a.metric("sentistream_records_consumed_total") > 0
+    assert a.terminate() == 0
