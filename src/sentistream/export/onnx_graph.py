@@ -1,0 +1,457 @@
+"""Keras LSTM classifier → one fused ONNX ``LSTM`` that stops at each tweet's last token.
+
+The trained model has ``recurrent_dropout > 0`` and ``mask_zero=True``; tf2onnx turns either
+into a generic ONNX ``Loop`` (about ten times slower). So :func:`convert`
+
+1. builds a *twin* of the model with ``recurrent_dropout=0`` and ``mask_zero=False`` and copies
+   the weights into it (dropout only acts in training, so inference is unchanged),
+2. converts the twin with ``tf2onnx.convert.from_function`` on a ``tf.function`` whose input is
+   ``int32 [batch, time]`` with both axes dynamic; that gives a single fused ``LSTM`` node,
+3. edits the ONNX graph to put the mask back, exactly:
+
+   * the ``LSTM`` node gets a ``sequence_lens`` input computed in the graph, the number of
+     non-zero token ids in each row (post-padding puts every real token before the padding);
+   * the Dense layer reads the ``LSTM``'s ``Y_h`` output (the state at each row's own last
+     step) instead of tf2onnx's slice of ``Y`` at the batch's last time step, which is wrong
+     as soon as a row ends early (``Y`` is zero past ``sequence_lens``);
+   * the graph input is ``token_ids`` and the output ``probabilities`` (``[batch, labels]``
+     float32);
+   * nodes and initializers left dead by the rewiring are removed,
+
+4. checks the result: ``onnx.checker``, strict shape inference, exactly one ``LSTM`` and no
+   ``Loop`` or ``Scan``.
+
+With post-padding, the result equals the masked Keras model for any padded length, so a
+micro-batch can be padded only to its own longest tweet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import onnx
+import tensorflow as tf
+import tf2onnx
+from onnx import helper
+
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "ConversionError", "OnnxGraphInfo", "convert"]
+
+INPUT_NAME = "token_ids"
+OUTPUT_NAME = "probabilities"
+INPUT_DTYPE = "int32"
+
+#: Ops that only reshape or select from a tensor; tf2onnx puts a chain of them between the
+#: LSTM's ``Y`` output and the Dense layer to pick the last time step.
+_VIEW_OPS = frozenset({"Squeeze", "Unsqueeze", "Slice", "Gather", "Reshape", "Identity"})
+_DENSE_OPS = frozenset({"MatMul", "Gemm"})
+_LOOP_OPS = frozenset({"Loop", "Scan"})
+_TWIN_ATOL = 1e-5
+
+
+class ConversionError(Exception):
+    """The model or the graph tf2onnx made is not the shape this exporter knows how to edit."""
+
+
+@dataclass(frozen=True)
+class OnnxGraphInfo:
+    input_name: str
+    input_dtype: str
+    output_name: str
+    opset: int
+    lstm_op: str
+    variable_length: bool
+    """True: the graph computes ``sequence_lens``, so a batch may be padded to any length."""
+
+
+def convert(model: keras.Model, onnx_path: Path, *, opset: int = 17) -> OnnxGraphInfo:
+    """Export ``model`` (the trained, possibly masked Keras model) to ``onnx_path``."""
+    variable_length = _check_architecture(model)
+    twin = _inference_twin(model)
+    proto = _tf2onnx(twin, opset)
+    graph = proto.graph
+    _assert_single_fused_lstm(graph, "tf2onnx's output")
+    _rename_tensor(graph, graph.input[0].name, INPUT_NAME)
+    _rename_tensor(graph, graph.output[0].name, OUTPUT_NAME)
+    if variable_length:
+        _add_sequence_lens(graph)
+    _feed_dense_from_y_h(graph)
+    _remove_dead_nodes(graph)
+    _drop_unused_lstm_outputs(graph)
+    _name_dynamic_axes(graph, num_labels=_num_labels(model))
+    del graph.value_info[:]  # stale after the edits; shape inference below rebuilds it
+    onnx.checker.check_model(proto, full_check=True)
+    proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
+    _assert_single_fused_lstm(proto.graph, "the edited graph")
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(onnx_path))
+    return OnnxGraphInfo(
+        input_name=INPUT_NAME,
+        input_dtype=INPUT_DTYPE,
+        output_name=OUTPUT_NAME,
+        opset=opset,
+        lstm_op="LSTM",
+        variable_length=variable_length,
+    )
+
+
+# --- the Keras side --------------------------------------------------------------------------
+
+
+def _layers_of(model: keras.Model, kind: type[keras.layers.Layer]) -> list[Any]:
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+def _check_architecture(model: keras.Model) -> bool:
+    """Refuse models the graph edits would get wrong; return whether the model is masked.
+
+    The edits assume one forward LSTM that returns only its last state, fed by one Embedding.
+    A masked Embedding (``mask_zero=True``) is what makes ``sequence_lens`` the right answer;
+    without a mask Keras runs over the padding too, and so must the export.
+    """
+    embeddings = _layers_of(model, keras.layers.Embedding)
+    lstms = _layers_of(model, keras.layers.LSTM)
+    if len(embeddings) != 1 or len(lstms) != 1:
+        raise ConversionError(
+            f"expected one Embedding and one LSTM layer, found {len(embeddings)} and {len(lstms)}"
+        )
+    lstm = lstms[0]
+    if lstm.return_sequences or lstm.go_backwards or lstm.stateful:
+        raise ConversionError(
+            "the LSTM must be forward, stateless and return only its last output "
+            f"(return_sequences={lstm.return_sequences}, go_backwards={lstm.go_backwards}, "
+            f"stateful={lstm.stateful})"
+        )
+    return bool(embeddings[0].mask_zero)
+
+
+def _num_labels(model: keras.Model) -> int:
+    return int(model.outputs[0].shape[-1])
+
+
+def _inference_twin(model: keras.Model) -> keras.Model:
+    """The same network with ``recurrent_dropout=0`` and no mask, holding the same weights.
+
+    Keras 3 only calls the backend's fused LSTM kernel when ``recurrent_dropout`` is 0, and
+    tf2onnx only recognises that kernel's loop when no mask reaches it; otherwise it emits a
+    generic ``Loop``. Neither setting changes what the model computes at inference (dropout
+    only acts in training; the mask is put back in the ONNX graph as ``sequence_lens``).
+
+    The twin is rebuilt layer by layer rather than with ``keras.models.clone_model``: a saved
+    functional model records the mask as an explicit ``NotEqual`` op passed to the LSTM as
+    ``mask=``, and cloning would replay it. :func:`_check_twin` then proves the rebuild.
+    """
+
+    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.LSTM):
+            config.update(recurrent_dropout=0.0, use_cudnn="auto", unroll=False)
+        elif isinstance(layer, keras.layers.Embedding):
+            config.update(mask_zero=False)
+        return type(layer).from_config(config)
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
+    x = tokens
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.InputLayer):
+            x = clone(layer)(x)
+    twin = keras.Model(tokens, x, name=f"{model.name}_inference_twin")
+    try:
+        twin.set_weights(model.get_weights())
+    except ValueError as exc:
+        raise ConversionError(
+            f"could not copy the weights into a layer-by-layer rebuild of {model.name}; is it a "
+            f"simple chain Embedding → ... → LSTM → Dense? ({exc})"
+        ) from exc
+    _check_twin(model, twin)
+    return twin
+
+
+def _check_twin(model: keras.Model, twin: keras.Model) -> None:
+    """On unpadded rows (where the mask changes nothing) the twin must match the model."""
+    probe = np.random.default_rng(0).integers(2, _vocab_size(model), size=(4, 7), dtype=np.int32)
+    expected = np.asarray(model(probe, training=False))
+    actual = np.asarray(twin(probe, training=False))
+    difference = float(np.max(np.abs(expected - actual)))
+    if difference > _TWIN_ATOL:
+        raise ConversionError(
+            f"the inference twin differs from the model by {difference:.3g} on unpadded "
+            "input; the model is not the simple chain this exporter rebuilds"
+        )
+
+
+def _vocab_size(model: keras.Model) -> int:
+    (embedding,) = _layers_of(model, keras.layers.Embedding)
+    return int(embedding.input_dim)
+
+
+def _tf2onnx(twin: keras.Model, opset: int) -> onnx.ModelProto:
+    """Run tf2onnx on a ``tf.function`` (``from_keras`` fails on Keras 3 models)."""
+    signature = [tf.TensorSpec([None, None], tf.int32, name=INPUT_NAME)]
+
+    def serve(token_ids: tf.Tensor) -> tf.Tensor:
+        return twin(token_ids, training=False)
+
+    function = tf.function(serve, input_signature=signature)
+    proto: onnx.ModelProto
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    if len(proto.graph.input) != 1 or len(proto.graph.output) != 1:
+        raise ConversionError(
+            f"tf2onnx made a graph with inputs {[i.name for i in proto.graph.input]} and "
+            f"outputs {[o.name for o in proto.graph.output]}; expected one of each"
+        )
+    return proto
+
+
+# --- reading the graph -----------------------------------------------------------------------
+
+
+def _op_counts(graph: onnx.GraphProto) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def _assert_single_fused_lstm(graph: onnx.GraphProto, what: str) -> None:
+    """Exactly one ``LSTM`` node and no ``Loop``/``Scan``, or a :class:`ConversionError`."""
+    counts = _op_counts(graph)
+    loops = {op: n for op, n in counts.items() if op in _LOOP_OPS}
+    if loops or counts.get("LSTM", 0) != 1:
+        raise ConversionError(
+            f"{what} has {counts.get('LSTM', 0)} fused LSTM node(s) and loops {loops or 'none'}; "
+            "expected exactly one LSTM and no Loop. tf2onnx only fuses an LSTM without "
+            f"recurrent dropout or mask. Ops: {dict(sorted(counts.items()))}"
+        )
+
+
+def _find_lstm(graph: onnx.GraphProto) -> onnx.NodeProto:
+    lstm: onnx.NodeProto
+    (lstm,) = (node for node in graph.node if node.op_type == "LSTM")
+    attributes = {a.name: helper.get_attribute_value(a) for a in lstm.attribute}
+    direction = attributes.get("direction", b"forward")
+    if direction not in (b"forward", "forward"):
+        raise ConversionError(f"the LSTM node runs {direction!r}; only forward is supported")
+    return lstm
+
+
+def _consumers(graph: onnx.GraphProto, tensor: str) -> list[onnx.NodeProto]:
+    return [node for node in graph.node if tensor in node.input]
+
+
+def _layout(lstm: onnx.NodeProto) -> int:
+    for attribute in lstm.attribute:
+        if attribute.name == "layout":
+            return int(helper.get_attribute_value(attribute))
+    return 0
+
+
+def _unique(graph: onnx.GraphProto, base: str) -> str:
+    """A tensor/node name not used anywhere in ``graph``."""
+    taken = {name for node in graph.node for name in (*node.input, *node.output, node.name)}
+    taken.update(init.name for init in graph.initializer)
+    taken.update(value.name for value in (*graph.input, *graph.output))
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+# --- editing the graph -----------------------------------------------------------------------
+
+
+def _rename_tensor(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename a tensor everywhere it appears (node inputs/outputs, graph inputs/outputs)."""
+    if old == new:
+        return
+    for node in graph.node:
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.name == old:
+            value.name = new
+
+
+def _add_sequence_lens(graph: onnx.GraphProto) -> None:
+    """Give the LSTM a ``sequence_lens`` input: the count of non-zero token ids per row.
+
+    ``Cast(Not(Equal(token_ids, 0)), int32)`` marks real tokens with 1, ``ReduceSum`` over the
+    time axis (1) counts them, and a final ``Cast`` to int32 makes the type the ``LSTM`` op
+    requires explicit. ``sequence_lens`` is the LSTM's fifth input (index 4); with it the op
+    stops each row at its own length, which is what Keras' mask does with post-padding.
+    """
+    lstm = _find_lstm(graph)
+    if len(lstm.input) > 4 and lstm.input[4]:
+        raise ConversionError(f"the LSTM already has a sequence_lens input {lstm.input[4]!r}")
+    zero = _unique(graph, "pad_id")
+    axes = _unique(graph, "time_axis")
+    graph.initializer.extend(
+        [
+            helper.make_tensor(zero, onnx.TensorProto.INT32, [], [0]),
+            helper.make_tensor(axes, onnx.TensorProto.INT64, [1], [1]),
+        ]
+    )
+    is_pad, is_token, ones, summed, lengths = (
+        _unique(graph, f"sequence_lens/{step}")
+        for step in ("is_pad", "is_token", "token_ones", "token_count", "lengths")
+    )
+    nodes = [
+        helper.make_node("Equal", [INPUT_NAME, zero], [is_pad], name=is_pad),
+        helper.make_node("Not", [is_pad], [is_token], name=is_token),
+        helper.make_node("Cast", [is_token], [ones], name=ones, to=onnx.TensorProto.INT32),
+        helper.make_node("ReduceSum", [ones, axes], [summed], name=summed, keepdims=0),
+        helper.make_node("Cast", [summed], [lengths], name=lengths, to=onnx.TensorProto.INT32),
+    ]
+    while len(lstm.input) < 5:
+        lstm.input.append("")
+    lstm.input[4] = lengths
+    _insert_before(graph, lstm, nodes)
+
+
+def _feed_dense_from_y_h(graph: onnx.GraphProto) -> None:
+    """Make the Dense layer read ``Y_h`` (each row's last real state), not ``Y``'s last step.
+
+    tf2onnx follows Keras' ``outputs[:, -1]``: it squeezes the direction axis out of ``Y``
+    (``[time, 1, batch, hidden]``), slices the last time step and squeezes again. With
+    ``sequence_lens`` that step is zero for every row shorter than the batch. ``Y_h``
+    (``[1, batch, hidden]`` in layout 0) holds the state at each row's own last step; one
+    ``Squeeze`` of the direction axis gives the ``[batch, hidden]`` the Dense ``MatMul`` wants.
+    The old slice chain becomes dead and :func:`_remove_dead_nodes` drops it.
+    """
+    lstm = _find_lstm(graph)
+    last_step = _follow_view_chain(graph, lstm.output[0])
+    if not lstm.output[1]:
+        lstm.output[1] = _unique(graph, f"{lstm.name}/Y_h")
+    direction_axis = _unique(graph, "lstm_direction_axis")
+    graph.initializer.append(
+        helper.make_tensor(direction_axis, onnx.TensorProto.INT64, [1], [_layout(lstm)])
+    )
+    last_state = _unique(graph, "lstm_last_state")
+    squeeze = helper.make_node(
+        "Squeeze", [lstm.output[1], direction_axis], [last_state], name=last_state
+    )
+    for node in _consumers(graph, last_step):
+        node.input[:] = [last_state if name == last_step else name for name in node.input]
+    _insert_after(graph, lstm, [squeeze])
+
+
+def _follow_view_chain(graph: onnx.GraphProto, tensor: str) -> str:
+    """From the LSTM's ``Y``, walk through single-consumer view ops to the Dense layer.
+
+    Returns the tensor the Dense ``MatMul``/``Gemm`` reads (the "last time step" tensor).
+    Raises :class:`ConversionError` if ``Y`` feeds anything else, since rewiring would then
+    change more than the Dense layer's input.
+    """
+    current = tensor
+    for _ in range(len(graph.node)):
+        consumers = _consumers(graph, current)
+        if len(consumers) != 1:
+            raise ConversionError(
+                f"tensor {current!r} after the LSTM has {len(consumers)} consumers; expected a "
+                "single chain of Squeeze/Slice ops ending in the Dense MatMul"
+            )
+        (node,) = consumers
+        if node.op_type in _DENSE_OPS:
+            return current
+        if node.op_type not in _VIEW_OPS:
+            raise ConversionError(
+                f"the LSTM's Y output reaches a {node.op_type} node ({node.name}) before any "
+                "MatMul; cannot tell which tensor is the Dense layer's input"
+            )
+        current = node.output[0]
+    raise ConversionError("no Dense MatMul found after the LSTM")  # pragma: no cover
+
+
+def _drop_unused_lstm_outputs(graph: onnx.GraphProto) -> None:
+    """Blank ``Y`` and ``Y_c`` once nothing reads them, so ONNX Runtime need not fill them.
+
+    Runs after :func:`_remove_dead_nodes`, so every remaining reader is a live one. Trailing
+    empty outputs are removed (the ONNX convention for omitted optional outputs).
+    """
+    lstm = _find_lstm(graph)
+    read = {name for node in graph.node for name in node.input}
+    read.update(value.name for value in graph.output)
+    for index, name in enumerate(lstm.output):
+        if name and name not in read:
+            lstm.output[index] = ""
+    while lstm.output and not lstm.output[-1]:
+        lstm.output.pop()
+
+
+def _live_node_names(graph: onnx.GraphProto) -> set[str]:
+    """Names of nodes the graph outputs depend on (a backward walk from the outputs)."""
+    producers = {out: node for node in graph.node for out in node.output if out}
+    needed = [value.name for value in graph.output]
+    live: set[str] = set()
+    seen: set[str] = set()
+    while needed:
+        tensor = needed.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        node = producers.get(tensor)
+        if node is None or node.name in live:
+            continue
+        live.add(node.name)
+        needed.extend(name for name in node.input if name)
+    return live
+
+
+def _remove_dead_nodes(graph: onnx.GraphProto) -> None:
+    """Drop nodes whose outputs reach no graph output, then initializers nothing reads."""
+    names = [node.name for node in graph.node]
+    if len(set(names)) != len(names) or not all(names):
+        raise ConversionError("tf2onnx produced unnamed or duplicate node names")
+    live = _live_node_names(graph)
+    kept = [node for node in graph.node if node.name in live]
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def _insert_before(
+    graph: onnx.GraphProto, anchor: onnx.NodeProto, nodes: Iterable[onnx.NodeProto]
+) -> None:
+    _insert_at(graph, _index_of(graph, anchor), nodes)
+
+
+def _insert_after(
+    graph: onnx.GraphProto, anchor: onnx.NodeProto, nodes: Iterable[onnx.NodeProto]
+) -> None:
+    _insert_at(graph, _index_of(graph, anchor) + 1, nodes)
+
+
+def _index_of(graph: onnx.GraphProto, node: onnx.NodeProto) -> int:
+    for index, candidate in enumerate(graph.node):
+        if candidate.name == node.name:
+            return index
+    raise ConversionError(f"node {node.name!r} is not in the graph")  # pragma: no cover
+
+
+def _insert_at(graph: onnx.GraphProto, index: int, nodes: Iterable[onnx.NodeProto]) -> None:
+    """Insert ``nodes`` at ``index``, keeping the node list topologically sorted."""
+    current = list(graph.node)
+    current[index:index] = list(nodes)
+    del graph.node[:]
+    graph.node.extend(current)
+
+
+def _name_dynamic_axes(graph: onnx.GraphProto, *, num_labels: int) -> None:
+    """Declare ``token_ids`` as int32 ``[batch, time]`` and ``probabilities`` float32
+    ``[batch, num_labels]``, replacing tf2onnx's ``unk__`` dimension names."""
+    (token_ids,) = graph.input
+    (probabilities,) = graph.output
+    token_ids.CopyFrom(
+        helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.INT32, ["batch", "time"])
+    )
+    probabilities.CopyFrom(
+        helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, ["batch", num_labels])
+    )
