@@ -42,10 +42,16 @@ class WorkerSettings(BaseSettings):
         "text: the value is the tweet; auto: JSON when it looks like JSON, else text.",
     )
     max_batch_size: int = Field(
-        256, ge=1, le=4096, description="A micro-batch closes at this many records..."
+        256,
+        ge=1,
+        le=4096,
+        description="A micro-batch closes at this many records (or at max-wait-ms).",
     )
     max_wait_ms: int = Field(
-        20, ge=0, le=60_000, description="...or this long after its first record."
+        20,
+        ge=0,
+        le=60_000,
+        description="A micro-batch closes this long after its first record at the latest.",
     )
     max_record_bytes: int = Field(
         16_384, ge=1, description="Larger input values are dead-lettered as `oversized`."
