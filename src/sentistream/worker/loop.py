@@ -276,7 +276,7 @@ class Worker:
         good = [i for i, t in enumerate(tweets) if isinstance(t, Tweet)]
         ids = [self.classifier.encode(tweets[i].text) for i in good]  # type: ignore[union-attr]
         results = self._infer(ids)
-        probabilities: dict[int, npt.NDArray[np.float32]] = {}
+        probabilities: dict[int, list[float]] = {}
         for index, result in zip(good, results, strict=True):
             if isinstance(result, InvalidMessage):
                 tweets[index] = result
@@ -295,7 +295,7 @@ class Worker:
                 deliveries.append(self._publish(record, item, probabilities[index], now_ms))
         self._pending.append(_Pending(offsets, deliveries))
 
-    def _infer(self, ids: list[list[int]]) -> list[npt.NDArray[np.float32] | InvalidMessage]:
+    def _infer(self, ids: list[list[int]]) -> list[list[float] | InvalidMessage]:
         """Classify ``ids`` in one call; if that fails, split to isolate the records at fault.
 
         Raises :class:`ModelBroken` when the model, not the data, looks at fault: every record
@@ -315,7 +315,7 @@ class Worker:
             self._failed_batches = 0
         return results
 
-    def _infer_split(self, ids: list[list[int]]) -> list[npt.NDArray[np.float32] | InvalidMessage]:
+    def _infer_split(self, ids: list[list[int]]) -> list[list[float] | InvalidMessage]:
         if not ids:
             return []
         started = time.perf_counter()
@@ -328,22 +328,23 @@ class Worker:
             return self._infer_split(ids[:middle]) + self._infer_split(ids[middle:])
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(ids))
-        return list(probabilities)
+        rows: list[list[float]] = probabilities.tolist()
+        return list(rows)
 
     def _publish(
         self,
         record: InputRecord,
         tweet: Tweet,
-        probabilities: npt.NDArray[np.float32],
+        probabilities: list[float],
         now_ms: float,
     ) -> Delivery:
         labels = self.classifier.labels
-        label = labels[int(np.argmax(probabilities))]
+        label = labels[max(range(len(probabilities)), key=probabilities.__getitem__)]
         value = encode_label(
             record,
             tweet,
             label,
-            {name: float(p) for name, p in zip(labels, probabilities, strict=True)},
+            dict(zip(labels, probabilities, strict=True)),
             self.model_info,
             now_ms,
         )

@@ -27,16 +27,17 @@ log = logging.getLogger("sentistream.worker")
 class OnnxClassifier:
     """The loop's :class:`Classifier` over a :class:`SentimentModel`."""
 
-    def __init__(self, model: SentimentModel) -> None:
+    def __init__(self, model: SentimentModel, bucket_size: int = 0) -> None:
         self.model = model
         self.labels = model.labels
+        self.bucket_size = bucket_size
 
     def encode(self, text: str) -> list[int]:
         return self.model.encode(text)
 
     def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         try:
-            return self.model.predict_ids(ids)
+            return self.model.predict_ids(ids, bucket_size=self.bucket_size)
         except (Fail, InvalidArgument, RuntimeException) as exc:
             raise InferenceError(str(exc)) from exc
 
@@ -115,7 +116,7 @@ def run_worker(settings: WorkerSettings) -> int:
     worker = Worker(
         source,
         sink,
-        OnnxClassifier(model),
+        OnnxClassifier(model, settings.length_bucket_size),
         metrics,
         policy=BatchPolicy(
             max_batch_size=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000

@@ -79,13 +79,13 @@ class WorkerMetrics:
             ),
             batch_size=Histogram(
                 "sentistream_batch_size_records",
-                "Records per inference call.",
+                "Records per micro-batch (one classifier call).",
                 buckets=_BATCH_BUCKETS,
                 registry=registry,
             ),
             inference_seconds=Histogram(
                 "sentistream_inference_seconds",
-                "Wall time of one ONNX Runtime call.",
+                "Wall time of classifying one micro-batch.",
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,
             ),

@@ -48,10 +48,16 @@ class WorkerSettings(BaseSettings):
         description="A micro-batch closes at this many records (or at max-wait-ms).",
     )
     max_wait_ms: int = Field(
-        20,
+        10,
         ge=0,
         le=60_000,
         description="A micro-batch closes this long after its first record at the latest.",
+    )
+    length_bucket_size: int = Field(
+        32,
+        ge=0,
+        description="Inside a micro-batch, tweets of similar length run together in ONNX "
+        "Runtime calls of this many rows (0: one call per micro-batch).",
     )
     max_record_bytes: int = Field(
         16_384, ge=1, description="Larger input values are dead-lettered as `oversized`."
@@ -61,7 +67,10 @@ class WorkerSettings(BaseSettings):
         8000, ge=0, le=65535, description="Port for /metrics, /healthz, /readyz (0: any free)."
     )
     ort_threads: int = Field(
-        0, ge=0, description="ONNX Runtime intra-op threads (0: one per core)."
+        1,
+        ge=0,
+        description="ONNX Runtime intra-op threads (0: one per core). One leaves the other "
+        "core to kafka-python's threads; run one worker per core to use more.",
     )
     shutdown_timeout_s: float = Field(
         20.0, gt=0, description="Longest a SIGTERM shutdown waits for outstanding deliveries."

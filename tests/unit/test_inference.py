@@ -1,0 +1,90 @@
+"""Serving a model folder with ONNX Runtime: the shipped model, its checks, length buckets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentistream.inference import SentimentModel
+from sentistream.manifest import ManifestError, sha256_file
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "sentiment140-lstm"
+
+TWEETS = [
+    "I love this so much, best day ever",
+    "worst service ever, my flight got cancelled and nobody helped",
+    "ok",
+    "just landed in a new city, the food here is amazing and the people are so kind",
+    "hate mondays",
+    "@bob thanks for the heart shaped cake, it was a work of art",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> SentimentModel:
+    return SentimentModel.load(SHIPPED, threads=1)
+
+
+def test_the_shipped_model_labels_clear_cases(model: SentimentModel) -> None:
+    labels = [p.label for p in model.predict(TWEETS[:2] + TWEETS[4:5])]
+    assert labels == ["positive", "negative", "negative"]
+
+
+def test_probabilities_sum_to_one_in_label_order(model: SentimentModel) -> None:
+    prediction = model.predict([TWEETS[0]])[0]
+    assert list(prediction.probabilities) == list(model.labels)
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_length_buckets_and_batch_padding_do_not_change_any_probability(
+    model: SentimentModel,
+) -> None:
+    ids = [model.encode(t) for t in TWEETS * 5]
+    one_call = model.predict_ids(ids)
+    bucketed = model.predict_ids(ids, bucket_size=4)
+    alone = np.vstack([model.predict_ids([row]) for row in ids])
+    np.testing.assert_allclose(bucketed, one_call, atol=1e-6)
+    np.testing.assert_allclose(alone, one_call, atol=1e-6)
+    assert (one_call.argmax(axis=1) == alone.argmax(axis=1)).all()
+
+
+def _copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(SHIPPED, folder)
+    return folder
+
+
+def _edit_manifest(folder: Path, section: str, key: str, value: object) -> None:
+    data = json.loads((folder / "manifest.json").read_text())
+    data[section][key] = value
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+def test_a_graph_input_unlike_the_manifest_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    _edit_manifest(folder, "onnx", "input_name", "tokens")
+    with pytest.raises(ManifestError, match=r"graph inputs \['token_ids'\], manifest says"):
+        SentimentModel.load(folder)
+
+
+def test_a_label_count_unlike_the_output_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["labels"] = ["negative", "neutral", "positive"]
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"output shape \(1, 2\) .* expected \(1, 3\)"):
+        SentimentModel.load(folder)
+
+
+def test_a_swapped_onnx_file_is_refused(tmp_path: Path) -> None:
+    folder = _copy(tmp_path)
+    with (folder / "model.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    assert sha256_file(folder / "model.onnx") != sha256_file(SHIPPED / "model.onnx")
+    with pytest.raises(ManifestError, match="ONNX model was changed"):
+        SentimentModel.load(folder)
