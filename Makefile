@@ -52,11 +52,14 @@ train: $(VENV)/.installed
 
 export: $(VENV)/.installed
 	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)
+	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)-int8 --quantize int8
 	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)
+	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)-int8
 
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
-	$(VENV)/bin/sentistream bench --out runs/bench
+	$(VENV)/bin/sentistream bench --out runs/bench \
+		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-model $(RUN)/keras)
 
 kafka-start:
 	$(KAFKA) start
