@@ -15,7 +15,14 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, R
 from sentistream.inference import SentimentModel
 from sentistream.worker.http import HealthServer, make_app
 from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry
-from sentistream.worker.loop import BatchPolicy, InferenceError, Topics, Worker
+from sentistream.worker.loop import (
+    BatchPolicy,
+    DeliveryFailed,
+    InferenceError,
+    ModelBroken,
+    Topics,
+    Worker,
+)
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.settings import WorkerSettings
 
@@ -42,6 +49,50 @@ class OnnxClassifier:
             raise InferenceError(str(exc)) from exc
 
 
+class _Process:
+    """What the signal handler and the health probes share with the main thread."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.stop_requested = False
+        self.worker: Worker | None = None
+
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
+        self.stop_requested = True
+        if self.worker is not None:
+            self.worker.stop()
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.worker is None or self.worker.last_step_at is None:
+            return True, "starting"
+        idle = time.monotonic() - self.worker.last_step_at
+        if idle > self.settings.health_stall_s:
+            return False, f"no loop progress for {idle:.0f} s"
+        return True, f"last step {idle:.1f} s ago"
+
+    def ready(self) -> tuple[bool, str]:
+        if self.worker is None:
+            return False, "connecting to Kafka"
+        partitions = len(self.worker.source.assignment())
+        if partitions == 0:
+            return False, "no partitions assigned yet"
+        return True, f"{partitions} partition(s) assigned"
+
+
+def _load_model(settings: WorkerSettings) -> tuple[SentimentModel, dict[str, str]]:
+    model = SentimentModel.load(settings.model_dir, threads=settings.ort_threads)
+    info = {"name": model.manifest.name, "version": model.manifest.version, "sha256": model.sha256}
+    log.info(
+        "model %s %s (sha256 %s…) loaded from %s",
+        info["name"],
+        info["version"],
+        model.sha256[:12],
+        settings.model_dir,
+    )
+    return model, info
+
+
 def run_worker(settings: WorkerSettings) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     started = time.monotonic()
@@ -53,67 +104,32 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.group_id,
         settings.bootstrap_servers,
     )
-    model = SentimentModel.load(settings.model_dir, threads=settings.ort_threads)
-    model_info = {
-        "name": model.manifest.name,
-        "version": model.manifest.version,
-        "sha256": model.sha256,
-    }
-    log.info(
-        "model %s %s (sha256 %s…) loaded from %s",
-        model_info["name"],
-        model_info["version"],
-        model.sha256[:12],
-        settings.model_dir,
-    )
+    model, model_info = _load_model(settings)
     metrics = WorkerMetrics.create(process=True)
     metrics.model.info(model_info)
 
-    stop_requested = False
-    worker: Worker | None = None
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stop_requested
-        log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
-        stop_requested = True
-        if worker is not None:
-            worker.stop()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    def healthy() -> tuple[bool, str]:
-        if worker is None or worker.last_step_at is None:
-            return True, "starting"
-        idle = time.monotonic() - worker.last_step_at
-        if idle > settings.health_stall_s:
-            return False, f"no loop progress for {idle:.0f} s"
-        return True, f"last step {idle:.1f} s ago"
-
-    def ready() -> tuple[bool, str]:
-        if worker is None:
-            return False, "connecting to Kafka"
-        partitions = len(worker.source.assignment())
-        if partitions == 0:
-            return False, "no partitions assigned yet"
-        return True, f"{partitions} partition(s) assigned"
-
+    process = _Process(settings)
+    signal.signal(signal.SIGTERM, process.request_stop)
+    signal.signal(signal.SIGINT, process.request_stop)
     server = HealthServer(
-        settings.metrics_host, settings.metrics_port, make_app(metrics.registry, healthy, ready)
+        settings.metrics_host,
+        settings.metrics_port,
+        make_app(metrics.registry, process.healthy, process.ready),
     ).start()
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
 
-    source = connect_with_retry(
-        lambda: KafkaSource(settings), "consumer", should_stop=lambda: stop_requested
-    )
-    sink = connect_with_retry(
-        lambda: KafkaSink(settings), "producer", should_stop=lambda: stop_requested
-    )
+    def stopping() -> bool:
+        return process.stop_requested
+
+    source = connect_with_retry(lambda: KafkaSource(settings), "consumer", should_stop=stopping)
+    sink = connect_with_retry(lambda: KafkaSink(settings), "producer", should_stop=stopping)
     if source is None or sink is None:
         log.info("stopped before Kafka was reachable")
+        if source is not None:
+            source.close()
         server.close()
         return 0
-    worker = Worker(
+    worker = process.worker = Worker(
         source,
         sink,
         OnnxClassifier(model, settings.length_bucket_size),
@@ -126,11 +142,15 @@ def run_worker(settings: WorkerSettings) -> int:
         max_record_bytes=settings.max_record_bytes,
         model_info=model_info,
     )
-    if stop_requested:
+    if process.stop_requested:
         worker.stop()
     log.info("consuming (%.2f s after start)", time.monotonic() - started)
     try:
         clean = worker.run(settings.shutdown_timeout_s)
+    except (DeliveryFailed, ModelBroken) as exc:
+        # Nothing past the last acknowledged batch was committed: a restart redoes it.
+        log.error("stopping: %s", exc)  # noqa: TRY400 - the message is the whole story
+        return 1
     finally:
         source.close()
         sink.close(settings.shutdown_timeout_s)
