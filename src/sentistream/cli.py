@@ -26,6 +26,15 @@ DEFAULT_MODEL_DIR = Path("models/sentiment140-lstm")
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _out_dir = click.Path(file_okay=False, path_type=Path)
+_model_option = click.option(
+    "--model",
+    "model_dir",
+    type=_existing_dir,
+    default=DEFAULT_MODEL_DIR,
+    show_default=True,
+    envvar="SENTISTREAM_MODEL_DIR",
+    help="Model folder (model.onnx, vocab.json, manifest.json).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,14 +142,7 @@ def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: 
 
 @cli.command()
 @click.argument("texts", nargs=-1, required=True)
-@click.option(
-    "--model",
-    "model_dir",
-    type=_existing_dir,
-    default=DEFAULT_MODEL_DIR,
-    show_default=True,
-    envvar="SENTISTREAM_MODEL_DIR",
-)
+@_model_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
     """Classify TEXTS with the ONNX model (no TensorFlow)."""
@@ -163,14 +165,7 @@ def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--data", required=True, type=_existing_file, help="Sentiment140-layout CSV.")
-@click.option(
-    "--model",
-    "model_dir",
-    type=_existing_dir,
-    default=DEFAULT_MODEL_DIR,
-    show_default=True,
-    envvar="SENTISTREAM_MODEL_DIR",
-)
+@_model_option
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> None:
@@ -407,9 +402,7 @@ def worker(**flags: Any) -> None:
 
 
 @cli.command()
-@click.option(
-    "--model", "model_dir", type=_existing_dir, default=DEFAULT_MODEL_DIR, show_default=True
-)
+@_model_option
 @click.option(
     "--data",
     type=_existing_file,

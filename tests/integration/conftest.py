@@ -27,6 +27,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from tests.integration.worker_process import Topics, WorkerProcess
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO_ROOT / "tools" / "kafka" / "kafka.sh"
 KAFKA_POM = REPO_ROOT / "tools" / "kafka" / "pom.xml"
@@ -221,3 +223,30 @@ def topic_factory(
             kafka_admin.delete_topics(created)
         except KafkaError as exc:  # cleanup only: a leftover test topic is harmless
             warnings.warn(f"could not delete test topics {created}: {exc!r}", stacklevel=1)
+
+
+@pytest.fixture
+def topics(topic_factory: TopicFactory) -> Topics:
+    """Fresh input (3 partitions), output (3) and dead-letter (1) topics and a group id."""
+    return Topics(
+        input=topic_factory(partitions=3, prefix="in"),
+        output=topic_factory(partitions=3, prefix="out"),
+        dlq=topic_factory(partitions=1, prefix="dlq"),
+    )
+
+
+@pytest.fixture
+def start_worker(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``sentistream worker`` processes on ``topics``; all are killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def start(**settings: str) -> WorkerProcess:
+        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **settings)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()

@@ -245,22 +245,10 @@ def prometheus_config(worker_port: int, listen: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def topics(topic_factory: Callable[..., str]) -> Topics:
-    return Topics(
-        input=topic_factory(partitions=3, prefix="in"),
-        output=topic_factory(partitions=3, prefix="out"),
-        dlq=topic_factory(partitions=1, prefix="dlq"),
-    )
-
-
-@pytest.fixture
-def worker(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(kafka_bootstrap, topics, tmp_path)
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.close()
+def worker(start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
+    process = start_worker()
+    process.wait_ready()
+    return process
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -25,31 +24,6 @@ pytestmark = pytest.mark.skipif(
     not (SHIPPED_MODEL / "manifest.json").is_file(),
     reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
 )
-
-
-@pytest.fixture
-def topics(topic_factory: Callable[..., str]) -> Topics:
-    return Topics(
-        input=topic_factory(partitions=3, prefix="in"),
-        output=topic_factory(partitions=3, prefix="out"),
-        dlq=topic_factory(partitions=1, prefix="dlq"),
-    )
-
-
-@pytest.fixture
-def start_worker(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
-) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(**settings: str) -> WorkerProcess:
-        worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **settings)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.close()
 
 
 def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
