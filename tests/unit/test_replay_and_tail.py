@@ -1,0 +1,101 @@
+"""`sentistream produce`'s file reading and pacing, and `sentistream tail`'s formatting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sentistream.replay import Pacer, ReplayError, read_tweets
+from sentistream.tail import Summary, format_label
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-tweets.csv"
+
+
+def test_a_sentiment140_csv_keeps_its_ids() -> None:
+    items = read_tweets(DEMO)
+    assert len(items) == 300
+    assert items[0].id == "900000001"
+    assert json.loads(items[0].value()) == {"id": "900000001", "text": items[0].text}
+    assert items[0].key() == b"900000001"
+
+
+def test_a_text_file_is_one_tweet_per_line_numbered_from_one(tmp_path: Path) -> None:
+    path = tmp_path / "tweets.txt"
+    path.write_text("first tweet\n\n  \nthird line tweet\n", encoding="utf-8")
+    assert [(i.id, i.text) for i in read_tweets(path)] == [
+        ("1", "first tweet"),
+        ("4", "third line tweet"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("absent.txt", None, "no such file"),
+        ("empty.txt", b"", "no tweets"),
+        ("latin1.txt", b"caf\xe9\n", "not UTF-8 text"),
+        ("bad.csv", b'"0","1","d","q","u"\n', "expected 6 columns"),
+        ("empty.csv", b"", "no tweets"),
+    ],
+)
+def test_files_that_cannot_be_replayed_get_a_clear_error(
+    tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ReplayError, match=message):
+        read_tweets(path)
+
+
+def test_pacer_spaces_sends_without_real_sleeping() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(10.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        pacer.wait()
+    assert slept == pytest.approx([0.1, 0.1])
+    unpaced = Pacer(None, clock=lambda: now[0], sleep=sleep)
+    unpaced.wait()
+    assert len(slept) == 2
+
+
+def _label(label: str, offset: int, event: str, labeled: str) -> bytes:
+    return json.dumps(
+        {
+            "id": str(offset),
+            "text": "a   tweet\nwith lines",
+            "label": label,
+            "probabilities": {"negative": 0.25, "positive": 0.75},
+            "source": {"topic": "tweets", "partition": 1, "offset": offset},
+            "event_time": event,
+            "labeled_at": labeled,
+        }
+    ).encode()
+
+
+def test_format_label_is_one_line() -> None:
+    line = format_label(
+        _label("positive", 7, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00")
+    )
+    assert line.startswith("positive 0.750  p1@7")
+    assert line.endswith("a tweet with lines")
+    assert "not a sentistream label" in format_label(b"plain")
+
+
+def test_summary_counts_labels_throughput_and_latency() -> None:
+    summary = Summary()
+    summary.add(_label("positive", 1, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00.100+00:00"))
+    summary.add(_label("negative", 2, "2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"))
+    summary.add(b"not json")
+    text = summary.render()
+    assert "2 labels: negative 1 (50%), positive 1 (50%)" in text
+    assert "throughput: 1 tweets/s over 2.0 s" in text
+    assert "p50 1000 ms" in text
