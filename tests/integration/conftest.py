@@ -106,7 +106,7 @@ def _jars_cached() -> bool:
     return (REPO_ROOT / ".cache" / "kafka" / version / "lib" / ".complete").is_file()
 
 
-def _skip_reason_for_missing_tools() -> str | None:
+def skip_reason_for_missing_tools() -> str | None:
     if shutil.which("java") is None:
         return (
             "integration tests need Java 17+ to run the Kafka broker "
@@ -129,7 +129,7 @@ def kafka_script_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sc
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield None
         return
-    reason = _skip_reason_for_missing_tools()
+    reason = skip_reason_for_missing_tools()
     if reason is not None:
         pytest.skip(reason)
 
