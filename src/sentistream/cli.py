@@ -184,7 +184,7 @@ def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> Non
     with tqdm(total=len(tweets), unit="tweet", disable=as_json or None, file=sys.stderr) as bar:
         for start in range(0, len(tweets), batch_size):
             chunk = tweets.texts[start : start + batch_size]
-            probabilities = model.predict_ids([model.encode(t) for t in chunk])
+            probabilities = model.predict_ids([model.encode(t) for t in chunk], bucket_size=32)
             predicted.extend(probabilities.argmax(axis=1).tolist())
             bar.update(len(chunk))
     # The CSV's targets map to the corpus order (negative, positive); map through names so a
