@@ -15,7 +15,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from sentistream.worker.loop import CommitRefused, InferenceError, TopicPartition
+from sentistream.worker.loop import (
+    CommitDeferred,
+    CommitRefused,
+    InferenceError,
+    TopicPartition,
+)
 from sentistream.worker.messages import InputRecord
 
 __all__ = [
@@ -52,7 +57,8 @@ class FakeSource:
 
     ``polls`` keeps each ``(timeout_ms, max_records)`` asked for, ``commits`` each offsets
     mapping committed. ``refuse_commits`` makes that many next commits raise
-    :class:`CommitRefused` (recorded in ``refused``). ``assigned`` and ``lags`` override the
+    :class:`CommitRefused` (recorded in ``refused``), ``unavailable_commits`` likewise raise
+    :class:`CommitDeferred`. ``assigned`` and ``lags`` override the
     default assignment (every partition ever fed) and lag (records still queued).
     """
 
@@ -62,6 +68,7 @@ class FakeSource:
         self.commits: list[dict[TopicPartition, int]] = []
         self.refused: list[dict[TopicPartition, int]] = []
         self.refuse_commits = 0
+        self.unavailable_commits = 0
         self.assigned: set[TopicPartition] | None = None
         self.lags: dict[TopicPartition, int] | None = None
         self.closed = False
@@ -95,6 +102,10 @@ class FakeSource:
             self.refuse_commits -= 1
             self.refused.append(dict(offsets))
             raise CommitRefused("the group rebalanced (fake)")
+        if self.unavailable_commits > 0:
+            self.unavailable_commits -= 1
+            self.refused.append(dict(offsets))
+            raise CommitDeferred("broker unreachable (fake)")
         self.commits.append(dict(offsets))
 
     def committed(self) -> dict[TopicPartition, int]:

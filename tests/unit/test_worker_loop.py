@@ -478,7 +478,7 @@ def test_a_refused_commit_is_counted_and_the_loop_goes_on():
     h.clock.advance(0.5)
     h.worker.step()
     assert h.source.refused == [{TP0: 2}]
-    assert h.metric("sentistream_commit_failures_total") == 1
+    assert h.metric("sentistream_commit_failures_total", reason="rebalance") == 1
     assert h.metric("sentistream_commits_total") == 0
 
     h.source.feed(*texts(2, start=2))
@@ -487,7 +487,28 @@ def test_a_refused_commit_is_counted_and_the_loop_goes_on():
     h.worker.step()
     assert h.source.commits == [{TP0: 4}]
     assert h.metric("sentistream_commits_total") == 1
-    assert h.metric("sentistream_commit_failures_total") == 1
+    assert h.metric("sentistream_commit_failures_total", reason="rebalance") == 1
+
+
+def test_a_commit_kafka_cannot_take_is_kept_and_retried_without_going_backwards():
+    h = make(texts(2), batch=2, auto_ack=True)
+    h.source.unavailable_commits = 2
+    h.worker.step()
+    h.clock.advance(0.5)
+    h.worker.step()  # fails: offsets kept
+    assert h.source.refused == [{TP0: 2}]
+    assert h.metric("sentistream_commit_failures_total", reason="unavailable") == 1
+
+    h.source.feed(*texts(2, start=2))
+    h.worker.step()
+    h.clock.advance(0.5)
+    h.worker.step()  # fails again, now carrying the newer offset, not the kept older one
+    assert h.source.refused[-1] == {TP0: 4}
+    h.clock.advance(0.5)
+    h.worker.step()  # Kafka is back
+    assert h.source.commits == [{TP0: 4}]
+    assert h.metric("sentistream_commit_failures_total", reason="unavailable") == 2
+    assert h.metric("sentistream_commits_total") == 1
 
 
 # -- shutdown ---------------------------------------------------------------------------------

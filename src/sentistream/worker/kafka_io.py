@@ -27,17 +27,22 @@ from kafka.errors import (
     IllegalGenerationError,
     KafkaError,
     RebalanceInProgressError,
+    RetriableError,
     UnknownMemberIdError,
 )
 from kafka.structs import OffsetAndMetadata
 
-from sentistream.worker.loop import CommitRefused, Delivery, TopicPartition
+from sentistream.worker.loop import CommitDeferred, CommitRefused, Delivery, TopicPartition
 from sentistream.worker.messages import InputRecord
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["KafkaSink", "KafkaSource", "connect_with_retry"]
 
 T = TypeVar("T")
+
+#: A commit that Kafka cannot take within this long is retried at the next commit interval,
+#: so an outage never holds the loop (and /healthz) for kafka-python's default timeouts.
+COMMIT_TIMEOUT_MS = 5_000
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +109,11 @@ class KafkaSource:
         if not to_commit:
             return
         try:
-            self._consumer.commit(offsets=to_commit)
+            self._consumer.commit(offsets=to_commit, timeout_ms=COMMIT_TIMEOUT_MS)
         except _REFUSED as exc:
             raise CommitRefused(str(exc)) from exc
+        except RetriableError as exc:
+            raise CommitDeferred(str(exc)) from exc
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}

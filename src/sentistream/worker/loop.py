@@ -42,6 +42,7 @@ __all__ = [
     "BatchPolicy",
     "Classifier",
     "Clock",
+    "CommitDeferred",
     "CommitRefused",
     "Delivery",
     "DeliveryFailed",
@@ -94,12 +95,20 @@ class CommitRefused(Exception):  # noqa: N818 - it is an outcome, not a bug
     """The group moved on (rebalance); the offsets were not committed."""
 
 
+class CommitDeferred(Exception):  # noqa: N818
+    """Kafka could not take the commit now (broker or coordinator unreachable); retry later."""
+
+
 class Source(Protocol):
     def poll(
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]: ...
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``offsets`` (next offset to read); raise :class:`CommitRefused` if refused."""
+        """Commit ``offsets`` (next offset to read).
+
+        Raises :class:`CommitRefused` when a rebalance moved the partitions away, and
+        :class:`CommitDeferred` when Kafka is unreachable for now.
+        """
 
     def assignment(self) -> set[TopicPartition]: ...
     def lag(self) -> Mapping[TopicPartition, int]: ...
@@ -394,8 +403,16 @@ class Worker:
         try:
             self.source.commit(offsets)
         except CommitRefused as exc:
-            self.metrics.commit_failures.inc()
+            self.metrics.commit_failures.labels(reason="rebalance").inc()
             log.warning("offset commit refused, the partitions' new owner redoes them: %s", exc)
+            return
+        except CommitDeferred as exc:
+            self.metrics.commit_failures.labels(reason="unavailable").inc()
+            log.warning(
+                "offset commit failed, retrying in %.1f s: %s", self.policy.commit_interval_s, exc
+            )
+            for tp, offset in offsets.items():  # later offsets, if any arrived, win
+                self._committable.setdefault(tp, offset)
             return
         self.metrics.commits.inc()
 

@@ -104,8 +104,9 @@ class WorkerMetrics:
             commits=Counter("sentistream_commits", "Successful offset commits.", registry=registry),
             commit_failures=Counter(
                 "sentistream_commit_failures",
-                "Offset commits refused (a rebalance moved the partition); the records are "
-                "redone by their new owner.",
+                "Offset commits that did not happen: reason=rebalance (the partition moved; "
+                "its new owner redoes the records) or unavailable (Kafka unreachable; retried).",
+                ["reason"],
                 registry=registry,
             ),
             assigned_partitions=Gauge(
