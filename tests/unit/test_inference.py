@@ -88,3 +88,13 @@ def test_a_swapped_onnx_file_is_refused(tmp_path: Path) -> None:
     assert sha256_file(folder / "model.onnx") != sha256_file(SHIPPED / "model.onnx")
     with pytest.raises(ManifestError, match="ONNX model was changed"):
         SentimentModel.load(folder)
+
+
+def test_labels_come_from_the_manifest_order_not_the_corpus_targets(
+    model: SentimentModel,
+) -> None:
+    # Notebook bug: it tested argmax == 4 (the corpus's "positive" target), which never holds
+    # for a two-way softmax. The index is looked up in the manifest's labels instead.
+    assert model.labels == ("negative", "positive")
+    assert model.to_prediction(np.array([0.1, 0.9], dtype=np.float32)).label == "positive"
+    assert model.to_prediction(np.array([0.9, 0.1], dtype=np.float32)).label == "negative"
