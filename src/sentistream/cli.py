@@ -6,11 +6,13 @@ Each subcommand imports what it needs when it runs, so ``sentistream worker`` an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,7 +23,9 @@ from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 if TYPE_CHECKING:
     from sentistream.inference import SentimentModel
 
-DEFAULT_MODEL_DIR = Path("models/sentiment140-lstm")
+DEFAULT_MODEL_DIR: Path = WorkerSettings.model_fields["model_dir"].default
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -35,6 +39,25 @@ _model_option = click.option(
     envvar="SENTISTREAM_MODEL_DIR",
     help="Model folder (model.onnx, vocab.json, manifest.json).",
 )
+
+
+def _setting_option(field: str, flag: str | None = None) -> Callable[[F], F]:
+    """A flag of another command that means what the worker's setting ``field`` means: same
+    default, same ``SENTISTREAM_*`` variable (one source of truth: :class:`WorkerSettings`).
+    With ``flag`` (e.g. ``--topic``) the parameter is named after the flag."""
+    info = WorkerSettings.model_fields[field]
+    flag = flag or "--" + field.replace("_", "-")
+    return click.option(
+        flag,
+        flag.removeprefix("--").replace("-", "_"),
+        default=info.default,
+        show_default=True,
+        envvar=ENV_PREFIX + field.upper(),
+        help=info.description,
+    )
+
+
+_bootstrap_option = _setting_option("bootstrap_servers")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,7 +160,7 @@ def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: 
         )
     except (ExportError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(_jsonable(report), indent=2))
+    click.echo(json.dumps(dataclasses.asdict(report), indent=2, default=str))
 
 
 @cli.command()
@@ -217,13 +240,8 @@ def evaluate(data: Path, model_dir: Path, batch_size: int, as_json: bool) -> Non
     type=click.Path(path_type=Path),
     help="Sentiment140-layout .csv, or a text file with one tweet per line.",
 )
-@click.option("--topic", default="tweets", show_default=True, envvar="SENTISTREAM_INPUT_TOPIC")
-@click.option(
-    "--bootstrap-servers",
-    default="localhost:9092",
-    show_default=True,
-    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
-)
+@_setting_option("input_topic", "--topic")
+@_bootstrap_option
 @click.option("--rate", type=float, default=None, help="Tweets per second (default: flat out).")
 @click.option("--limit", type=int, default=None, help="Send at most N tweets.")
 @click.option("--loop", is_flag=True, help="Start again at the end of the file, forever.")
@@ -271,15 +289,8 @@ def produce(
 
 
 @cli.command()
-@click.option(
-    "--topic", default="tweet-labels", show_default=True, envvar="SENTISTREAM_OUTPUT_TOPIC"
-)
-@click.option(
-    "--bootstrap-servers",
-    default="localhost:9092",
-    show_default=True,
-    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
-)
+@_setting_option("output_topic", "--topic")
+@_bootstrap_option
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest label, not the newest.")
 @click.option("--max", "max_messages", type=int, default=None, help="Stop after N labels.")
 @click.option(
@@ -329,27 +340,16 @@ def tail(
 
 
 @cli.command("create-topics")
-@click.option(
-    "--bootstrap-servers",
-    default="localhost:9092",
-    show_default=True,
-    envvar="SENTISTREAM_BOOTSTRAP_SERVERS",
-)
+@_bootstrap_option
 @click.option(
     "--partitions",
     default=3,
     show_default=True,
     help="Partitions of the input and output topics (the most workers that help).",
 )
-@click.option(
-    "--input-topic", default="tweets", show_default=True, envvar="SENTISTREAM_INPUT_TOPIC"
-)
-@click.option(
-    "--output-topic", default="tweet-labels", show_default=True, envvar="SENTISTREAM_OUTPUT_TOPIC"
-)
-@click.option(
-    "--dlq-topic", default="tweets.dlq", show_default=True, envvar="SENTISTREAM_DLQ_TOPIC"
-)
+@_setting_option("input_topic")
+@_setting_option("output_topic")
+@_setting_option("dlq_topic")
 def create_topics(
     bootstrap_servers: str, partitions: int, input_topic: str, output_topic: str, dlq_topic: str
 ) -> None:
@@ -467,14 +467,14 @@ def bench(
         keras_one_at_a_time,
         ort_ceiling,
         ort_one_at_a_time,
+        sample,
     )
     from sentistream.bench.report import write_report
     from sentistream.dataset import load_sentiment140
 
     model = _load_model(model_dir)
     texts = load_sentiment140(data).texts
-    step = max(1, len(texts) // tweets)
-    texts = (texts[::step] * (tweets // max(1, len(texts[::step])) + 1))[:tweets]
+    texts = sample(texts, tweets)
     ids = [model.encode(t) for t in texts]
     sizes = [int(b) for b in batch_sizes.split(",")]
     _log(f"ONNX Runtime ceiling over {len(ids)} tweets, batch sizes {sizes}")
@@ -529,20 +529,6 @@ def _load_model(model_dir: Path) -> SentimentModel:
         return SentimentModel.load(model_dir)
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _jsonable(value: Any) -> Any:
-    import dataclasses
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def _log(message: str) -> None:

@@ -22,13 +22,13 @@ from tests.integration.conftest import (
     skip_reason_for_missing_tools,
 )
 from tests.integration.worker_process import (
-    SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
     ids_of,
     produce_json,
     real_tweets,
+    requires_shipped_model,
 )
 
 pytestmark = [
@@ -36,10 +36,7 @@ pytestmark = [
         skip_reason_for_missing_tools() is not None,
         reason=str(skip_reason_for_missing_tools()),
     ),
-    pytest.mark.skipif(
-        not (SHIPPED_MODEL / "manifest.json").is_file(),
-        reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
-    ),
+    requires_shipped_model,
 ]
 
 

@@ -31,12 +31,12 @@ from kafka import KafkaProducer
 
 from tests.integration.worker_process import (
     REPO_ROOT,
-    SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
     produce_json,
     real_tweets,
+    requires_shipped_model,
 )
 
 yaml = pytest.importorskip("yaml", reason="PyYAML missing: pip install pyyaml (a dev dependency)")
@@ -48,10 +48,7 @@ pytestmark = [
         PROMETHEUS_BIN is None,
         reason="the Prometheus server is missing: apt-get install prometheus",
     ),
-    pytest.mark.skipif(
-        not (SHIPPED_MODEL / "manifest.json").is_file(),
-        reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
-    ),
+    requires_shipped_model,
 ]
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"

@@ -7,23 +7,19 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.integration.worker_process import (
-    SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
     ids_of,
     produce_json,
     real_tweets,
+    requires_shipped_model,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (SHIPPED_MODEL / "manifest.json").is_file(),
-    reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
-)
+pytestmark = requires_shipped_model
 
 
 def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
@@ -77,13 +73,21 @@ def test_every_tweet_gets_exactly_one_label_and_offsets_are_committed(
     assert worker.terminate() == 0
 
 
+def worker_mid_stream(
+    bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> tuple[list[str], WorkerProcess]:
+    """3,000 tweets queued and a worker (small batches) that has labelled about 300 of them."""
+    ids = produce_json(bootstrap, topics.input, real_tweets(3000))
+    worker = start_worker(max_batch_size="32")
+    worker.wait_ready()
+    consume_all(bootstrap, topics.output, until=300, timeout=60)
+    return ids, worker
+
+
 def test_sigkill_mid_stream_then_restart_loses_nothing(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(3000))
-    first = start_worker(max_batch_size="32")
-    first.wait_ready()
-    consume_all(kafka_bootstrap, topics.output, until=300, timeout=60)
+    ids, first = worker_mid_stream(kafka_bootstrap, topics, start_worker)
     first.kill()
     assert first.process.returncode == -9
     second = start_worker()
@@ -96,10 +100,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
 def test_sigterm_exits_cleanly_and_a_restart_duplicates_nothing(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    ids = produce_json(kafka_bootstrap, topics.input, real_tweets(3000))
-    first = start_worker(max_batch_size="32")
-    first.wait_ready()
-    consume_all(kafka_bootstrap, topics.output, until=300, timeout=60)
+    ids, first = worker_mid_stream(kafka_bootstrap, topics, start_worker)
     started = time.monotonic()
     assert first.terminate(timeout=30) == 0, first.log()
     assert time.monotonic() - started < 30

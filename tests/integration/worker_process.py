@@ -16,12 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = REPO_ROOT / "models" / "sentiment140-lstm"
 SAMPLE_CSV = REPO_ROOT.parent / "shared" / "data" / "sentiment140-100k" / "sentiment140-100k.csv"
 DEMO_CSV = REPO_ROOT / "examples" / "demo-tweets.csv"
+
+requires_shipped_model = pytest.mark.skipif(
+    not (SHIPPED_MODEL / "manifest.json").is_file(),
+    reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
+)
 
 
 def _free_port() -> int:

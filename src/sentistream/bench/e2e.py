@@ -21,6 +21,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+from sentistream.bench.raw import sample
 from sentistream.replay import Pacer
 from sentistream.tail import quantile
 
@@ -185,10 +186,7 @@ def run_end_to_end(
             bootstrap,
             consumer,
             topics["input"],
-            _payloads(
-                texts[:count] if count <= len(texts) else list(texts) * (count // len(texts) + 1),
-                "lat-",
-            )[:count],
+            _payloads(sample(texts, count), "lat-"),
             rate,
         )
         rss = _peak_rss_mb(worker.pid)

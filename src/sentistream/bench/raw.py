@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from sentistream.inference import SentimentModel
 from sentistream.text import pad
 
-__all__ = ["Throughput", "keras_one_at_a_time", "ort_ceiling", "ort_one_at_a_time"]
+__all__ = ["Throughput", "keras_one_at_a_time", "ort_ceiling", "ort_one_at_a_time", "sample"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,12 @@ def keras_one_at_a_time(keras_dir: Path, texts: Sequence[str]) -> Throughput:
     return Throughput(
         "keras predict, one tweet per call (the notebook)", 1, len(texts), _timed(run)
     )
+
+
+def sample(texts: Sequence[str], n: int) -> list[str]:
+    """``n`` texts spread evenly over ``texts``, starting again from the top if it is short."""
+    step = max(1, len(texts) // n)
+    return list(itertools.islice(itertools.cycle(texts[::step]), n))
 
 
 def mean_tokens(ids: Sequence[list[int]]) -> float:
