@@ -13,6 +13,11 @@ Fixes against the original notebook, each pinned by a regression test:
   "start" or "heart".
 * There is one ``maxlen``; tweets are never padded to one length when training and another when
   serving.
+
+Cleaning v2 keeps what carries sentiment in UTF-8 data: emoticons become one word each
+(``:-)`` and ``=)`` → ``emosmile``, ``:(`` → ``emosad``, ``<3`` → ``emoheart``, ...) and every
+emoji is kept as a token of its own (skin tones and variation selectors dropped), and letters
+outside a-z (``café``, ``naïve``, non-Latin scripts) are kept rather than cut out of words.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ __all__ = [
 ]
 
 #: Bumped whenever :func:`clean` changes what it returns; recorded in the manifest.
-CLEANING_VERSION = 1
+CLEANING_VERSION = 2
 
 PAD_ID = 0
 OOV_ID = 1
@@ -52,8 +57,43 @@ _URL = re.compile(r"(?:https?://|www\.)\S+")
 _MENTION = re.compile(r"@\w+")
 _RETWEET = re.compile(r"(?<![a-z0-9])rt(?![a-z0-9])")
 _APOSTROPHE = re.compile(r"['\u2019`]")
-_NOT_WORD_CHAR = re.compile(r"[^a-z0-9\s]")
 _ELONGATED = re.compile(r"([a-z])\1{2,}")
+
+#: Pictographic emoji, dingbats and symbols (hearts, suns, stars); each becomes one token.
+_EMOJI_RANGES = "\U0001f300-\U0001faff\u2600-\u27bf\u2b00-\u2bff"
+_EMOJI = re.compile(f"[{_EMOJI_RANGES}]")
+#: Skin-tone modifiers, variation selectors and zero-width joiners: they refine an emoji's
+#: look, not its meaning, so ``👍🏽`` and ``👍`` are one token.
+_EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0e\ufe0f\u200d]")
+#: Everything that is not a letter, a digit, white space or an emoji (``_`` included: the
+#: notebook's ``A-z`` kept it) becomes a space.
+_NOT_KEPT = re.compile(f"[^\\w\\s{_EMOJI_RANGES}]|_")
+
+#: Emoticons, matched on the original case before anything else is removed, each mapped to
+#: one word that survives the character filter. Eyes ``:;=``, an optional nose, a mouth; and
+#: the mirrored forms. Not inside words or numbers ("8:30", "http://").
+_EYES, _NOSE = r"[:=]", r"[-o^']?"
+_EMOTICONS: tuple[tuple[str, str], ...] = (
+    ("emobrokenheart", r"</3"),
+    ("emoheart", r"<3+"),
+    ("emocry", r":'-?\(|;_;|T_T"),
+    ("emolaugh", rf"{_EYES}{_NOSE}D+|[xX]-?D+"),
+    ("emowink", rf";{_NOSE}[)\]D]|\(;"),
+    ("emotongue", rf"[:;=]{_NOSE}[pPbþ]"),
+    ("emosmile", rf"{_EYES}{_NOSE}[)\]}}3]+|[(\[]{_NOSE}{_EYES}|\^_*\^"),
+    ("emosad", rf"{_EYES}{_NOSE}[(\[{{]+"),
+    ("emoskeptic", rf"{_EYES}{_NOSE}[/\\|sS]"),
+    ("emosurprise", rf"{_EYES}{_NOSE}[oO0]"),
+)
+_EMOTICON = re.compile(
+    "|".join(f"(?P<{name}>{pattern})" for name, pattern in _EMOTICONS).join(
+        (r"(?<![\w:/])(?:", r")(?![\w/])")
+    )
+)
+
+
+def _emoticon_word(match: re.Match[str]) -> str:
+    return f" {match.lastgroup} "
 
 
 def clean(text: str) -> str:
@@ -64,13 +104,17 @@ def clean(text: str) -> str:
     tweet was written), the retweet marker ``rt`` is dropped, apostrophes are removed so
     "don't" stays one word, letters repeated three or more times are cut to two ("sooo" and
     "soooooo" both become "soo"), and every other character that is not ``a-z``, ``0-9`` or
-    white space becomes a space.
+    white space becomes a space, except emoticons (one word each, such as ``emosmile``) and
+    emoji (one token each); letters outside a-z are kept.
     """
-    text = html.unescape(text).lower()
+    text = html.unescape(text)
     text = _URL.sub(" url ", text)
     text = _MENTION.sub(" user ", text)
+    text = _EMOTICON.sub(_emoticon_word, text).lower()
+    text = _EMOJI_MODIFIERS.sub("", text)
+    text = _EMOJI.sub(r" \g<0> ", text)
     text = _APOSTROPHE.sub("", text)
-    text = _NOT_WORD_CHAR.sub(" ", text)
+    text = _NOT_KEPT.sub(" ", text)
     text = _RETWEET.sub(" ", text)
     text = _ELONGATED.sub(r"\1\1", text)
     return " ".join(text.split())

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sentistream.text import (
+    CLEANING_VERSION,
     OOV_ID,
     PAD_ID,
     TextConfig,
@@ -63,8 +64,57 @@ def test_cleaning_normalises_case_entities_links_mentions_and_elongation() -> No
     ]
 
 
-def test_clean_collapses_whitespace_and_drops_non_ascii_letters() -> None:
-    assert clean("  caf\u00e9\t\tnice \n ") == "caf nice"
+def test_clean_collapses_whitespace_and_keeps_letters_outside_a_to_z() -> None:
+    # v1 cut "café" to "caf"; v2 keeps the word whole (and non-Latin scripts too).
+    assert clean("  caf\u00e9\t\tnice \n ") == "caf\u00e9 nice"
+    assert tokenize("\u6771\u4eac na\u00efve") == ["\u6771\u4eac", "na\u00efve"]
+
+
+def test_cleaning_version_is_2() -> None:
+    # Emoticons, emoji and non-ASCII letters changed what clean() returns: a v1 model must be
+    # refused (tests/unit/test_manifest.py), so the version moved with the code.
+    assert CLEANING_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    ("tweet", "expected"),
+    [
+        ("great day :)", ["great", "day", "emosmile"]),
+        ("great day :-) =] (: ^_^", ["great", "day", *["emosmile"] * 4]),
+        ("missed it :( :-( =[", ["missed", "it", "emosad", "emosad", "emosad"]),
+        ("haha :D xD XD :-DD", ["haha", *["emolaugh"] * 4]),
+        ("you know ;) ;-)", ["you", "know", "emowink", "emowink"]),
+        ("yum :P ;p", ["yum", "emotongue", "emotongue"]),
+        ("miss you <3 <333", ["miss", "you", "emoheart", "emoheart"]),
+        ("over </3", ["over", "emobrokenheart"]),
+        ("not sure :/ :-\\ :|", ["not", "sure", "emoskeptic", "emoskeptic", "emoskeptic"]),
+        ("crying :'( T_T", ["crying", "emocry", "emocry"]),
+        ("wow :O", ["wow", "emosurprise"]),
+        ("&lt;3 you", ["emoheart", "you"]),
+    ],
+)
+def test_emoticons_become_one_word_each(tweet: str, expected: list[str]) -> None:
+    assert tokenize(tweet) == expected
+
+
+@pytest.mark.parametrize(
+    ("tweet", "expected"),
+    [
+        ("meet at 8:30 (see above): ok", ["meet", "at", "8", "30", "see", "above", "ok"]),
+        ("see http://t.co/a:b and https://x.io/:)", ["see", "url", "and", "url"]),
+        ("ratio 3:2, score 2:0", ["ratio", "3", "2", "score", "2", "0"]),
+        ("note:so what", ["note", "so", "what"]),
+    ],
+)
+def test_times_links_and_ratios_are_not_emoticons(tweet: str, expected: list[str]) -> None:
+    assert tokenize(tweet) == expected
+
+
+def test_emoji_are_kept_one_token_each_without_skin_tone_or_variation() -> None:
+    thumbs = "\U0001f44d"
+    tokens = tokenize(f"so good{thumbs}\U0001f3fd\U0001f602\U0001f602 \u2764\ufe0f!")
+    assert tokens == ["so", "good", thumbs, "\U0001f602", "\U0001f602", "\u2764"]
+    assert tokenize(f"{thumbs}\U0001f3fb") == tokenize(thumbs) == [thumbs]
 
 
 def test_vocabulary_is_frequency_ranked_with_first_seen_tie_break() -> None:
