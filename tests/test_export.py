@@ -1,8 +1,9 @@
 """Export: Keras artifact folder → fused-LSTM ONNX with sequence_lens, parity, int8.
 
 The slow tests train a tiny model (vocabulary 60, embedding 8, LSTM 6, with the real model's
-mask and recurrent dropout) on a synthetic word task for a few seconds, write the folder the
-trainer writes, and export it once per module.
+mask, and recurrent dropout so the export must build its fused twin) on a synthetic word task
+for a few seconds, write the folder the trainer writes, and export it once per LSTM shape:
+forward (the notebook's) and bidirectional (the shipped model's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sentistream.manifest import (
     MANIFEST_FILE,
     VOCAB_FILE,
     Manifest,
+    SourceSection,
     TextSection,
     TrainingSection,
     VocabSection,
@@ -65,8 +67,8 @@ def _tweets(n: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-@pytest.fixture(scope="module")
-def keras_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["forward", "bidirectional"])
+def keras_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import keras
 
     from sentistream.trainer.model import ModelConfig, build_model
@@ -76,7 +78,13 @@ def keras_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = Vocabulary(POSITIVE + NEGATIVE + FILLER)
     config = TextConfig(maxlen=MAXLEN, num_words=vocab.size)
     model_config = ModelConfig(
-        vocab_size=vocab.size, embedding_dim=8, lstm_units=6, learning_rate=0.02
+        vocab_size=vocab.size,
+        embedding_dim=8,
+        lstm_units=6,
+        bidirectional=request.param == "bidirectional",
+        recurrent_dropout=0.2,
+        num_labels=len(LABELS),
+        learning_rate=0.02,
     )
     model = build_model(model_config)
     texts, labels = _tweets(800, seed=1)
@@ -99,15 +107,24 @@ def keras_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         vocab=VocabSection(sha256=sha256_file(folder / VOCAB_FILE), size=vocab.size),
         keras_file="model.keras",
         training=TrainingSection(
-            data_file="synthetic",
-            data_sha256="0" * 64,
-            rows=800,
-            split={"train": 800, "validation": 0, "test": 300},
+            sources=[
+                SourceSection(
+                    file="synthetic",
+                    sha256="0" * 64,
+                    encoding="utf-8",
+                    weight=1.0,
+                    rows=1100,
+                    split={"train": 800, "validation": 0, "test": 300},
+                )
+            ],
             seed=7,
             epochs=3,
             batch_size=32,
+            class_weight="none",
+            glove=False,
             hyperparameters=model_config.to_dict(),
             metrics={},
+            baseline={},
             duration_seconds=0.0,
         ),
         versions={"keras": keras.__version__},
@@ -165,6 +182,12 @@ def test_export_writes_a_fused_variable_length_model(exported: Exported) -> None
     assert parity["labels_equal"] is True
     assert parity["label_agreement"] == 1.0
     assert parity["accuracy"] > 0.8  # the task is learnable: weights are not trivial
+    (lstm,) = (n for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "LSTM")
+    direction = {a.name: helper.get_attribute_value(a) for a in lstm.attribute}.get(
+        "direction", b"forward"
+    )
+    bidirectional = manifest.training.hyperparameters["bidirectional"]
+    assert direction == (b"bidirectional" if bidirectional else b"forward")
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ ONNX graph's input and output names, the training data's digest and the measured
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ __all__ = [
 
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "vocab.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ManifestError(Exception):
@@ -66,16 +67,27 @@ class VocabSection(_Frozen):
     size: int = Field(description="ids including padding (0) and out-of-vocabulary (1)")
 
 
-class TrainingSection(_Frozen):
-    data_file: str
-    data_sha256: str
-    rows: int = Field(description="rows used after dropping neutral ones")
+class SourceSection(_Frozen):
+    file: str
+    sha256: str
+    encoding: str
+    weight: float = Field(description="how much each row of this file counted in the loss")
+    rows: int = Field(description="rows used (of the model's classes)")
     split: dict[str, int] = Field(description="rows in train / validation / test")
+
+
+class TrainingSection(_Frozen):
+    sources: list[SourceSection]
     seed: int
     epochs: int
     batch_size: int
+    class_weight: str = Field(description="balanced: each class weighs the same in the loss")
+    glove: bool = Field(description="embedding started from GloVe 6B 50d vectors")
     hyperparameters: dict[str, Any]
-    metrics: dict[str, Any] = Field(description="held-out test metrics of the Keras model")
+    metrics: dict[str, Any] = Field(description="held-out test figures of the model, per source")
+    baseline: dict[str, Any] = Field(
+        description="TF-IDF + logistic regression on the same split, per source"
+    )
     duration_seconds: float
 
 
@@ -131,6 +143,7 @@ def load_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"{folder}: no {MANIFEST_FILE} (is this a sentistream model folder?)")
+    _check_format_version(path)
     try:
         manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as exc:
@@ -141,6 +154,19 @@ def load_manifest(folder: Path) -> Manifest:
             f"this code cleans with v{CLEANING_VERSION}; retrain or use a matching release"
         )
     return manifest
+
+
+def _check_format_version(path: Path) -> None:
+    """Refuse a manifest of another format before pydantic lists every field it lacks."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("format_version")
+    except (ValueError, AttributeError):
+        return  # not a JSON object: model_validate_json says so
+    if found != FORMAT_VERSION:
+        raise ManifestError(
+            f"{path}: manifest format {found}, this code reads format {FORMAT_VERSION}; "
+            "re-export the model with this release (format 1 models were two-class, cleaning v1)"
+        )
 
 
 def _check_hash(folder: Path, file: str, expected: str, what: str) -> Path:

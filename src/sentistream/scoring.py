@@ -1,7 +1,16 @@
 """Classification metrics, computed by scikit-learn, in one JSON-ready shape.
 
-The trainer reports these on its held-out split and ``sentistream evaluate`` on any labelled
-CSV, so the two figures can be compared directly.
+The trainer reports these per data source on its held-out split (for the LSTM and for the
+TF-IDF baseline), and ``sentistream evaluate`` on any labelled CSV, so the figures compare
+directly. :func:`evaluate_probabilities` is the one place that turns a model's probabilities
+into the figures the README and the issue tracker quote:
+
+* ``accuracy`` over every row, and ``macro_f1`` over the classes the file has;
+* ``macro_recall``: recall averaged over negative, neutral and positive (SemEval's official
+  measure), only for files with neutral rows (``None`` otherwise); a two-class model scores 0
+  on neutral, as it never says it;
+* ``binary_accuracy`` over the rows labelled negative or positive, each decided by
+  p(positive) vs p(negative) whatever the model says about neutral, and ``binary_n``.
 """
 
 from __future__ import annotations
@@ -9,9 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
-__all__ = ["format_scores", "score"]
+__all__ = ["HEADLINE_KEYS", "evaluate_probabilities", "format_scores", "format_table", "score"]
+
+#: The figures every evaluation reports per file, in this order.
+HEADLINE_KEYS = ("n", "accuracy", "macro_f1", "macro_recall", "binary_accuracy", "binary_n")
+_ALL = ("negative", "neutral", "positive")
 
 
 def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
@@ -20,10 +40,11 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=indices, zero_division=0
     )
+    present = [i for i in indices if support[i] > 0] or indices
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(sum(f1) / len(indices)),
+        "macro_f1": float(np.mean([f1[i] for i in present])),
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -39,6 +60,86 @@ def score(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -
             "matrix": confusion_matrix(y_true, y_pred, labels=indices).tolist(),
         },
     }
+
+
+def evaluate_probabilities(
+    truth: Sequence[str],
+    probabilities: npt.NDArray[np.floating[Any]],
+    model_labels: Sequence[str],
+) -> dict[str, Any]:
+    """Score one file: ``truth`` holds class names, ``probabilities`` is ``rows x labels``.
+
+    The classes scored are the model's plus any the file has (a two-class model on a file
+    with neutral rows is scored on three, and gets neutral wrong every time).
+    """
+    if len(truth) != len(probabilities):
+        raise ValueError(f"{len(truth)} labels but {len(probabilities)} rows of probabilities")
+    classes = [name for name in _ALL if name in model_labels or name in truth]
+    classes += [name for name in model_labels if name not in classes]
+    index = {name: i for i, name in enumerate(classes)}
+    y_true = [index[name] for name in truth]
+    y_pred = [index[model_labels[int(i)]] for i in np.argmax(probabilities, axis=1)]
+    result = score(y_true, y_pred, classes)
+    has_neutral = "neutral" in truth
+    result["macro_recall"] = (
+        float(
+            recall_score(
+                y_true,
+                y_pred,
+                labels=[index[name] for name in _ALL],
+                average="macro",
+                zero_division=0,
+            )
+        )
+        if has_neutral and all(name in index for name in _ALL)
+        else None
+    )
+    result.update(_binary(truth, probabilities, model_labels))
+    return {key: result[key] for key in HEADLINE_KEYS} | result
+
+
+def _binary(
+    truth: Sequence[str],
+    probabilities: npt.NDArray[np.floating[Any]],
+    model_labels: Sequence[str],
+) -> dict[str, Any]:
+    if "negative" not in model_labels or "positive" not in model_labels:
+        return {"binary_accuracy": None, "binary_n": 0}
+    rows = [i for i, name in enumerate(truth) if name in ("negative", "positive")]
+    if not rows:
+        return {"binary_accuracy": None, "binary_n": 0}
+    p = np.asarray(probabilities)[rows]
+    says_positive = p[:, model_labels.index("positive")] > p[:, model_labels.index("negative")]
+    is_positive = np.asarray([truth[i] == "positive" for i in rows])
+    return {
+        "binary_accuracy": float(np.mean(says_positive == is_positive)),
+        "binary_n": len(rows),
+    }
+
+
+def _figure(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_table(results: dict[str, dict[str, Any]], first_column: str = "data") -> str:
+    """One row per file (or source) of :data:`HEADLINE_KEYS`, aligned for a terminal."""
+    header = [first_column, *HEADLINE_KEYS]
+    rows = [
+        [name, *(_figure(scores.get(key)) for key in HEADLINE_KEYS)]
+        for name, scores in results.items()
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
 
 
 def format_scores(scores: dict[str, Any]) -> str:

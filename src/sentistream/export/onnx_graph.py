@@ -1,5 +1,8 @@
 """Keras LSTM classifier → one fused ONNX ``LSTM`` that stops at each tweet's last token.
 
+The LSTM may be forward (the notebook's) or a ``Bidirectional`` pair with concatenated
+outputs (tf2onnx merges the pair into one ``direction="bidirectional"`` node).
+
 The trained model has ``recurrent_dropout > 0`` and ``mask_zero=True``; tf2onnx turns either
 into a generic ONNX ``Loop`` (about ten times slower). So :func:`convert`
 
@@ -12,8 +15,9 @@ into a generic ONNX ``Loop`` (about ten times slower). So :func:`convert`
    * the ``LSTM`` node gets a ``sequence_lens`` input computed in the graph, the number of
      non-zero token ids in each row (post-padding puts every real token before the padding);
    * the Dense layer reads the ``LSTM``'s ``Y_h`` output (the state at each row's own last
-     step) instead of tf2onnx's slice of ``Y`` at the batch's last time step, which is wrong
-     as soon as a row ends early (``Y`` is zero past ``sequence_lens``);
+     step; for the reverse direction, after its first token) instead of tf2onnx's slices of
+     ``Y``, which are wrong as soon as a row ends early (``Y`` is zero past
+     ``sequence_lens``);
    * the graph input is ``token_ids`` and the output ``probabilities`` (``[batch, labels]``
      float32);
    * nodes and initializers left dead by the rewiring are removed,
@@ -106,20 +110,42 @@ def _layers_of(model: keras.Model, kind: type[keras.layers.Layer]) -> list[Any]:
     return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
+def _lstm_layers(model: keras.Model) -> list[Any]:
+    """The model's LSTM layers, a ``Bidirectional`` wrapper's pair counted as one."""
+    return [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.LSTM)
+        or (
+            isinstance(layer, keras.layers.Bidirectional)
+            and isinstance(layer.forward_layer, keras.layers.LSTM)
+        )
+    ]
+
+
 def _check_architecture(model: keras.Model) -> bool:
     """Refuse models the graph edits would get wrong; return whether the model is masked.
 
-    The edits assume one forward LSTM that returns only its last state, fed by one Embedding.
-    A masked Embedding (``mask_zero=True``) is what makes ``sequence_lens`` the right answer;
-    without a mask Keras runs over the padding too, and so must the export.
+    The edits assume one LSTM (forward, or a ``Bidirectional`` pair whose outputs are
+    concatenated) that returns only its last state, fed by one Embedding. A masked Embedding
+    (``mask_zero=True``) is what makes ``sequence_lens`` the right answer; without a mask
+    Keras runs over the padding too, and so must the export.
     """
     embeddings = _layers_of(model, keras.layers.Embedding)
-    lstms = _layers_of(model, keras.layers.LSTM)
+    lstms = _lstm_layers(model)
     if len(embeddings) != 1 or len(lstms) != 1:
         raise ConversionError(
             f"expected one Embedding and one LSTM layer, found {len(embeddings)} and {len(lstms)}"
         )
-    lstm = lstms[0]
+    (layer,) = lstms
+    if isinstance(layer, keras.layers.Bidirectional):
+        if layer.merge_mode != "concat":
+            raise ConversionError(
+                f"a Bidirectional LSTM must concatenate its directions, not {layer.merge_mode!r}"
+            )
+        lstm = layer.forward_layer
+    else:
+        lstm = layer
     if lstm.return_sequences or lstm.go_backwards or lstm.stateful:
         raise ConversionError(
             "the LSTM must be forward, stateless and return only its last output "
@@ -146,10 +172,18 @@ def _inference_twin(model: keras.Model) -> keras.Model:
     ``mask=``, and cloning would replay it. :func:`_check_twin` then proves the rebuild.
     """
 
+    def fused(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "recurrent_dropout": 0.0, "use_cudnn": "auto", "unroll": False}
+
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
         if isinstance(layer, keras.layers.LSTM):
-            config.update(recurrent_dropout=0.0, use_cudnn="auto", unroll=False)
+            config = fused(config)
+        elif isinstance(layer, keras.layers.Bidirectional):
+            config["layer"] = {**config["layer"], "config": fused(config["layer"]["config"])}
+            if config.get("backward_layer"):
+                backward = config["backward_layer"]
+                config["backward_layer"] = {**backward, "config": fused(backward["config"])}
         elif isinstance(layer, keras.layers.Embedding):
             config.update(mask_zero=False)
         return type(layer).from_config(config)
@@ -232,11 +266,20 @@ def _assert_single_fused_lstm(graph: onnx.GraphProto, what: str) -> None:
 def _find_lstm(graph: onnx.GraphProto) -> onnx.NodeProto:
     lstm: onnx.NodeProto
     (lstm,) = (node for node in graph.node if node.op_type == "LSTM")
-    attributes = {a.name: helper.get_attribute_value(a) for a in lstm.attribute}
-    direction = attributes.get("direction", b"forward")
-    if direction not in (b"forward", "forward"):
-        raise ConversionError(f"the LSTM node runs {direction!r}; only forward is supported")
+    _direction(lstm)
     return lstm
+
+
+def _direction(lstm: onnx.NodeProto) -> str:
+    """``forward`` or ``bidirectional`` (a reverse-only LSTM is not something Keras makes)."""
+    attributes = {a.name: helper.get_attribute_value(a) for a in lstm.attribute}
+    raw = attributes.get("direction", b"forward")
+    direction = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if direction not in ("forward", "bidirectional"):
+        raise ConversionError(
+            f"the LSTM node runs {direction!r}; expected forward or bidirectional"
+        )
+    return direction
 
 
 def _consumers(graph: onnx.GraphProto, tensor: str) -> list[onnx.NodeProto]:
@@ -316,55 +359,88 @@ def _add_sequence_lens(graph: onnx.GraphProto) -> None:
 def _feed_dense_from_y_h(graph: onnx.GraphProto) -> None:
     """Make the Dense layer read ``Y_h`` (each row's last real state), not ``Y``'s last step.
 
-    tf2onnx follows Keras' ``outputs[:, -1]``: it squeezes the direction axis out of ``Y``
-    (``[time, 1, batch, hidden]``), slices the last time step and squeezes again. With
-    ``sequence_lens`` that step is zero for every row shorter than the batch. ``Y_h``
-    (``[1, batch, hidden]`` in layout 0) holds the state at each row's own last step; one
-    ``Squeeze`` of the direction axis gives the ``[batch, hidden]`` the Dense ``MatMul`` wants.
-    The old slice chain becomes dead and :func:`_remove_dead_nodes` drops it.
+    tf2onnx follows Keras' ``outputs[:, -1]``: it slices the last time step out of ``Y``
+    (``[time, directions, batch, hidden]``) and squeezes; for a bidirectional LSTM it also
+    slices the reverse direction's first step and concatenates the two. With
+    ``sequence_lens`` the last step is zero for every row shorter than the batch. ``Y_h``
+    (``[directions, batch, hidden]`` in layout 0) holds the state at each row's own last step,
+    for the reverse direction the state after the row's first token. A forward LSTM's Dense
+    ``MatMul`` then reads ``Squeeze(Y_h)``; a bidirectional one's reads
+    ``Reshape(Transpose(Y_h), [batch, 2 x hidden])``: forward state, then backward, which is
+    Keras' ``concat`` order. The old slice chain becomes dead and :func:`_remove_dead_nodes`
+    drops it.
     """
     lstm = _find_lstm(graph)
-    last_step = _follow_view_chain(graph, lstm.output[0])
+    features = _dense_input(graph, lstm.output[0])
     if not lstm.output[1]:
         lstm.output[1] = _unique(graph, f"{lstm.name}/Y_h")
-    direction_axis = _unique(graph, "lstm_direction_axis")
-    graph.initializer.append(
-        helper.make_tensor(direction_axis, onnx.TensorProto.INT64, [1], [_layout(lstm)])
-    )
     last_state = _unique(graph, "lstm_last_state")
-    squeeze = helper.make_node(
-        "Squeeze", [lstm.output[1], direction_axis], [last_state], name=last_state
-    )
-    for node in _consumers(graph, last_step):
-        node.input[:] = [last_state if name == last_step else name for name in node.input]
-    _insert_after(graph, lstm, [squeeze])
-
-
-def _follow_view_chain(graph: onnx.GraphProto, tensor: str) -> str:
-    """From the LSTM's ``Y``, walk through single-consumer view ops to the Dense layer.
-
-    Returns the tensor the Dense ``MatMul``/``Gemm`` reads (the "last time step" tensor).
-    Raises :class:`ConversionError` if ``Y`` feeds anything else, since rewiring would then
-    change more than the Dense layer's input.
-    """
-    current = tensor
-    for _ in range(len(graph.node)):
-        consumers = _consumers(graph, current)
-        if len(consumers) != 1:
-            raise ConversionError(
-                f"tensor {current!r} after the LSTM has {len(consumers)} consumers; expected a "
-                "single chain of Squeeze/Slice ops ending in the Dense MatMul"
+    if _direction(lstm) == "forward":
+        direction_axis = _unique(graph, "lstm_direction_axis")
+        graph.initializer.append(
+            helper.make_tensor(direction_axis, onnx.TensorProto.INT64, [1], [_layout(lstm)])
+        )
+        nodes = [
+            helper.make_node(
+                "Squeeze", [lstm.output[1], direction_axis], [last_state], name=last_state
             )
-        (node,) = consumers
+        ]
+    else:
+        batch_first = _unique(graph, "lstm_states_batch_first")
+        flat_shape = _unique(graph, "lstm_states_flat_shape")
+        graph.initializer.append(
+            helper.make_tensor(flat_shape, onnx.TensorProto.INT64, [2], [0, -1])
+        )
+        nodes = []
+        states = lstm.output[1]
+        if _layout(lstm) == 0:
+            nodes.append(
+                helper.make_node(
+                    "Transpose", [states], [batch_first], name=batch_first, perm=[1, 0, 2]
+                )
+            )
+            states = batch_first
+        nodes.append(
+            helper.make_node("Reshape", [states, flat_shape], [last_state], name=last_state)
+        )
+    for node in _consumers(graph, features):
         if node.op_type in _DENSE_OPS:
-            return current
-        if node.op_type not in _VIEW_OPS:
-            raise ConversionError(
-                f"the LSTM's Y output reaches a {node.op_type} node ({node.name}) before any "
-                "MatMul; cannot tell which tensor is the Dense layer's input"
-            )
-        current = node.output[0]
-    raise ConversionError("no Dense MatMul found after the LSTM")  # pragma: no cover
+            node.input[:] = [last_state if name == features else name for name in node.input]
+    _insert_after(graph, lstm, nodes)
+
+
+def _dense_input(graph: onnx.GraphProto, y: str) -> str:
+    """From the LSTM's ``Y``, walk through view ops (and one ``Concat`` of the two directions)
+    to the Dense layer; return the tensor its ``MatMul``/``Gemm`` reads.
+
+    Raises :class:`ConversionError` if ``Y`` reaches anything else or more than one Dense
+    input, since rewiring would then change more than the Dense layer's input.
+    """
+    frontier, seen, dense_inputs = [y], set(), set()
+    while frontier:
+        tensor = frontier.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        consumers = _consumers(graph, tensor)
+        if not consumers:
+            raise ConversionError(f"tensor {tensor!r} after the LSTM reaches no Dense layer")
+        for node in consumers:
+            if node.op_type in _DENSE_OPS:
+                dense_inputs.add(tensor)
+            elif node.op_type in _VIEW_OPS or node.op_type == "Concat":
+                frontier.extend(node.output)
+            else:
+                raise ConversionError(
+                    f"the LSTM's Y output reaches a {node.op_type} node ({node.name}) before "
+                    "any MatMul; cannot tell which tensor is the Dense layer's input"
+                )
+    if len(dense_inputs) != 1:
+        raise ConversionError(
+            f"the LSTM's Y output reaches {len(dense_inputs)} Dense inputs; expected one"
+        )
+    (features,) = dense_inputs
+    return features
 
 
 def _drop_unused_lstm_outputs(graph: onnx.GraphProto) -> None:

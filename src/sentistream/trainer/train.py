@@ -1,16 +1,24 @@
-"""``sentistream train``: Sentiment140 CSV → a Keras artifact folder.
+"""``sentistream train``: labelled CSV files → a Keras artifact folder, scored per source.
 
-The folder holds ``model.keras``, ``vocab.json``, ``manifest.json`` and ``holdout.jsonl`` (the
-held-out test tweets, which ``sentistream export`` uses for its parity check). Everything is
-seeded; the split is stratified train / validation / test on the whole file (the notebook
-trained on 1 % of it).
+Each ``--data`` file is a *source* with a weight. Every source is split train / validation /
+test on its own (stratified, seeded), so each is scored on tweets it held out; the training
+and validation parts are pooled. A row's sample weight is its source's weight times its
+class's balancing weight, so a small human-labelled source is not drowned by a large
+emoticon-labelled one, and a rare class counts as much as a common one.
+
+The folder holds ``model.keras``, ``vocab.json``, ``manifest.json``, ``holdout.jsonl`` (the
+held-out test tweets of every source, which ``sentistream export`` uses for its parity
+check), ``test-<source>.csv`` (the same tweets in the CSV layout, for ``sentistream
+evaluate``), ``report.json`` (LSTM and TF-IDF baseline on every source) and the PNG figures.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,45 +27,74 @@ from typing import Any
 import keras
 import numpy as np
 import numpy.typing as npt
-from sklearn.model_selection import train_test_split
 
 from sentistream import __version__
-from sentistream.dataset import LABELS, load_sentiment140
+from sentistream.dataset import LABELS, DatasetError, Encoding
 from sentistream.manifest import (
     VOCAB_FILE,
     Manifest,
+    SourceSection,
     TextSection,
     TrainingSection,
     VocabSection,
     sha256_file,
     utc_now,
 )
-from sentistream.scoring import score
+from sentistream.scoring import evaluate_probabilities, format_table
 from sentistream.text import TextConfig, Vocabulary, pad, tokenize
 from sentistream.trainer.model import ModelConfig, build_model
+from sentistream.trainer.sources import (
+    ClassWeight,
+    DataSource,
+    PreparedSource,
+    Split,
+    load_sources,
+    pooled,
+    sample_weights,
+)
 
-__all__ = ["HOLDOUT_FILE", "KERAS_FILE", "TrainConfig", "TrainReport", "train"]
+__all__ = [
+    "HOLDOUT_FILE",
+    "KERAS_FILE",
+    "REPORT_FILE",
+    "DataSource",
+    "TrainConfig",
+    "TrainReport",
+    "train",
+]
 
 KERAS_FILE = "model.keras"
 HOLDOUT_FILE = "holdout.jsonl"
+REPORT_FILE = "report.json"
+CURVES_FILE = "training-curves.png"
+CONFUSION_FILE = "confusion-matrices.png"
+_TARGET = {"negative": "0", "neutral": "2", "positive": "4"}
+#: Sub-sources (the CSV's ``query`` column) with at least this many test rows get a line too.
+_MIN_QUERY_ROWS = 100
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: Path
+    sources: tuple[DataSource, ...]
     out: Path
-    num_words: int = 20_000
+    classes: tuple[str, ...] = LABELS
+    encoding: Encoding = "auto"
+    num_words: int = 30_000
     maxlen: int = 40
-    epochs: int = 4
+    epochs: int = 6
     batch_size: int = 128
     seed: int = 42
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     limit: int | None = None
-    """Train on a stratified sample of this many rows (for smoke tests), else on all of them."""
+    """Use a stratified sample of at most this many rows of each source (for smoke tests)."""
     patience: int = 1
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
-    name: str = "sentiment140-lstm"
+    class_weight: ClassWeight = "balanced"
+    glove: bool = True
+    baseline: bool = True
+    plots: bool = True
+    name: str = "sentistream-lstm"
     model: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`ModelConfig` fields (embedding_dim, lstm_units, ...)."""
 
@@ -66,71 +103,147 @@ class TrainConfig:
 class TrainReport:
     out: Path
     metrics: dict[str, Any]
+    """LSTM figures per source (test split)."""
+    baseline: dict[str, Any]
+    """TF-IDF + logistic regression figures per source (same test split), if fitted."""
     split: dict[str, int]
     epochs_run: int
     duration_seconds: float
 
 
-def _split(
-    texts: Sequence[str], labels: Sequence[int], config: TrainConfig
-) -> dict[str, tuple[list[str], list[int]]]:
-    held_out = config.validation_fraction + config.test_fraction
-    x_train, x_rest, y_train, y_rest = train_test_split(
-        list(texts), list(labels), test_size=held_out, stratify=labels, random_state=config.seed
-    )
-    x_val, x_test, y_val, y_test = train_test_split(
-        x_rest,
-        y_rest,
-        test_size=config.test_fraction / held_out,
-        stratify=y_rest,
-        random_state=config.seed,
-    )
-    return {"train": (x_train, y_train), "validation": (x_val, y_val), "test": (x_test, y_test)}
-
-
-def _one_hot(labels: Sequence[int]) -> npt.NDArray[np.float32]:
-    one_hot: npt.NDArray[np.float32] = np.eye(len(LABELS), dtype=np.float32)[np.asarray(labels)]
+def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> npt.NDArray[np.float32]:
+    index = [classes.index(label) for label in labels]
+    one_hot: npt.NDArray[np.float32] = np.eye(len(classes), dtype=np.float32)[index]
     return one_hot
+
+
+def _per_source(
+    sources: Sequence[PreparedSource],
+    probabilities: Callable[[list[str]], npt.NDArray[Any]],
+    classes: Sequence[str],
+) -> dict[str, Any]:
+    """Figures on each source's test split, plus its larger sub-sources (``query`` column)."""
+    results: dict[str, Any] = {}
+    for source in sources:
+        test = source.parts["test"]
+        p = probabilities(test.texts)
+        results[source.spec.name] = evaluate_probabilities(test.labels, p, classes)
+        queries = Counter(test.queries)
+        if len(queries) > 1:
+            for query, count in sorted(queries.items()):
+                if count < _MIN_QUERY_ROWS:
+                    continue
+                rows = [i for i, q in enumerate(test.queries) if q == query]
+                results[f"{source.spec.name}/{query}"] = evaluate_probabilities(
+                    [test.labels[i] for i in rows], p[rows], classes
+                )
+    return results
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainReport:
     started = time.monotonic()
+    if not config.sources:
+        raise DatasetError("no --data file given")
     keras.utils.set_random_seed(config.seed)
-    data = load_sentiment140(config.data)
-    log(
-        f"read {len(data)} tweets from {config.data} {data.counts()}, "
-        f"dropped {data.neutral_dropped} neutral"
+    classes = list(config.classes)
+    sources = load_sources(
+        config.sources,
+        config.classes,
+        config.encoding,
+        Split(config.validation_fraction, config.test_fraction, config.seed, config.limit),
+        log,
     )
-    texts, labels = data.texts, data.labels
-    if config.limit is not None and config.limit < len(texts):
-        texts, _, labels, _ = train_test_split(
-            texts, labels, train_size=config.limit, stratify=labels, random_state=config.seed
-        )
-    splits = _split(texts, labels, config)
-    split_sizes = {name: len(part[0]) for name, part in splits.items()}
-    log(f"split {split_sizes} (stratified, seed {config.seed})")
-
+    split_sizes = {
+        split: sum(len(s.parts[split].texts) for s in sources)
+        for split in ("train", "validation", "test")
+    }
+    log(f"split per source, pooled: {split_sizes} (stratified, seed {config.seed})")
     text_config = TextConfig(maxlen=config.maxlen, num_words=config.num_words)
-    tokenized = {name: [tokenize(t) for t in part[0]] for name, part in splits.items()}
-    vocab = Vocabulary.fit(tokenized["train"], config.num_words)
+    train_texts, train_labels = pooled(sources, "train")
+    vocab = Vocabulary.fit((tokenize(t) for t in train_texts), config.num_words)
     log(f"vocabulary: {vocab.size} ids (num_words {config.num_words}), maxlen {config.maxlen}")
 
-    def encode(name: str) -> np.ndarray:
-        ids = [
-            vocab.encode(tokens, config.maxlen, text_config.truncating)
-            for tokens in tokenized[name]
-        ]
+    def encode(texts: Sequence[str]) -> npt.NDArray[np.int32]:
+        ids = [vocab.encode_text(text, text_config) for text in texts]
         return pad(ids, config.maxlen, text_config.padding)
 
-    x = {name: encode(name) for name in splits}
-    y = {name: _one_hot(part[1]) for name, part in splits.items()}
+    fitted = _fit(config, sources, vocab, encode, log)
 
-    model_config = ModelConfig(vocab_size=vocab.size, num_labels=len(LABELS), **config.model)
-    model = build_model(model_config)
+    def lstm_probabilities(texts: list[str]) -> npt.NDArray[Any]:
+        return np.asarray(fitted.model.predict(encode(texts), batch_size=512, verbose=0))
+
+    metrics = _per_source(sources, lstm_probabilities, classes)
+    baseline: dict[str, Any] = {}
+    if config.baseline:
+        from sentistream.trainer.baseline import TfidfBaseline
+
+        log("fitting the TF-IDF + logistic regression baseline on the same training rows")
+        tfidf = TfidfBaseline(classes, seed=config.seed).fit(
+            train_texts, train_labels, sample_weights(sources, "train", config.class_weight)
+        )
+        baseline = _per_source(sources, tfidf.probabilities, classes)
+    duration = time.monotonic() - started
+    _write(config, sources, vocab, text_config, fitted, metrics, baseline, duration)
+    log(f"test split per source, LSTM:\n{format_table(metrics, 'source')}")
+    if baseline:
+        log(f"test split per source, TF-IDF baseline:\n{format_table(baseline, 'source')}")
+    return TrainReport(
+        out=config.out,
+        metrics=metrics,
+        baseline=baseline,
+        split=split_sizes,
+        epochs_run=fitted.epochs_run,
+        duration_seconds=duration,
+    )
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    model: keras.Model
+    model_config: ModelConfig
+    curves: dict[str, list[float]]
+    glove: dict[str, Any] | None
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.curves["loss"])
+
+
+def _fit(
+    config: TrainConfig,
+    sources: Sequence[PreparedSource],
+    vocab: Vocabulary,
+    encode: Callable[[Sequence[str]], npt.NDArray[np.int32]],
+    log: Callable[[str], None],
+) -> _Fitted:
+    """Build the network (GloVe start if asked) and fit it with early stopping."""
+    classes = list(config.classes)
+    model_config = ModelConfig(vocab_size=vocab.size, num_labels=len(classes), **config.model)
+    embedding_init, glove_report = None, None
+    if config.glove:
+        from sentistream.trainer.glove import GLOVE_DIM, glove_matrix
+
+        if model_config.embedding_dim != GLOVE_DIM:
+            raise ValueError(
+                f"GloVe vectors have {GLOVE_DIM} dimensions; --embedding-dim is "
+                f"{model_config.embedding_dim} (use {GLOVE_DIM} or --no-glove)"
+            )
+        glove = glove_matrix(vocab, seed=config.seed)
+        embedding_init = glove.matrix
+        glove_report = {"words_with_vector": glove.found, "coverage": round(glove.coverage, 4)}
+        log(f"GloVe 6B 50d: {glove.found} of {glove.words} words have a vector")
+    model = build_model(model_config, embedding_init)
+    train_texts, train_labels = pooled(sources, "train")
+    val_texts, val_labels = pooled(sources, "validation")
     history = model.fit(
-        x["train"],
-        y["train"],
-        validation_data=(x["validation"], y["validation"]),
+        encode(train_texts),
+        _one_hot(train_labels, classes),
+        sample_weight=sample_weights(sources, "train", config.class_weight),
+        validation_data=(
+            encode(val_texts),
+            _one_hot(val_labels, classes),
+            sample_weights(sources, "validation", config.class_weight),
+        ),
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
@@ -141,38 +254,114 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
             )
         ],
     )
-    epochs_run = len(history.history["loss"])
+    curves = {key: [float(v) for v in values] for key, values in history.history.items()}
+    return _Fitted(model, model_config, curves, glove_report)
 
-    probabilities = model.predict(x["test"], batch_size=512, verbose=0)
-    metrics = score(splits["test"][1], probabilities.argmax(axis=1).tolist(), LABELS)
-    metrics["validation_loss_by_epoch"] = [float(v) for v in history.history["val_loss"]]
-    metrics["validation_accuracy_by_epoch"] = [float(v) for v in history.history["val_accuracy"]]
-    duration = time.monotonic() - started
 
+def _write(
+    config: TrainConfig,
+    sources: Sequence[PreparedSource],
+    vocab: Vocabulary,
+    text_config: TextConfig,
+    fitted: _Fitted,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    duration: float,
+) -> None:
+    """The artifact folder: model, vocabulary, held-out tweets, report, figures, manifest."""
     config.out.mkdir(parents=True, exist_ok=True)
-    model.save(config.out / KERAS_FILE)
+    fitted.model.save(config.out / KERAS_FILE)
     (config.out / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
-    with (config.out / HOLDOUT_FILE).open("w", encoding="utf-8") as handle:
-        for text, label in zip(*splits["test"], strict=True):
-            handle.write(json.dumps({"text": text, "label": LABELS[label]}) + "\n")
-    manifest = Manifest(
+    _write_holdout(config.out, sources, config.seed)
+    report = {
+        "classes": list(config.classes),
+        "lstm": metrics,
+        "tfidf_baseline": baseline,
+        "curves": fitted.curves,
+        "glove": fitted.glove,
+    }
+    (config.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if config.plots:
+        from sentistream.trainer.plots import plot_confusion_matrices, plot_curves
+
+        plot_curves(fitted.curves, config.out / CURVES_FILE)
+        plot_confusion_matrices(
+            {s.spec.name: metrics[s.spec.name] for s in sources}, config.out / CONFUSION_FILE
+        )
+    _manifest(
+        config,
+        sources,
+        vocab,
+        text_config,
+        fitted.model_config,
+        metrics,
+        baseline,
+        fitted.epochs_run,
+        duration,
+    ).write(config.out)
+
+
+def _write_holdout(out: Path, sources: Sequence[PreparedSource], seed: int) -> None:
+    """The test rows: ``holdout.jsonl`` (shuffled across sources) and one CSV per source."""
+    rows = [
+        {"text": text, "label": label, "source": s.spec.name}
+        for s in sources
+        for text, label in zip(s.parts["test"].texts, s.parts["test"].labels, strict=True)
+    ]
+    random.Random(seed).shuffle(rows)
+    with (out / HOLDOUT_FILE).open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    import csv
+
+    for s in sources:
+        test = s.parts["test"]
+        with (out / f"test-{s.spec.name}.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
+            for text, label, query in zip(test.texts, test.labels, test.queries, strict=True):
+                writer.writerow([_TARGET[label], "", "", query, "", text])
+
+
+def _manifest(
+    config: TrainConfig,
+    sources: Sequence[PreparedSource],
+    vocab: Vocabulary,
+    text_config: TextConfig,
+    model_config: ModelConfig,
+    metrics: dict[str, Any],
+    baseline: dict[str, Any],
+    epochs_run: int,
+    duration: float,
+) -> Manifest:
+    headline = ("n", "accuracy", "macro_f1", "macro_recall", "binary_accuracy", "binary_n")
+    return Manifest(
         name=config.name,
         version=utc_now().replace(":", "").replace("-", "")[:15],
         created_at=utc_now(),
-        labels=list(LABELS),
+        labels=list(config.classes),
         text=TextSection.of(text_config),
         vocab=VocabSection(sha256=sha256_file(config.out / VOCAB_FILE), size=vocab.size),
         keras_file=KERAS_FILE,
         training=TrainingSection(
-            data_file=config.data.name,
-            data_sha256=data.sha256,
-            rows=len(texts),
-            split=split_sizes,
+            sources=[
+                SourceSection(
+                    file=s.spec.path.name,
+                    sha256=s.data.sha256,
+                    encoding=s.data.encoding,
+                    weight=s.spec.weight,
+                    rows=len(s.data),
+                    split={split: len(part.texts) for split, part in s.parts.items()},
+                )
+                for s in sources
+            ],
             seed=config.seed,
             epochs=epochs_run,
             batch_size=config.batch_size,
+            class_weight=config.class_weight,
+            glove=config.glove,
             hyperparameters=model_config.to_dict(),
-            metrics=metrics,
+            metrics={name: {k: m[k] for k in headline} for name, m in metrics.items()},
+            baseline={name: {k: m[k] for k in headline} for name, m in baseline.items()},
             duration_seconds=round(duration, 1),
         ),
         versions={
@@ -181,14 +370,6 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
             "keras": keras.__version__,
             "python": sys.version.split()[0],
         },
-    )
-    manifest.write(config.out)
-    return TrainReport(
-        out=config.out,
-        metrics=metrics,
-        split=split_sizes,
-        epochs_run=epochs_run,
-        duration_seconds=duration,
     )
 
 
