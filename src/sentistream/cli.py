@@ -119,17 +119,18 @@ def _classes(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--epochs",
-    default=6,
+    default=8,
     type=_positive_int,
     show_default=True,
     help="Upper bound on epochs (early stopping usually ends sooner).",
 )
 @click.option(
     "--patience",
-    default=1,
+    default=2,
     type=click.IntRange(min=0),
     show_default=True,
-    help="Epochs without a better validation loss before stopping.",
+    help="Epochs without a better validation loss before stopping (each such epoch "
+    "also cuts the learning rate to 30 %).",
 )
 @click.option(
     "--batch-size",
@@ -156,7 +157,7 @@ def _classes(value: str) -> tuple[str, ...]:
     "--glove/--no-glove",
     default=True,
     show_default=True,
-    help="Start the embedding from GloVe 6B 50-d vectors (needs --embedding-dim 50).",
+    help="Start the embedding from GloVe 6B 50-d vectors (in its first 50 dimensions).",
 )
 @click.option(
     "--bidirectional/--unidirectional",
@@ -244,6 +245,7 @@ def train(
     split, beside a TF-IDF + logistic-regression baseline fitted on the same rows.
     """
     from sentistream.dataset import DatasetError
+    from sentistream.trainer.glove import GloveError
     from sentistream.trainer.sources import DataSource
     from sentistream.trainer.train import TrainConfig
     from sentistream.trainer.train import train as run_training
@@ -283,7 +285,7 @@ def train(
     )
     try:
         report = run_training(config, log=_log)
-    except (DatasetError, ValueError) as exc:
+    except (DatasetError, GloveError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     _log(
         f"trained {report.epochs_run} epoch(s) in {report.duration_seconds:.0f} s; "

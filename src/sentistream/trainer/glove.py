@@ -33,7 +33,7 @@ class GloveError(RuntimeError):
 @dataclass(frozen=True)
 class GloveInit:
     matrix: npt.NDArray[np.float32]
-    """``vocab.size x GLOVE_DIM``; rows 0 (padding) and 1 (out of vocabulary) stay random."""
+    """``vocab.size x dim``; rows 0 (padding) and 1 (out of vocabulary) stay random."""
     found: int
     """Vocabulary words that had a vector."""
     words: int
@@ -54,8 +54,14 @@ def _files() -> tuple[Path, Path]:
     return Path(str(root / _VECTORS)), Path(str(root / _WORDS))
 
 
-def glove_matrix(vocab: Vocabulary, *, seed: int) -> GloveInit:
-    """An embedding start for ``vocab``: GloVe's vector where the word has one."""
+def glove_matrix(vocab: Vocabulary, *, seed: int, dim: int = GLOVE_DIM) -> GloveInit:
+    """An embedding start for ``vocab``: GloVe's vector where the word has one.
+
+    With ``dim`` above 50 the vectors fill the first 50 columns and the rest start random, so
+    the network gets GloVe's meaning plus room to learn what GloVe lacks.
+    """
+    if dim < GLOVE_DIM:
+        raise GloveError(f"GloVe vectors have {GLOVE_DIM} dimensions; the embedding has {dim}")
     import pyarrow.parquet as pq
 
     vectors_path, words_path = _files()
@@ -67,11 +73,11 @@ def glove_matrix(vocab: Vocabulary, *, seed: int) -> GloveInit:
         )
     row_of = {word: row for row, word in enumerate(words)}
     rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-0.05, 0.05, size=(vocab.size, GLOVE_DIM)).astype(np.float32)
+    matrix = rng.uniform(-0.05, 0.05, size=(vocab.size, dim)).astype(np.float32)
     found = 0
     for index, word in enumerate(vocab.words, start=2):
         row = row_of.get(word)
         if row is not None:
-            matrix[index] = vectors[row]
+            matrix[index, :GLOVE_DIM] = vectors[row]
             found += 1
     return GloveInit(matrix=matrix, found=found, words=len(vocab.words))

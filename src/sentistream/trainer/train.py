@@ -81,14 +81,14 @@ class TrainConfig:
     encoding: Encoding = "auto"
     num_words: int = 30_000
     maxlen: int = 40
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 128
     seed: int = 42
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     limit: int | None = None
     """Use a stratified sample of at most this many rows of each source (for smoke tests)."""
-    patience: int = 1
+    patience: int = 2
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
     class_weight: ClassWeight = "balanced"
     glove: bool = True
@@ -221,14 +221,9 @@ def _fit(
     model_config = ModelConfig(vocab_size=vocab.size, num_labels=len(classes), **config.model)
     embedding_init, glove_report = None, None
     if config.glove:
-        from sentistream.trainer.glove import GLOVE_DIM, glove_matrix
+        from sentistream.trainer.glove import glove_matrix
 
-        if model_config.embedding_dim != GLOVE_DIM:
-            raise ValueError(
-                f"GloVe vectors have {GLOVE_DIM} dimensions; --embedding-dim is "
-                f"{model_config.embedding_dim} (use {GLOVE_DIM} or --no-glove)"
-            )
-        glove = glove_matrix(vocab, seed=config.seed)
+        glove = glove_matrix(vocab, seed=config.seed, dim=model_config.embedding_dim)
         embedding_init = glove.matrix
         glove_report = {"words_with_vector": glove.found, "coverage": round(glove.coverage, 4)}
         log(f"GloVe 6B 50d: {glove.found} of {glove.words} words have a vector")
@@ -249,9 +244,14 @@ def _fit(
         shuffle=True,
         verbose=1 if sys.stdout.isatty() else 2,
         callbacks=[
+            # A validation loss that stops falling first cuts the step size (often worth
+            # another epoch of progress), then stops training with the best weights kept.
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.3, patience=0, min_lr=1e-5, verbose=0
+            ),
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=config.patience, restore_best_weights=True
-            )
+            ),
         ],
     )
     curves = {key: [float(v) for v in values] for key, values in history.history.items()}
