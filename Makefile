@@ -5,7 +5,11 @@
 PYTHON ?= python3
 VENV := .venv
 WVENV := .venv-worker
-DATA ?= ../shared/data/sentiment140-100k/sentiment140-100k.csv
+SHARED ?= ../shared/data
+# Training sources, each CSV[:WEIGHT]: the emoticon-labelled 2009 sample counts half as much
+# per row as the human-labelled SemEval tweets.
+DATA ?= $(SHARED)/sentiment140-100k/sentiment140-100k.csv:0.5 $(SHARED)/semeval-2013-2016/semeval-2013-2016.csv
+TRAIN_FLAGS ?=
 RUN ?= runs/shipped
 MODEL ?= models/sentiment140-lstm
 KAFKA := tools/kafka/kafka.sh
@@ -47,14 +51,24 @@ demo: $(WVENV)/.installed
 	VENV=$(WVENV) tools/demo.sh
 
 train: $(VENV)/.installed
-	$(VENV)/bin/sentistream train --data $(DATA) --out $(RUN)/keras
+	$(VENV)/bin/sentistream train $(addprefix --data ,$(DATA)) --out $(RUN)/keras $(TRAIN_FLAGS)
 	$(MAKE) export
 
+# Export float and int8, score both on every source's test split and the demo tweets, and copy
+# the figures the README's model card shows.
 export: $(VENV)/.installed
 	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)
 	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)-int8 --quantize int8
-	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)
-	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)-int8
+	$(VENV)/bin/sentistream evaluate --model $(MODEL) --json \
+		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
+		> $(RUN)/evaluate-float.json
+	$(VENV)/bin/sentistream evaluate --model $(MODEL)-int8 --json \
+		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
+		> $(RUN)/evaluate-int8.json
+	$(VENV)/bin/python tools/model_card.py $(RUN) > $(RUN)/model-card.md
+	mkdir -p docs/model
+	cp $(RUN)/keras/training-curves.png $(RUN)/keras/confusion-matrices.png docs/model/
+	cat $(RUN)/model-card.md
 
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
