@@ -133,14 +133,31 @@ def load_manifest(folder: Path) -> Manifest:
         raise ManifestError(f"{folder}: no {MANIFEST_FILE} (is this a sentistream model folder?)")
     try:
         manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not a valid manifest: not UTF-8 ({exc.reason})") from exc
     except ValidationError as exc:
-        raise ManifestError(f"{path}: not a valid manifest: {exc}") from exc
+        raise ManifestError(f"{path}: not a valid manifest: {_one_line(exc)}") from exc
     if manifest.text.cleaning_version != CLEANING_VERSION:
         raise ManifestError(
             f"{path}: model was trained with text cleaning v{manifest.text.cleaning_version}, "
             f"this code cleans with v{CLEANING_VERSION}; retrain or use a matching release"
         )
     return manifest
+
+
+def _one_line(exc: ValidationError, shown: int = 3) -> str:
+    """pydantic's errors as ``labels: Field required; text.maxlen: Input should be ...``,
+    without its multi-line layout and documentation URLs."""
+    errors = exc.errors(include_url=False)
+    parts = [
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+        if error["loc"]
+        else error["msg"]
+        for error in errors[:shown]
+    ]
+    if len(errors) > shown:
+        parts.append(f"and {len(errors) - shown} more")
+    return "; ".join(parts)
 
 
 def _check_hash(folder: Path, file: str, expected: str, what: str) -> Path:
