@@ -192,7 +192,9 @@ def unknown_variables(environ: Mapping[str, str], prefix: str, known: Iterable[s
     for name in sorted(environ):
         if not name.upper().startswith(prefix) or name in known:
             continue
-        close = difflib.get_close_matches(name.upper(), known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else f"; known: {', '.join(known)}"
+        # Compared without the prefix, which every name shares.
+        suffixes = [k.removeprefix(prefix) for k in known]
+        close = difflib.get_close_matches(name.upper().removeprefix(prefix), suffixes, n=1)
+        hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known: {', '.join(known)}"
         warnings.append(f"warning: {name} is not a sentistream setting (ignored){hint}")
     return warnings
