@@ -51,15 +51,15 @@ train: $(VENV)/.installed
 	$(MAKE) export
 
 export: $(VENV)/.installed
-	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)
-	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)-int8 --quantize int8
-	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)
-	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model $(MODEL)-int8
+	$(VENV)/bin/sentistream export --keras-dir $(RUN)/keras --out $(MODEL)
+	$(VENV)/bin/sentistream export --keras-dir $(RUN)/keras --out $(MODEL)-int8 --quantize int8
+	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model-dir $(MODEL)
+	$(VENV)/bin/sentistream evaluate --data examples/demo-tweets.csv --model-dir $(MODEL)-int8
 
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
 	$(VENV)/bin/sentistream bench --out runs/bench \
-		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-model $(RUN)/keras)
+		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 
 kafka-start:
 	$(KAFKA) start
