@@ -567,16 +567,20 @@ def create_topics(
         admin.close()
     for name, count in wanted.items():
         if name in missing:
-            _log(f"{name}: created ({count} partitions)")
+            _log(f"{name}: created ({_partitions(count)})")
             continue
-        _log(f"{name}: exists ({existing[name]} partitions)")
+        _log(f"{name}: exists ({_partitions(existing[name])})")
         if name != dlq_topic and existing[name] != count:
             _log(
-                f"warning: {name} has {existing[name]} partitions, not the {count} asked for; "
+                f"warning: {name} has {_partitions(existing[name])}, not the {count} asked for; "
                 f"it was left as it is (at most {existing[name]} workers share it). Kafka can "
                 f"add partitions (kafka-topics.sh --alter --topic {name} --partitions {count}), "
                 "which moves keys to other partitions"
             )
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("" if count == 1 else "s")
 
 
 @cli.command()

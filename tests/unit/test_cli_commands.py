@@ -390,9 +390,9 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
     result = ok("create-topics", "--partitions", "6")
     assert admins[0].created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}
     lines = result.stderr.splitlines()
-    assert "tweets: exists (1 partitions)" in lines
+    assert "tweets: exists (1 partition)" in lines
     assert "tweet-labels: created (6 partitions)" in lines
-    assert "tweets.dlq: exists (1 partitions)" in lines
+    assert "tweets.dlq: exists (1 partition)" in lines
     warnings = [line for line in lines if line.startswith("warning:")]
     assert len(warnings) == 1
-    assert warnings[0].startswith("warning: tweets has 1 partitions, not the 6 asked for")
+    assert warnings[0].startswith("warning: tweets has 1 partition, not the 6 asked for")
