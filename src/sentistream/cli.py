@@ -256,23 +256,21 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def _classify(model: SentimentModel, texts: Sequence[str]) -> list[Prediction | str]:
-    """Per text its probabilities by label, or the reason the worker would dead-letter it
-    (its own check, so the two never disagree)."""
+    """Per text its prediction, or the reason the worker would dead-letter it (the worker's
+    own check, so the two never disagree)."""
     from sentistream.worker.messages import InvalidMessage, decode
 
     limit = WorkerSettings.model_fields["max_record_bytes"].default
-    verdicts: list[Prediction | str] = []
+    verdicts: dict[int, Prediction | str] = {}
     valid: dict[int, str] = {}
     for n, text in enumerate(texts):
         try:
             valid[n] = decode(text.encode("utf-8", "surrogateescape"), "text", limit).text
         except InvalidMessage as exc:
-            verdicts.append(exc.reason)
-        else:
-            verdicts.append("")
-    for n, prediction in zip(valid, model.predict(list(valid.values())), strict=True):
-        verdicts[n] = prediction
-    return verdicts
+            verdicts[n] = exc.reason
+    if valid:  # ONNX Runtime is never handed an empty batch
+        verdicts.update(zip(valid, model.predict(list(valid.values())), strict=True))
+    return [verdicts[n] for n in range(len(texts))]
 
 
 class _PredictionTable:

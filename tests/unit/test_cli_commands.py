@@ -151,6 +151,15 @@ def test_predict_dash_mixes_arguments_and_stdin_in_order() -> None:
     assert set(lines[0]["probabilities"]) == {"negative", "positive"}
 
 
+def test_predict_with_only_empty_texts_runs_no_model_call() -> None:
+    """An empty batch crashed ONNX Runtime (a segmentation fault) before it was guarded."""
+    result = ok("predict", "--no-header", stdin="\n   \n")
+    assert [line.split() for line in result.stdout.splitlines()] == [
+        ["empty_text", "-", "-"],
+        ["empty_text", "-", "-"],
+    ]
+
+
 def test_predict_without_texts_on_a_terminal_says_how() -> None:
     """With a terminal as stdin (a pseudo-terminal here), predict does not wait for input."""
     leader, follower = os.openpty()
