@@ -57,12 +57,12 @@ train: $(VENV)/.installed
 # Export float and int8, score both on every source's test split and the demo tweets, and copy
 # the figures the README's model card shows.
 export: $(VENV)/.installed
-	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)
-	$(VENV)/bin/sentistream export --model $(RUN)/keras --out $(MODEL)-int8 --quantize int8
-	$(VENV)/bin/sentistream evaluate --model $(MODEL) --json \
+	$(VENV)/bin/sentistream export --keras-dir $(RUN)/keras --out $(MODEL)
+	$(VENV)/bin/sentistream export --keras-dir $(RUN)/keras --out $(MODEL)-int8 --quantize int8
+	$(VENV)/bin/sentistream evaluate --model-dir $(MODEL) --json \
 		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
 		> $(RUN)/evaluate-float.json
-	$(VENV)/bin/sentistream evaluate --model $(MODEL)-int8 --json \
+	$(VENV)/bin/sentistream evaluate --model-dir $(MODEL)-int8 --json \
 		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
 		> $(RUN)/evaluate-int8.json
 	$(VENV)/bin/python tools/model_card.py $(RUN) > $(RUN)/model-card.md
@@ -73,7 +73,7 @@ export: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
 	$(VENV)/bin/sentistream bench --out runs/bench \
-		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-model $(RUN)/keras)
+		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 
 kafka-start:
 	$(KAFKA) start

@@ -28,6 +28,7 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "sentistream.json"
 KAFKA_POM = ROOT / "tools" / "kafka" / "pom.xml"
+DEPLOY_README = ROOT / "deploy" / "README.md"
 
 DATASOURCE_UID = "prometheus"
 
@@ -42,6 +43,7 @@ WORKER_METRICS = frozenset(
         "sentistream_event_to_label_seconds",
         "sentistream_consumer_lag_records",
         "sentistream_commits_total",
+        "sentistream_commit_failures_total",
         "sentistream_model_info",
         "sentistream_assigned_partitions",
         "sentistream_last_progress_timestamp_seconds",
@@ -152,10 +154,27 @@ def _metric_names(expr: str) -> set[str]:
     return {_HISTOGRAM_SUFFIX_RE.sub("", name) for name in _METRIC_RE.findall(expr)}
 
 
+def _variables() -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in _dashboard().get("templating", {}).get("list", [])}
+
+
 def _grafana_to_promql(expr: str) -> str:
-    """Replace Grafana's interval macros so promtool can parse the expression."""
+    """Replace Grafana's interval macros and the dashboard's variables (each by its current
+    value, "all" by ``.*``) so promtool can parse the expression."""
     expr = re.sub(r"\$__(rate_interval|interval|range)\b", "1m", expr)
-    return re.sub(r"\$\{?__(rate_interval|interval|range)(:[a-z]+)?\}?", "1m", expr)
+    expr = re.sub(r"\$\{?__(rate_interval|interval|range)(:[a-z]+)?\}?", "1m", expr)
+    for name, variable in _variables().items():
+        value = variable.get("current", {}).get("value")
+        value = value[0] if isinstance(value, list) else value
+        value = ".*" if value in {None, "", "$__all"} else str(value)
+        expr = re.sub(rf"\$\{{{name}(:[^}}]*)?\}}|\${name}\b", value, expr)
+    return expr
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a markdown file."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
 
 
 # --------------------------------------------------------------------------- compose
@@ -244,6 +263,11 @@ def test_alerts_have_severity_and_annotations() -> None:
         "SentistreamConsumerLagGrowing",
         "SentistreamDeadLetterRate",
         "SentistreamHighLatencyP99",
+        "SentistreamOffsetsNotCommitted",
+        "SentistreamLagHigh",
+        "SentistreamNoPartitionsAssigned",
+        "SentistreamWorkerRestarting",
+        "SentistreamMixedModelVersions",
     } <= names
     for rule in rules:
         assert rule.get("labels", {}).get("severity") in {"warning", "critical"}, rule["alert"]
@@ -252,10 +276,20 @@ def test_alerts_have_severity_and_annotations() -> None:
         assert annotations.get("description"), rule["alert"]
 
 
+def test_every_alert_has_a_runbook_section_in_deploy_readme() -> None:
+    anchors = _anchors(DEPLOY_README.read_text(encoding="utf-8"))
+    for rule in _alert_rules():
+        url = rule.get("annotations", {}).get("runbook_url", "")
+        path, _, anchor = url.partition("#")
+        assert path == "deploy/README.md", f"{rule['alert']}: runbook_url {url!r}"
+        assert anchor == rule["alert"].lower(), f"{rule['alert']}: runbook_url {url!r}"
+        assert anchor in anchors, f"{rule['alert']}: no section {anchor!r} in deploy/README.md"
+
+
 def test_alert_unit_tests_cover_firing_and_quiet_cases() -> None:
     tests = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))["tests"]
     cases = [case for test in tests for case in test.get("alert_rule_test", [])]
-    for alert in ("SentistreamWorkerDown", "SentistreamDeadLetterRate"):
+    for alert in sorted(rule["alert"] for rule in _alert_rules()):
         outcomes = {bool(case.get("exp_alerts")) for case in cases if case["alertname"] == alert}
         assert outcomes == {True, False}, f"{alert} needs a firing and a quiet test case"
 
@@ -282,14 +316,31 @@ def test_dashboard_panels_query_prometheus() -> None:
     assert panels
     ids = [panel["id"] for panel in panels]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
+    # The data source is a variable whose default is the provisioned Prometheus.
+    variable = _variables()["datasource"]
+    assert variable["type"] == "datasource"
+    assert variable["query"] == "prometheus"
+    assert variable["current"]["value"] == DATASOURCE_UID
     for panel in panels:
         title = panel.get("title", "?")
-        assert panel.get("datasource", {}).get("uid") == DATASOURCE_UID, title
+        assert panel.get("datasource", {}).get("uid") == "${datasource}", title
         targets = [t for t in panel.get("targets", []) if str(t.get("expr", "")).strip()]
         assert targets, f"panel {title!r} has no target with an expr"
         for target in targets:
-            uid = target.get("datasource", {}).get("uid", DATASOURCE_UID)
-            assert uid == DATASOURCE_UID, title
+            uid = target.get("datasource", {}).get("uid", "${datasource}")
+            assert uid == "${datasource}", title
+
+
+def test_every_dashboard_query_follows_the_instance_variable() -> None:
+    instance = _variables()["instance"]
+    assert instance["includeAll"]
+    assert instance["multi"]
+    assert instance["allValue"] == ".*"
+    assert "sentistream-worker" in instance["definition"]
+    selector = re.compile(r"(?<![\w:])(sentistream_\w+|process_\w+|up)(?![\w:(])(\{[^}]*\})?")
+    for title, expr in _dashboard_exprs():
+        for match in selector.finditer(expr):
+            assert 'instance=~"$instance"' in (match.group(2) or ""), f"{title}: {match.group(0)}"
 
 
 def test_dashboard_covers_the_operator_questions() -> None:
@@ -303,8 +354,20 @@ def test_dashboard_covers_the_operator_questions() -> None:
         "sentistream_consumer_lag_records",
         "sentistream_records_dead_lettered_total",
         "sentistream_model_info",
-        'up{job="sentistream-worker"}',
+        'up{job="sentistream-worker"',
         "process_resident_memory_bytes",
+        # issue 13: commit failures, lag in seconds, saturation, label mix, model versions,
+        # partitions and readiness, restarts and reassignments
+        "sentistream_commit_failures_total",
+        "sentistream_event_to_label_seconds_sum",
+        "/ $max_batch_size",
+        "sentistream_inference_seconds_sum",
+        "ignoring(label) group_left",
+        "count(count by (sha256) (sentistream_model_info",
+        "sum(sentistream_assigned_partitions",
+        "count(sentistream_assigned_partitions",
+        "changes(process_start_time_seconds",
+        "changes(sentistream_assigned_partitions",
     ):
         assert needed in exprs, f"no dashboard panel queries {needed}"
 

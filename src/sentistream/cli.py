@@ -8,62 +8,104 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sentistream import __version__
-from sentistream.settings_cli import build_settings, settings_options
+from sentistream.settings_cli import (
+    FloatRange,
+    IntRange,
+    Option,
+    build_settings,
+    click_type,
+    settings_options,
+    unknown_variables,
+)
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 if TYPE_CHECKING:
-    from sentistream.inference import SentimentModel
-
-DEFAULT_MODEL_DIR: Path = WorkerSettings.model_fields["model_dir"].default
+    from sentistream.inference import Prediction, SentimentModel
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# How long produce, tail and create-topics wait for a broker to answer before they give up.
+CONNECT_TIMEOUT_S = 5.0
+# `tail` explains itself when nothing arrived this long after it started.
+TAIL_HINT_AFTER_S = 5.0
+
+
+def default_model_dir() -> Path:
+    """The shipped model: inside the installed package if it carries one, else in the project
+    checkout the package runs from, else relative to the current folder (the container
+    image's working directory), so commands work from any folder."""
+    relative: Path = WorkerSettings.model_fields["model_dir"].default
+    package = Path(__file__).resolve().parent
+    for base in (package, PROJECT_ROOT):
+        if (base / relative).is_dir():
+            return base / relative
+    return relative
+
+
+DEFAULT_MODEL_DIR = default_model_dir()
 
 _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _existing_dir = click.Path(exists=True, file_okay=False, path_type=Path)
 _out_dir = click.Path(file_okay=False, path_type=Path)
 _model_option = click.option(
+    "--model-dir",
     "--model",
     "model_dir",
+    cls=Option,
+    aliases=["--model"],
     type=_existing_dir,
     default=DEFAULT_MODEL_DIR,
     show_default=True,
-    envvar="SENTISTREAM_MODEL_DIR",
+    envvar=ENV_PREFIX + "MODEL_DIR",
+    show_envvar=True,
     help="Model folder (model.onnx, vocab.json, manifest.json).",
 )
 
 
-def _setting_option(field: str, flag: str | None = None) -> Callable[[F], F]:
+def _setting_option(field: str, aliases: Sequence[str] = ()) -> Callable[[F], F]:
     """A flag of another command that means what the worker's setting ``field`` means: same
-    default, same ``SENTISTREAM_*`` variable (one source of truth: :class:`WorkerSettings`).
-    With ``flag`` (e.g. ``--topic``) the parameter is named after the flag."""
+    name, default, bounds and ``SENTISTREAM_*`` variable (one source of truth:
+    :class:`WorkerSettings`). ``aliases`` are older names kept working, not shown."""
     info = WorkerSettings.model_fields[field]
-    flag = flag or "--" + field.replace("_", "-")
     return click.option(
-        flag,
-        flag.removeprefix("--").replace("-", "_"),
+        "--" + field.replace("_", "-"),
+        *aliases,
+        field,
+        cls=Option,
+        aliases=aliases,
+        type=click_type(info),
         default=info.default,
         show_default=True,
         envvar=ENV_PREFIX + field.upper(),
+        show_envvar=True,
         help=info.description,
     )
 
 
 _bootstrap_option = _setting_option("bootstrap_servers")
+_KNOWN_VARIABLES = {ENV_PREFIX + name.upper() for name in WorkerSettings.model_fields}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sentistream")
 def cli() -> None:
     """Kafka streaming sentiment classifier for tweets (Sentiment140 LSTM on ONNX Runtime)."""
+    for warning in unknown_variables(os.environ, ENV_PREFIX, _KNOWN_VARIABLES):
+        _log(warning)
 
 
 _encoding_option = click.option(
@@ -295,8 +337,11 @@ def train(
 
 @cli.command()
 @click.option(
+    "--keras-dir",
     "--model",
-    "model_dir",
+    "keras_dir",
+    cls=Option,
+    aliases=["--model"],
     required=True,
     type=_existing_dir,
     help="Keras artifact folder written by `sentistream train`.",
@@ -309,21 +354,24 @@ def train(
     show_default=True,
     help="int8: ONNX Runtime dynamic quantization.",
 )
-@click.option("--opset", default=17, show_default=True)
+@click.option(
+    "--opset", type=IntRange(min=1), default=17, show_default=True, help="ONNX opset version."
+)
 @click.option(
     "--parity-limit",
+    type=IntRange(min=1),
     default=2000,
     show_default=True,
     help="Held-out tweets used for the ONNX-vs-Keras parity check.",
 )
-def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: int) -> None:
+def export(keras_dir: Path, out: Path, quantize: str, opset: int, parity_limit: int) -> None:
     """Convert a trained model to ONNX and prove ONNX Runtime gives Keras' outputs."""
     from sentistream.export.pipeline import ExportError, export_model
     from sentistream.manifest import ManifestError
 
     try:
         report = export_model(
-            model_dir,
+            keras_dir,
             out,
             quantize="int8" if quantize == "int8" else "none",
             opset=opset,
@@ -336,26 +384,97 @@ def export(model_dir: Path, out: Path, quantize: str, opset: int, parity_limit: 
 
 
 @cli.command()
-@click.argument("texts", nargs=-1, required=True)
+@click.argument("texts", nargs=-1)
 @_model_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool) -> None:
-    """Classify TEXTS with the ONNX model (no TensorFlow)."""
+@click.option("--no-header", is_flag=True, help="Leave out the line naming the columns.")
+def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool, no_header: bool) -> None:
+    """Classify TEXTS with the ONNX model (no TensorFlow).
+
+    Without TEXTS, or with `-` among them, texts are read from stdin, one per line:
+    `cut -f2 tweets.tsv | sentistream predict`. A text the worker would not label (empty or
+    only white space) gets the worker's verdict (`empty_text`) instead of a label. Columns:
+    the label, then each label's probability in the model's order, then the text.
+    """
+    stdin = sys.stdin
+    if not texts and stdin.isatty():
+        raise click.UsageError("give TEXTS, or pipe texts into stdin one per line (or pass -)")
     model = _load_model(model_dir)
-    for text, prediction in zip(texts, model.predict(list(texts)), strict=True):
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "text": text,
-                        "label": prediction.label,
-                        "probabilities": prediction.probabilities,
-                    }
-                )
-            )
+    table = _PredictionTable(model.labels)
+    if not as_json and not no_header:
+        click.echo(table.header())
+    for chunk in _chunks(_texts(texts or ("-",), stdin), 256):
+        for text, verdict in zip(chunk, _classify(model, chunk), strict=True):
+            click.echo(table.json(text, verdict) if as_json else table.row(text, verdict))
+
+
+def _texts(texts: Iterable[str], stdin: Iterable[str]) -> Iterator[str]:
+    for text in texts:
+        if text == "-":
+            yield from (line.removesuffix("\n") for line in stdin)
         else:
-            p = prediction.probabilities[prediction.label]
-            click.echo(f"{prediction.label:<9} {p:.3f}  {text}")
+            yield text
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _classify(model: SentimentModel, texts: Sequence[str]) -> list[Prediction | str]:
+    """Per text its prediction, or the reason the worker would dead-letter it (the worker's
+    own check, so the two never disagree)."""
+    from sentistream.worker.messages import InvalidMessage, decode
+
+    limit = WorkerSettings.model_fields["max_record_bytes"].default
+    verdicts: dict[int, Prediction | str] = {}
+    valid: dict[int, str] = {}
+    for n, text in enumerate(texts):
+        try:
+            valid[n] = decode(text.encode("utf-8", "surrogateescape"), "text", limit).text
+        except InvalidMessage as exc:
+            verdicts[n] = exc.reason
+    if valid:  # ONNX Runtime is never handed an empty batch
+        verdicts.update(zip(valid, model.predict(list(valid.values())), strict=True))
+    return [verdicts[n] for n in range(len(texts))]
+
+
+class _PredictionTable:
+    """`predict`'s output: a label column, one probability column per label of the model (in
+    the manifest's order, however many there are), the text."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.label_width = max(len(name) for name in [*self.labels, "label", "empty_text"])
+
+    def _line(self, label: str, cells: Sequence[str], text: str) -> str:
+        columns = [
+            f"{cell:>{max(len(name), 5)}}" for name, cell in zip(self.labels, cells, strict=True)
+        ]
+        return f"{label:<{self.label_width}}  {'  '.join(columns)}  {text}"
+
+    def header(self) -> str:
+        return self._line("label", self.labels, "text")
+
+    def row(self, text: str, verdict: Prediction | str) -> str:
+        if isinstance(verdict, str):
+            return self._line(verdict, ["-"] * len(self.labels), text)
+        cells = [f"{verdict.probabilities[name]:.3f}" for name in self.labels]
+        return self._line(verdict.label, cells, text)
+
+    @staticmethod
+    def json(text: str, verdict: Prediction | str) -> str:
+        if isinstance(verdict, str):
+            return json.dumps({"text": text, "label": None, "reason": verdict})
+        return json.dumps(
+            {"text": text, "label": verdict.label, "probabilities": verdict.probabilities}
+        )
 
 
 @cli.command()
@@ -442,14 +561,19 @@ def evaluate(
     type=click.Path(path_type=Path),
     help="Sentiment140-layout .csv, or a text file with one tweet per line.",
 )
-@_setting_option("input_topic", "--topic")
+@_setting_option("input_topic", aliases=["--topic"])
 @_bootstrap_option
-@click.option("--rate", type=float, default=None, help="Tweets per second (default: flat out).")
-@click.option("--limit", type=int, default=None, help="Send at most N tweets.")
+@click.option(
+    "--rate",
+    type=FloatRange(min=0, min_open=True),
+    default=None,
+    help="Tweets per second (default: flat out).",
+)
+@click.option("--limit", type=IntRange(min=1), default=None, help="Send at most N tweets.")
 @click.option("--loop", is_flag=True, help="Start again at the end of the file, forever.")
 def produce(
     path: Path,
-    topic: str,
+    input_topic: str,
     bootstrap_servers: str,
     rate: float | None,
     limit: int | None,
@@ -457,6 +581,7 @@ def produce(
 ) -> None:
     """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
     from kafka import KafkaProducer
+    from kafka.errors import KafkaError
     from tqdm import tqdm
 
     from sentistream.replay import Pacer, ReplayError, read_tweets
@@ -467,84 +592,136 @@ def produce(
         raise click.ClickException(str(exc)) from exc
     if limit is not None:
         items = items[:limit]
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers.split(","), acks="all", linger_ms=5
+    producer = _connect(
+        lambda: KafkaProducer(**_kafka_config(bootstrap_servers), acks="all", linger_ms=5),
+        bootstrap_servers,
     )
     pacer = Pacer(rate)
     sent = 0
+    failures: list[Exception] = []
     started = time.monotonic()
     try:
         while True:
-            for item in tqdm(items, unit="tweet", desc=f"-> {topic}", file=sys.stderr):
+            bar = tqdm(items, unit="tweet", desc=f"-> {input_topic}", file=sys.stderr, disable=None)
+            for item in bar:
                 pacer.wait()
-                producer.send(topic, key=item.key(), value=item.value())
+                future = producer.send(input_topic, key=item.key(), value=item.value())
+                future.add_errback(failures.append)
                 sent += 1
             if not loop:
                 break
+        producer.flush()
     except KeyboardInterrupt:
         _log("interrupted")
+    except KafkaError as exc:
+        raise click.ClickException(f"sending to {input_topic} failed: {exc}") from exc
     finally:
-        producer.flush()
         producer.close()
     elapsed = time.monotonic() - started
-    _log(f"sent {sent} tweets to {topic} in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):.0f}/s)")
+    if failures:
+        raise click.ClickException(
+            f"{len(failures)} of {sent} tweets were not acknowledged by Kafka; "
+            f"the first error: {failures[0]}"
+        )
+    rate_done = sent / max(elapsed, 1e-9)
+    _log(f"sent {sent} tweets to {input_topic} in {elapsed:.1f} s ({rate_done:.0f}/s)")
 
 
 @cli.command()
-@_setting_option("output_topic", "--topic")
+@_setting_option("output_topic", aliases=["--topic"])
 @_bootstrap_option
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest label, not the newest.")
-@click.option("--max", "max_messages", type=int, default=None, help="Stop after N labels.")
 @click.option(
-    "--timeout", type=float, default=None, help="Stop after this many seconds without a new label."
+    "--max", "max_messages", type=IntRange(min=1), default=None, help="Stop after N labels."
+)
+@click.option(
+    "--timeout",
+    type=FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds without a new label.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON values.")
-@click.option("--summary", is_flag=True, help="End with counts, throughput and latency.")
+@click.option("--no-header", is_flag=True, help="Leave out the line naming the columns.")
+@click.option(
+    "--summary",
+    is_flag=True,
+    help="End with counts, throughput and latency; exit 1 if no label was seen.",
+)
 def tail(
-    topic: str,
+    output_topic: str,
     bootstrap_servers: str,
     from_beginning: bool,
     max_messages: int | None,
     timeout: float | None,
     as_json: bool,
+    no_header: bool,
     summary: bool,
 ) -> None:
-    """Print labelled tweets from the output topic as they arrive (Ctrl-C to stop)."""
+    """Print labelled tweets from the output topic as they arrive (Ctrl-C to stop).
+
+    Columns: the label, its probability, where the tweet came from (p2@0: partition 2 of the
+    input topic, offset 0), the text. Only labels written after tail starts are shown unless
+    --from-beginning is given.
+    """
     from kafka import KafkaConsumer
 
-    from sentistream.tail import Summary, format_label
+    from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label
 
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap_servers.split(","),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        consumer_timeout_ms=int(timeout * 1000) if timeout else float("inf"),
+    consumer = _connect(
+        lambda: KafkaConsumer(
+            output_topic,
+            **_kafka_config(bootstrap_servers),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        ),
+        bootstrap_servers,
     )
-    shown = 0
+    if not as_json and not no_header:
+        _log(LEGEND)
+        click.echo(HEADER)
     seen = Summary()
+
+    def emit(value: bytes | None) -> None:
+        text = (value or b"").decode("utf-8", "replace") if as_json else format_label(value)
+        click.echo(text)
+        seen.add(value)
+
+    def poll() -> list[bytes | None]:
+        batches = consumer.poll(timeout_ms=500)
+        return [record.value for records in batches.values() for record in records]
+
+    if from_beginning:
+        hint = f"no labels on {output_topic} yet: is a worker running and a producer sending?"
+    else:
+        hint = (
+            f"no new labels on {output_topic} in {TAIL_HINT_AFTER_S:.0f} s; tail shows labels "
+            "written from now on: add --from-beginning to see the earlier ones"
+        )
     try:
-        for message in consumer:
-            click.echo(
-                message.value.decode("utf-8", "replace") if as_json else format_label(message.value)
-            )
-            seen.add(message.value)
-            shown += 1
-            if max_messages is not None and shown >= max_messages:
-                break
+        follow(
+            poll,
+            emit,
+            max_messages=max_messages,
+            idle_timeout_s=timeout,
+            hint_after_s=TAIL_HINT_AFTER_S,
+            hint=lambda: _log(hint),
+        )
     except KeyboardInterrupt:
         pass
     finally:
         consumer.close()
     if summary:
         _log(seen.render())
+        if not seen.total:
+            sys.exit(1)
 
 
 @cli.command("create-topics")
 @_bootstrap_option
 @click.option(
     "--partitions",
+    type=IntRange(min=1),
     default=3,
     show_default=True,
     help="Partitions of the input and output topics (the most workers that help).",
@@ -557,13 +734,19 @@ def create_topics(
 ) -> None:
     """Create the input, output and dead-letter topics (those that exist are left alone)."""
     from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers.split(","), client_id="sentistream-admin"
+    admin = _connect(
+        lambda: KafkaAdminClient(**_kafka_config(bootstrap_servers), client_id="sentistream-admin"),
+        bootstrap_servers,
     )
+    wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
     try:
-        existing = set(admin.list_topics())
-        wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
+        existing = {
+            topic["name"]: len(topic["partitions"])
+            for topic in admin.describe_topics()
+            if topic["name"] in wanted
+        }
         missing = {
             name: {"num_partitions": count, "replication_factor": 1}
             for name, count in wanted.items()
@@ -572,15 +755,30 @@ def create_topics(
         if missing:
             admin.create_topics(missing)
             admin.wait_for_topics(list(missing), timeout_ms=30_000)
-        for name, count in wanted.items():
-            state = "created" if name in missing else "exists"
-            _log(f"{name}: {state}" + (f" ({count} partitions)" if name in missing else ""))
+    except KafkaError as exc:
+        raise click.ClickException(f"creating topics on {bootstrap_servers}: {exc}") from exc
     finally:
         admin.close()
+    for name, count in wanted.items():
+        if name in missing:
+            _log(f"{name}: created ({_partitions(count)})")
+            continue
+        _log(f"{name}: exists ({_partitions(existing[name])})")
+        if name != dlq_topic and existing[name] != count:
+            _log(
+                f"warning: {name} has {_partitions(existing[name])}, not the {count} asked for; "
+                f"it was left as it is (at most {existing[name]} workers share it). Kafka can "
+                f"add partitions (kafka-topics.sh --alter --topic {name} --partitions {count}), "
+                "which moves keys to other partitions"
+            )
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("" if count == 1 else "s")
 
 
 @cli.command()
-@settings_options(WorkerSettings, ENV_PREFIX)
+@settings_options(WorkerSettings, ENV_PREFIX, defaults={"model_dir": DEFAULT_MODEL_DIR})
 def worker(**flags: Any) -> None:
     """Consume tweets from Kafka, label them with the ONNX model, publish the labels."""
     import logging
@@ -608,37 +806,60 @@ def worker(**flags: Any) -> None:
 @click.option(
     "--data",
     type=_existing_file,
-    default=Path("../shared/data/sentiment140-100k/sentiment140-100k.csv"),
+    default=PROJECT_ROOT.parent / "shared/data/sentiment140-100k/sentiment140-100k.csv",
     show_default=True,
     help="Tweets to run (Sentiment140 layout).",
 )
 @click.option(
     "--tweets",
+    type=IntRange(min=1),
     default=20_000,
     show_default=True,
     help="Tweets for the ceiling and the end-to-end backlog.",
 )
-@click.option("--batch-sizes", default="1,8,32,128,256,512", show_default=True)
+@click.option(
+    "--batch-sizes",
+    default="1,8,32,128,256,512",
+    show_default=True,
+    help="Comma-separated batch sizes for the ONNX Runtime ceiling.",
+)
 @click.option(
     "--bucket-size",
+    type=IntRange(min=1),
     default=32,
     show_default=True,
     help="Length-bucket size for the bucketed ceiling (the worker's default).",
 )
 @click.option(
+    "--keras-dir",
     "--keras-model",
+    "keras_dir",
+    cls=Option,
+    aliases=["--keras-model"],
     type=_existing_dir,
     default=None,
     help="Keras artifact folder for the notebook baseline (needs TensorFlow).",
 )
-@click.option("--baseline-tweets", default=500, show_default=True)
+@click.option(
+    "--baseline-tweets",
+    type=IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Tweets for the one-at-a-time baselines.",
+)
 @click.option(
     "--bootstrap-servers",
     default=None,
     help="Use this broker; by default a throw-away one is started.",
 )
 @click.option("--skip-kafka", is_flag=True, help="Only the inference measurements.")
-@click.option("--latency-seconds", default=10.0, show_default=True)
+@click.option(
+    "--latency-seconds",
+    type=FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="How long the paced latency run lasts.",
+)
 @click.option(
     "--worker-setting",
     "worker_settings",
@@ -646,14 +867,20 @@ def worker(**flags: Any) -> None:
     metavar="NAME=VALUE",
     help="Worker settings for the end-to-end run, e.g. max_batch_size=256.",
 )
-@click.option("--out", type=_out_dir, default=Path("runs/bench"), show_default=True)
+@click.option(
+    "--out",
+    type=_out_dir,
+    default=Path("runs/bench"),
+    show_default=True,
+    help="Folder for bench.md and bench.json.",
+)
 def bench(
     model_dir: Path,
     data: Path,
     tweets: int,
     batch_sizes: str,
     bucket_size: int,
-    keras_model: Path | None,
+    keras_dir: Path | None,
     baseline_tweets: int,
     bootstrap_servers: str | None,
     skip_kafka: bool,
@@ -686,8 +913,8 @@ def bench(
     for row in ceiling:
         _log(f"  {row.name}, batch {row.batch_size:>4}: {row.per_second:,.0f} tweets/s")
     baselines = [ort_one_at_a_time(model, ids[: baseline_tweets * 4])]
-    if keras_model is not None:
-        baselines.append(keras_one_at_a_time(keras_model, texts[:baseline_tweets]))
+    if keras_dir is not None:
+        baselines.append(keras_one_at_a_time(keras_dir, texts[:baseline_tweets]))
     for row in baselines:
         _log(f"  {row.name}: {row.per_second:,.0f} tweets/s")
     settings = dict(item.split("=", 1) for item in worker_settings)
@@ -731,6 +958,47 @@ def _load_model(model_dir: Path) -> SentimentModel:
         return SentimentModel.load(model_dir)
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _kafka_config(bootstrap_servers: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "bootstrap_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
+    }
+
+
+def _connect(make: Callable[[], T], bootstrap_servers: str) -> T:
+    """A kafka-python client from ``make``, or one line that says the broker does not answer.
+
+    kafka-python logs every failed connection attempt itself; those lines are dropped here
+    (the error says it once) and its log records do not reach the terminal.
+    """
+    from kafka.errors import KafkaError
+
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(logging.NullHandler())
+    kafka_log.propagate = False
+    try:
+        return make()
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {bootstrap_servers} within {CONNECT_TIMEOUT_S:g} s "
+            f"({_probe(bootstrap_servers)}); check --bootstrap-servers or "
+            f"{ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
+        ) from exc
+
+
+def _probe(bootstrap_servers: str) -> str:
+    """Why the first bootstrap server does not answer, as the operating system says it."""
+    server = bootstrap_servers.partition(",")[0].strip()
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host or server, int(port or 9092)), timeout=1):
+            return f"{server} accepts connections but does not answer as a Kafka broker"
+    except ValueError:
+        return f"{server}: not host:port"
+    except OSError as exc:
+        return f"{server}: {(exc.strerror or str(exc)).lower()}"
 
 
 def _log(message: str) -> None:

@@ -146,8 +146,10 @@ def load_manifest(folder: Path) -> Manifest:
     _check_format_version(path)
     try:
         manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not a valid manifest: not UTF-8 ({exc.reason})") from exc
     except ValidationError as exc:
-        raise ManifestError(f"{path}: not a valid manifest: {exc}") from exc
+        raise ManifestError(f"{path}: not a valid manifest: {_one_line(exc)}") from exc
     if manifest.text.cleaning_version != CLEANING_VERSION:
         raise ManifestError(
             f"{path}: model was trained with text cleaning v{manifest.text.cleaning_version}, "
@@ -167,6 +169,21 @@ def _check_format_version(path: Path) -> None:
             f"{path}: manifest format {found}, this code reads format {FORMAT_VERSION}; "
             "re-export the model with this release (format 1 models were two-class, cleaning v1)"
         )
+
+
+def _one_line(exc: ValidationError, shown: int = 3) -> str:
+    """pydantic's errors as ``labels: Field required; text.maxlen: Input should be ...``,
+    without its multi-line layout and documentation URLs."""
+    errors = exc.errors(include_url=False)
+    parts = [
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+        if error["loc"]
+        else error["msg"]
+        for error in errors[:shown]
+    ]
+    if len(errors) > shown:
+        parts.append(f"and {len(errors) - shown} more")
+    return "; ".join(parts)
 
 
 def _check_hash(folder: Path, file: str, expected: str, what: str) -> Path:

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-__all__ = ["Summary", "format_label", "quantile"]
+__all__ = ["HEADER", "LEGEND", "Summary", "follow", "format_label", "quantile"]
+
+
+def _row(label: str, probability: str, source: str, text: str) -> str:
+    return f"{label:<8} {probability:>5}  {source:<10} {text}"
+
+
+HEADER = _row("label", "prob", "source", "text")
+LEGEND = (
+    "prob: the label's probability; source p2@0: the tweet was offset 0 of partition 2 "
+    "of the input topic"
+)
 
 
 def format_label(value: bytes | None, width: int = 100) -> str:
@@ -23,7 +36,48 @@ def format_label(value: bytes | None, width: int = 100) -> str:
         return f"(not a sentistream label) {value[:width]!r}"
     if len(text) > width:
         text = text[: width - 1] + "…"
-    return f"{label:<8} {probability:5.3f}  p{source['partition']}@{source['offset']:<7} {text}"
+    return _row(
+        str(label), f"{probability:.3f}", f"p{source['partition']}@{source['offset']}", text
+    )
+
+
+def follow(
+    poll: Callable[[], Sequence[bytes | None]],
+    emit: Callable[[bytes | None], None],
+    *,
+    max_messages: int | None = None,
+    idle_timeout_s: float | None = None,
+    hint_after_s: float | None = None,
+    hint: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Hand each polled value to ``emit`` until ``max_messages`` values, or until
+    ``idle_timeout_s`` passes without one; call ``hint`` once if nothing at all arrived within
+    ``hint_after_s``. ``poll`` waits a moment for values (an empty result is no error).
+    Returns how many values were emitted."""
+    started = last = clock()
+    emitted = 0
+    hinted = False
+    while True:
+        values = poll()
+        now = clock()
+        for value in values:
+            emit(value)
+            emitted += 1
+            if max_messages is not None and emitted >= max_messages:
+                return emitted
+        if values:
+            last = now
+        elif idle_timeout_s is not None and now - last >= idle_timeout_s:
+            return emitted
+        if (
+            not hinted
+            and not emitted
+            and hint_after_s is not None
+            and now - started >= hint_after_s
+        ):
+            hint()
+            hinted = True
 
 
 class Summary:
@@ -34,6 +88,10 @@ class Summary:
         self.latencies: list[float] = []
         self.first_event: datetime | None = None
         self.last_labeled: datetime | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.labels.values())
 
     def add(self, value: bytes | None) -> None:
         try:
@@ -51,7 +109,7 @@ class Summary:
             self.latencies.append((labeled_at - event).total_seconds())
 
     def render(self) -> str:
-        total = sum(self.labels.values())
+        total = self.total
         if not total:
             return "no labels received"
         split = ", ".join(

@@ -86,6 +86,16 @@ _SELECTOR_RE = re.compile(
 START_TIMEOUT_S = 20
 DATA_TIMEOUT_S = 20
 
+# Series a healthy worker does not expose until a first event, so a panel or alert reading them
+# can only be checked for valid PromQL here, not for data. An entry that returns data after the
+# run (because the worker now creates the series at 0) fails the test: take it off the list.
+NOT_YET_EXPOSED: dict[str, str] = {
+    "sentistream_commit_failures_total": (
+        "created on the first failed commit; the worker should create each reason at 0 "
+        "(issue 13 section 5)"
+    ),
+}
+
 
 # --------------------------------------------------------------------------- expressions
 
@@ -141,6 +151,10 @@ def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in data["groups"] for rule in group["rules"]]
 
 
+def not_yet_exposed(expr: str) -> bool:
+    return any(name in expr for name in NOT_YET_EXPOSED)
+
+
 def selectors(expr: str) -> set[str]:
     """The metric selectors an expression reads, as queries that must return data: a bare
     name is read from the worker's job; a selector with matchers is kept as written, so a
@@ -170,6 +184,8 @@ def test_selector_extraction() -> None:
         "rate(x[1m]) [15s] 60"
     )
     assert _expand_grafana('x{topic=~"$topic"} [[topic]]', {"topic": "in"}) == 'x{topic=~"in"} in'
+    assert not_yet_exposed("sum(rate(sentistream_commit_failures_total[1m]))")
+    assert not not_yet_exposed("sum(rate(sentistream_commits_total[1m]))")
 
 
 # --------------------------------------------------------------------------- prometheus
@@ -380,7 +396,8 @@ def test_dashboard_and_alert_promql_return_data_from_a_live_worker(
     # return data. Polled briefly: a series born in the last scrape has no rate() yet.
     needed: dict[str, set[str]] = {}
     for where, expr in panels:
-        needed.setdefault(expr, set()).add(f"dashboard {where}")
+        if not not_yet_exposed(expr):
+            needed.setdefault(expr, set()).add(f"dashboard {where}")
         for selector in selectors(expr):
             needed.setdefault(selector, set()).add(f"selector in dashboard {where}")
     for rule in rules:
@@ -389,6 +406,11 @@ def test_dashboard_and_alert_promql_return_data_from_a_live_worker(
         assert selector_set, f"rule {name}: no metric selector found in {rule['expr']!r}"
         for selector in selector_set:
             needed.setdefault(selector, set()).add(f"selector in rule {name}")
+    awaited = {expr: where for expr, where in needed.items() if not_yet_exposed(expr)}
+    for expr in awaited:
+        del needed[expr]
+    stale = sorted(expr for expr in awaited if _has_data(prometheus.query(expr)))
+    assert not stale, f"these now return data, take them off NOT_YET_EXPOSED: {stale}"
 
     empty: dict[str, set[str]] = {}
 

@@ -11,6 +11,7 @@ from sentistream.manifest import (
     Manifest,
     ManifestError,
     OnnxSection,
+    SourceSection,
     TextSection,
     TrainingSection,
     VocabSection,
@@ -43,15 +44,24 @@ def make_folder(tmp_path: Path) -> Path:
             parity={},
         ),
         training=TrainingSection(
-            data_file="d.csv",
-            data_sha256="0" * 64,
-            rows=2,
-            split={"train": 2},
+            sources=[
+                SourceSection(
+                    file="d.csv",
+                    sha256="0" * 64,
+                    encoding="utf-8",
+                    weight=1.0,
+                    rows=2,
+                    split={"train": 2},
+                )
+            ],
             seed=1,
             epochs=1,
             batch_size=2,
+            class_weight="balanced",
+            glove=False,
             hyperparameters={},
             metrics={},
+            baseline={},
             duration_seconds=1.0,
         ),
     ).write(tmp_path)
@@ -95,6 +105,20 @@ def test_other_cleaning_version_is_refused(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestError, match="cleaning v0"):
         load_verified(folder)
+
+
+def test_a_manifest_of_another_format_is_refused_in_one_line(tmp_path: Path) -> None:
+    # Format 1 (two classes, one data file, cleaning v1) lacks fields format 2 requires;
+    # the refusal names the format rather than listing every missing field.
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["format_version"] = 1
+    del data["training"]["sources"]
+    data["training"]["data_file"] = "d.csv"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"manifest format 1, this code reads format 2") as err:
+        load_verified(folder)
+    assert "\n" not in str(err.value)
 
 
 def test_missing_manifest_and_missing_files(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sentistream.replay import Pacer, ReplayError, read_tweets
-from sentistream.tail import Summary, format_label
+from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-tweets.csv"
 
@@ -99,3 +99,61 @@ def test_summary_counts_labels_throughput_and_latency() -> None:
     assert "2 labels: negative 1 (50%), positive 1 (50%)" in text
     assert "throughput: 1 tweets/s over 2.0 s" in text
     assert "p50 1000 ms" in text
+
+
+class _Script:
+    """A poll that returns scripted batches, each taking one second of a fake clock."""
+
+    def __init__(self, batches: list[list[bytes | None]]) -> None:
+        self.batches = batches
+        self.now = 0.0
+
+    def poll(self) -> list[bytes | None]:
+        self.now += 1.0
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_follow_stops_after_max_messages() -> None:
+    script = _Script([[b"a", b"b"], [b"c", b"d"]])
+    seen: list[bytes | None] = []
+    assert follow(script.poll, seen.append, max_messages=3, clock=lambda: script.now) == 3
+    assert seen == [b"a", b"b", b"c"]
+
+
+def test_follow_stops_after_the_idle_timeout_and_hints_once_when_nothing_came() -> None:
+    script = _Script([[], [], []])
+    hints: list[float] = []
+    emitted = follow(
+        script.poll,
+        lambda _value: None,
+        idle_timeout_s=5,
+        hint_after_s=2,
+        hint=lambda: hints.append(script.now),
+        clock=lambda: script.now,
+    )
+    assert emitted == 0
+    assert hints == [2.0]
+    assert script.now == 5.0
+
+
+def test_follow_gives_no_hint_once_something_arrived_and_resets_the_idle_clock() -> None:
+    script = _Script([[], [b"x"], [], [], [b"y"]])
+    hints: list[float] = []
+    seen: list[bytes | None] = []
+    emitted = follow(
+        script.poll,
+        seen.append,
+        idle_timeout_s=3,
+        hint_after_s=3,
+        hint=lambda: hints.append(script.now),
+        clock=lambda: script.now,
+    )
+    assert (emitted, seen, hints) == (2, [b"x", b"y"], [])
+    assert script.now == 8.0  # last value at 5 s, then 3 s without one
+
+
+def test_the_header_lines_up_with_the_rows() -> None:
+    row = format_label(_label("negative", 12, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01Z"))
+    assert HEADER.index("source") == row.index("p1@12")
+    assert HEADER.index("text") == row.index("a tweet")
+    assert "p2@0" in LEGEND

@@ -10,9 +10,10 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sentistream.settings_cli import build_settings, settings_options
+from sentistream.settings_cli import Option, build_settings, settings_options, unknown_variables
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 
@@ -103,34 +104,60 @@ def test_every_field_has_a_flag_naming_its_variable():
     assert result.exit_code == 0
     # click wraps help text; compare with the white space taken out
     text = "".join(result.output.split())
-    for name in WorkerSettings.model_fields:
+    for name, field in WorkerSettings.model_fields.items():
         assert "--" + name.replace("_", "-") in text
-        assert f"env:{ENV_PREFIX}{name.upper()}" in text
+        assert f"envvar:{ENV_PREFIX}{name.upper()}" in text
+        assert field.description
+        assert "".join(field.description.split()) in text
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "field"),
+    ("args", "env", "named", "value"),
     [
-        (["--max-batch-size", "0"], {}, "max_batch_size"),
-        (["--max-batch-size", "5000"], {}, "max_batch_size"),
-        (["--metrics-port", "70000"], {}, "metrics_port"),
-        (["--shutdown-timeout-s", "0"], {}, "shutdown_timeout_s"),
-        ([], {"SENTISTREAM_MAX_BATCH_SIZE": "0"}, "max_batch_size"),
-        ([], {"SENTISTREAM_MAX_WAIT_MS": "soon"}, "max_wait_ms"),
-        ([], {"SENTISTREAM_INPUT_FORMAT": "xml"}, "input_format"),
-        ([], {"SENTISTREAM_LOG_LEVEL": "LOUD"}, "log_level"),
+        (["--max-batch-size", "0"], {}, "'--max-batch-size'", "0 is not in the range 1<=x<=4096"),
+        (["--max-batch-size", "5000"], {}, "'--max-batch-size'", "5000 is not in the range"),
+        (["--metrics-port", "70000"], {}, "'--metrics-port'", "70000 is not in the range"),
+        (["--shutdown-timeout-s", "0"], {}, "'--shutdown-timeout-s'", "0.0 is not in the range"),
+        ([], {"SENTISTREAM_MAX_BATCH_SIZE": "0"}, "SENTISTREAM_MAX_BATCH_SIZE", "0 is not in"),
+        (
+            [],
+            {"SENTISTREAM_MAX_WAIT_MS": "soon"},
+            "SENTISTREAM_MAX_WAIT_MS",
+            "'soon' is not a valid integer",
+        ),
+        (
+            [],
+            {"SENTISTREAM_INPUT_FORMAT": "xml"},
+            "SENTISTREAM_INPUT_FORMAT",
+            "'xml' is not one of",
+        ),
+        ([], {"SENTISTREAM_LOG_LEVEL": "LOUD"}, "SENTISTREAM_LOG_LEVEL", "'LOUD' is not one of"),
+        (
+            [],
+            {"SENTISTREAM_SHUTDOWN_TIMEOUT_S": "x"},
+            "SENTISTREAM_SHUTDOWN_TIMEOUT_S",
+            "'x' is not a valid number",
+        ),
     ],
 )
-def test_an_invalid_value_is_a_usage_error_naming_the_field(
-    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], field: str
+def test_an_invalid_value_is_one_line_naming_where_it_came_from_and_the_value(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], named: str, value: str
 ):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    for name, setting in env.items():
+        monkeypatch.setenv(name, setting)
     result = invoke(*args)
     assert result.exit_code == 2, result.output  # click.UsageError, not a traceback
     assert isinstance(result.exception, SystemExit)
-    assert "invalid settings" in result.output
-    assert field in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1, result.output
+    assert f"Invalid value for {named}: {value}" in error[0]
+
+
+@pytest.mark.parametrize("level", ["debug", "Debug", "DEBUG"])
+def test_log_levels_in_any_case(monkeypatch: pytest.MonkeyPatch, level: str):
+    assert settings("--log-level", level)["log_level"] == "DEBUG"
+    monkeypatch.setenv("SENTISTREAM_LOG_LEVEL", level.lower())
+    assert settings()["log_level"] == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -153,5 +180,71 @@ def test_a_valid_flag_rescues_an_invalid_variable(monkeypatch: pytest.MonkeyPatc
 
 
 def test_build_settings_raises_usage_error_directly():
-    with pytest.raises(click.UsageError, match="max_wait_ms"):
+    with pytest.raises(click.UsageError, match="max_wait_ms=-1: must be ≥ 0"):
         build_settings(WorkerSettings, {"max_wait_ms": -1})
+
+
+class _Checked(BaseSettings):
+    """A setting with a check click cannot express: pydantic's error still names the source."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    input_topic: str = Field("tweets", description="Topic.")
+
+    @field_validator("input_topic")
+    @classmethod
+    def _no_spaces(cls, value: str) -> str:
+        if " " in value:
+            raise ValueError("no spaces in a topic name")
+        return value
+
+
+@click.command()
+@settings_options(_Checked, ENV_PREFIX)
+def checked(**flags: Any) -> None:
+    click.echo(build_settings(_Checked, flags).input_topic)
+
+
+def test_a_failed_pydantic_check_names_the_variable_or_flag(monkeypatch: pytest.MonkeyPatch):
+    result = CliRunner().invoke(checked, ["--input-topic", "a b"])
+    assert result.exit_code == 2
+    assert "invalid settings: --input-topic a b: Value error, no spaces" in result.output
+    monkeypatch.setenv("SENTISTREAM_INPUT_TOPIC", "c d")
+    result = CliRunner().invoke(checked, [])
+    assert result.exit_code == 2
+    assert (
+        "invalid settings: SENTISTREAM_INPUT_TOPIC='c d': Value error, no spaces" in result.output
+    )
+
+
+def test_unknown_variables_are_warned_about_with_the_closest_name():
+    environ = {
+        "SENTISTREAM_MAX_BATCH_SZE": "3",
+        "SENTISTREAM_MAX_BATCH_SIZE": "3",
+        "SENTISTREAM_WHATEVER": "1",
+        "PATH": "/bin",
+    }
+    known = {ENV_PREFIX + name.upper() for name in WorkerSettings.model_fields}
+    warnings = unknown_variables(environ, ENV_PREFIX, known)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("warning: SENTISTREAM_MAX_BATCH_SZE is not a sentistream")
+    assert warnings[0].endswith("did you mean SENTISTREAM_MAX_BATCH_SIZE?")
+    assert "SENTISTREAM_WHATEVER" in warnings[1]
+    assert "known: SENTISTREAM_BOOTSTRAP_SERVERS" in warnings[1]
+
+
+@click.command()
+@click.option("--model-dir", "--model", "model_dir", cls=Option, aliases=["--model"], help="M.")
+def aliased(model_dir: str) -> None:
+    click.echo(model_dir)
+
+
+def test_an_alias_works_but_is_not_shown():
+    assert CliRunner().invoke(aliased, ["--model", "old"]).output == "old\n"
+    assert CliRunner().invoke(aliased, ["--model-dir", "new"]).output == "new\n"
+    help_text = CliRunner().invoke(aliased, ["--help"]).output
+    assert "--model-dir" in help_text
+    assert "--model " not in help_text
+    assert "--model," not in help_text
+    with pytest.raises(TypeError, match="--nope"):
+        click.option("--a", cls=Option, aliases=["--nope"])(aliased)
