@@ -73,11 +73,24 @@ def test_every_tweet_gets_exactly_one_label_and_offsets_are_committed(
     assert worker.terminate() == 0
 
 
+def records_in(bootstrap: str, topic: str, partitions: int = 3) -> int:
+    """How many records ``topic`` holds (sum of its end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
 def worker_mid_stream(
-    bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+    bootstrap: str,
+    topics: Topics,
+    start_worker: Callable[..., WorkerProcess],
+    tweets: int = 3000,
 ) -> tuple[list[str], WorkerProcess]:
-    """3,000 tweets queued and a worker (small batches) that has labelled about 300 of them."""
-    ids = produce_json(bootstrap, topics.input, real_tweets(3000))
+    """``tweets`` queued and a worker (small batches) that has labelled 300 or more of them."""
+    ids = produce_json(bootstrap, topics.input, real_tweets(tweets))
     worker = start_worker(max_batch_size="32")
     worker.wait_ready()
     consume_all(bootstrap, topics.output, until=300, timeout=60)
@@ -87,9 +100,12 @@ def worker_mid_stream(
 def test_sigkill_mid_stream_then_restart_loses_nothing(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    ids, first = worker_mid_stream(kafka_bootstrap, topics, start_worker)
+    ids, first = worker_mid_stream(kafka_bootstrap, topics, start_worker, tweets=20_000)
     first.kill()
     assert first.process.returncode == -9
+    # The kill must land mid-stream: some labels out, not all (else the test proves nothing).
+    labelled_at_kill = records_in(kafka_bootstrap, topics.output)
+    assert 300 <= labelled_at_kill < len(ids), labelled_at_kill
     second = start_worker()
     second.wait_ready()
     out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90)

@@ -160,7 +160,8 @@ def consume_all(
     idle: float = 0.0,
 ) -> list[Any]:
     """Read ``topic`` from the start until it holds ``until`` records and a label for every id
-    in ``cover`` (then ``idle`` seconds more, to catch extras), or until ``timeout``."""
+    in ``cover`` (then ``idle`` seconds more, to catch extras). Fails the test if that has not
+    happened within ``timeout``."""
     wanted = set(cover)
     consumer = KafkaConsumer(
         topic,
@@ -174,7 +175,7 @@ def consume_all(
     deadline = time.monotonic() + timeout
     quiet_until: float | None = None
     try:
-        while time.monotonic() < deadline:
+        while True:
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
                 if wanted:
@@ -183,10 +184,16 @@ def consume_all(
                 if quiet_until is None:
                     quiet_until = time.monotonic() + idle
                 if time.monotonic() >= quiet_until:
-                    break
+                    return records
+            elif time.monotonic() >= deadline:
+                missing = sorted(wanted - seen)
+                pytest.fail(
+                    f"{topic}: {len(records)} record(s) after {timeout} s, wanted {until}; "
+                    f"{len(missing)} id(s) never labelled, e.g. {missing[:5]}",
+                    pytrace=False,
+                )
     finally:
         consumer.close()
-    return records
 
 
 def ids_of(records: list[Any]) -> list[str]:

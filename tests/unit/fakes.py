@@ -1,27 +1,35 @@
 """In-memory fakes for the worker loop's ports: no broker, no model, no sleeping.
 
 Each fake records what the loop asked of it, so tests assert on calls (poll timeouts, sends,
-commits, classifier batches) rather than on timing.
+commits, classifier batches) rather than on timing. The fakes fail where the real clients
+fail: :class:`FakeSink` refuses, synchronously and with the same exception types, what
+kafka-python's producer refuses (a null header value, a record with neither key nor value, a
+record over ``max_request_size`` by kafka-python's own size estimate); :class:`FakeSource`
+returns nothing from paused partitions and does not commit partitions it no longer owns.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from kafka.errors import MessageSizeTooLargeError
+from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from sentistream.worker.loop import (
+from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.messages import InputRecord
+from sentistream.worker.ports import (
     CommitDeferred,
     CommitRefused,
     InferenceError,
+    SinkUnavailable,
     TopicPartition,
 )
-from sentistream.worker.messages import InputRecord
 
 __all__ = [
     "FakeClassifier",
@@ -49,7 +57,7 @@ class FakeRecord:
     """Milliseconds since the epoch (-1: none)."""
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: Sequence[tuple[str, bytes | None]] = ()
 
 
 class FakeSource:
@@ -59,7 +67,9 @@ class FakeSource:
     mapping committed. ``refuse_commits`` makes that many next commits raise
     :class:`CommitRefused` (recorded in ``refused``), ``unavailable_commits`` likewise raise
     :class:`CommitDeferred`. ``assigned`` and ``lags`` override the
-    default assignment (every partition ever fed) and lag (records still queued).
+    default assignment (every partition ever fed) and lag (records still queued). ``paused``
+    holds the paused partitions; ``poll`` takes nothing from them. ``commit`` leaves out (and
+    returns) partitions not assigned, as the Kafka adapter does.
     """
 
     def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
@@ -71,6 +81,8 @@ class FakeSource:
         self.unavailable_commits = 0
         self.assigned: set[TopicPartition] | None = None
         self.lags: dict[TopicPartition, int] | None = None
+        self.paused: set[TopicPartition] = set()
+        self.commit_timeouts: list[float] = []
         self.closed = False
         self.feed(*records)
 
@@ -88,7 +100,10 @@ class FakeSource:
         self.polls.append((timeout_ms, max_records))
         out: dict[TopicPartition, list[FakeRecord]] = {}
         room = max_records
+        assert max_records > 0, "kafka-python raises ValueError for max_records <= 0"
         for tp, queue in self._queues.items():
+            if tp in self.paused or tp not in self.assignment():
+                continue
             taken: list[FakeRecord] = []
             while queue and room > 0:
                 taken.append(queue.popleft())
@@ -97,7 +112,15 @@ class FakeSource:
                 out[tp] = taken
         return out
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(
+        self, offsets: Mapping[TopicPartition, int], timeout_s: float
+    ) -> set[TopicPartition]:
+        self.commit_timeouts.append(timeout_s)
+        owned = self.assignment()
+        dropped = {tp for tp in offsets if tp not in owned}
+        offsets = {tp: o for tp, o in offsets.items() if tp in owned}
+        if not offsets:
+            return dropped
         if self.refuse_commits > 0:
             self.refuse_commits -= 1
             self.refused.append(dict(offsets))
@@ -107,6 +130,7 @@ class FakeSource:
             self.refused.append(dict(offsets))
             raise CommitDeferred("broker unreachable (fake)")
         self.commits.append(dict(offsets))
+        return dropped
 
     def committed(self) -> dict[TopicPartition, int]:
         """The latest committed offset per partition, over all commits."""
@@ -124,6 +148,12 @@ class FakeSource:
         if self.lags is not None:
             return dict(self.lags)
         return {tp: len(q) for tp, q in self._queues.items() if tp in self.assignment()}
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None:
+        self.paused -= set(partitions)
 
     def close(self) -> None:
         self.closed = True
@@ -214,14 +244,25 @@ class Sent:
 class FakeSink:
     """Records every send; deliveries stay pending until acknowledged or failed by the test.
 
+    ``send`` raises as kafka-python's ``KafkaProducer.send`` does, before any delivery exists:
+    ``TypeError`` for headers that are not ``(str, bytes)`` pairs (a null value), ``ValueError``
+    for a record with neither key nor value, ``MessageSizeTooLargeError`` over
+    ``max_request_size`` (kafka-python's own estimate). ``unavailable`` makes it raise
+    :class:`SinkUnavailable`, as the adapter does when the producer cannot take any record.
+    ``refuse`` (a predicate on the :class:`Sent`) refuses chosen records with ``TypeError``.
+
     ``auto_ack=True`` acknowledges each send at once. ``flush`` acknowledges everything
-    pending unless ``hang`` is set (then it returns with the deliveries still pending, as a
-    producer flush that timed out).
+    pending unless ``hang`` is set (then it returns False with the deliveries still pending,
+    as a producer flush that timed out).
     """
 
     auto_ack: bool = False
     hang: bool = False
+    unavailable: bool = False
+    max_request_size: int = DEFAULT_MAX_REQUEST_BYTES
+    refuse: Callable[[Sent], bool] | None = None
     sent: list[Sent] = field(default_factory=list)
+    refused: list[tuple[Sent, BaseException]] = field(default_factory=list)
     flushes: list[float] = field(default_factory=list)
     _next_offset: dict[str, int] = field(default_factory=dict)
 
@@ -233,11 +274,42 @@ class FakeSink:
         headers: Sequence[tuple[str, bytes]],
         partition_hint: int | None,
     ) -> FakeDelivery:
-        delivery = FakeDelivery()
-        self.sent.append(Sent(topic, key, value, list(headers), partition_hint, delivery))
+        attempt = Sent(topic, key, value, list(headers), partition_hint, FakeDelivery())
+        try:
+            self._check(attempt)
+        except Exception as exc:
+            self.refused.append((attempt, exc))
+            raise
+        self.sent.append(attempt)
         if self.auto_ack:
-            self._ack(self.sent[-1])
-        return delivery
+            self._ack(attempt)
+        return attempt.delivery
+
+    def _check(self, attempt: Sent) -> None:
+        """kafka-python 3.0's checks, in its order."""
+        if self.unavailable:
+            raise SinkUnavailable("the producer cannot take records (fake)")
+        if attempt.value is None and attempt.key is None:
+            raise ValueError("Need at least one: key or value")
+        if not all(
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], bytes)
+            for item in attempt.headers
+        ):
+            raise TypeError("All headers items must be (str, bytes) tuples")
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+            attempt.key, attempt.value, attempt.headers
+        )
+        if size > self.max_request_size:
+            raise MessageSizeTooLargeError(
+                f"The message is {size} bytes when serialized which is larger than the "
+                "maximum request size you have configured with the max_request_size "
+                "configuration"
+            )
+        if self.refuse is not None and self.refuse(attempt):
+            raise TypeError("refused by the test")
 
     def _ack(self, sent: Sent) -> None:
         offset = self._next_offset.get(sent.topic, 0)
@@ -260,10 +332,11 @@ class FakeSink:
         """Fail the ``index``-th send (0-based, over all sends)."""
         self.sent[index].delivery.failure(exc or RuntimeError("fake broker said no"))
 
-    def flush(self, timeout_s: float) -> None:
+    def flush(self, timeout_s: float) -> bool:
         self.flushes.append(timeout_s)
         if not self.hang:
             self.ack_all()
+        return not self.pending()
 
     def to(self, topic: str) -> list[Sent]:
         return [s for s in self.sent if s.topic == topic]

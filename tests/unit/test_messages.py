@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sentistream.worker.messages import (
     HEADER_PREFIX,
+    MAX_ERROR_MESSAGE_CHARS,
     InputFormat,
     InvalidMessage,
     Tweet,
+    clean_headers,
     dead_letter_headers,
     decode,
     encode_label,
+    error_headers,
+    internal_error,
 )
 from tests.unit.fakes import FakeRecord
 
@@ -22,6 +29,7 @@ LIMIT = 64
 
 
 def reason_of(value: bytes | None, input_format: InputFormat, max_bytes: int = LIMIT) -> str:
+    """The reason ``decode`` refuses ``value`` with; fails the test on any other outcome."""
     with pytest.raises(InvalidMessage) as raised:
         decode(value, input_format, max_bytes)
     return raised.value.reason
@@ -195,3 +203,147 @@ def test_dead_letter_headers_keep_repeated_original_headers_and_utf8_messages():
     headers = dead_letter_headers(record, InvalidMessage("tombstone", "nul \u2014 value"))
     assert headers[:2] == [("a", b"1"), ("a", b"2")]
     assert dict(headers)[f"{HEADER_PREFIX}exception.message"] == "nul \u2014 value".encode()
+
+
+# -- hostile input: refused here, never an exception other than InvalidMessage ---------------
+
+DEEP = 1_100
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("value", "input_format"),
+    [
+        # nesting deeper than the recursion limit, at the top and inside a field
+        (_nested(DEEP).encode(), "json"),
+        (('{"text": "fine words", "id": ' + _nested(DEEP) + "}").encode(), "auto"),
+        (('{"text": "fine words", "extra": {"a": ' + _nested(DEEP) + "}}").encode(), "json"),
+        # an integer of more digits than Python converts
+        (('{"text": "fine", "id": ' + "9" * 5000 + "}").encode(), "auto"),
+        # not JSON numbers (RFC 8259), or ones that overflow to infinity
+        (b'{"text": "fine", "id": NaN}', "auto"),
+        (b'{"text": "fine", "id": Infinity}', "json"),
+        (b'{"text": "fine", "id": -Infinity}', "json"),
+        (b'{"text": "fine", "id": 1e400}', "json"),
+        (b'{"text": "fine", "id": [1, -1e999]}', "json"),
+        # strings that decode but cannot be encoded back to UTF-8
+        (b'{"text": "fine \\ud800 words"}', "json"),
+        (b'{"text": "fine", "id": "\\udfff"}', "auto"),
+        (b'"\\ud83d"', "json"),
+    ],
+    ids=[
+        "deep_top",
+        "deep_id_2kb",
+        "deep_other_field",
+        "huge_int",
+        "nan",
+        "infinity",
+        "minus_infinity",
+        "1e400",
+        "1e999_in_list",
+        "surrogate_text",
+        "surrogate_id",
+        "surrogate_json_string",
+    ],
+)
+def test_hostile_json_is_invalid_json(value: bytes, input_format: InputFormat):
+    assert reason_of(value, input_format, max_bytes=1_000_000) == "invalid_json"
+
+
+def test_a_json_looking_string_with_a_surrogate_in_auto_mode_is_refused_too():
+    # auto mode reads '"..."' as a JSON string; a lone surrogate must not get through there
+    assert reason_of(b'"sad \\udc00 day"', "auto") == "invalid_json"
+
+
+@pytest.mark.parametrize("input_format", ["auto", "json"])
+def test_a_byte_order_mark_before_the_value_is_ignored(input_format: InputFormat):
+    value = b'\xef\xbb\xbf{"text": "bom first", "id": 1}'
+    assert decode(value, input_format, LIMIT) == Tweet("bom first", 1)
+
+
+def test_a_byte_order_mark_before_plain_text_is_not_part_of_the_tweet():
+    assert decode(b"\xef\xbb\xbfhello", "text", LIMIT) == Tweet("hello")
+
+
+def test_encode_label_refuses_nan_rather_than_writing_non_json():
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode_label(_record(), Tweet("t"), "negative", {"negative": float("nan")}, {}, 0.0)
+
+
+def test_clean_headers_makes_null_values_empty():
+    assert clean_headers([("a", None), ("b", b"1")]) == [("a", b""), ("b", b"1")]
+
+
+def test_dead_letter_headers_survive_null_header_values_and_surrogates_in_the_message():
+    record = FakeRecord("t", 0, 1, 0, None, None, (("nullable", None),))
+    error = InvalidMessage("invalid_json", "bad \ud800 text")
+    headers = dead_letter_headers(record, error)
+    assert headers[0] == ("nullable", b"")
+    assert dict(headers)[f"{HEADER_PREFIX}exception.message"] == b"bad \\ud800 text"
+
+
+def test_an_internal_error_names_the_exception_class_it_wraps():
+    error = internal_error(RecursionError("too deep"), "publish")
+    assert error.reason == "internal_error"
+    assert error.class_name == "builtins.RecursionError"
+    assert "publish: RecursionError: too deep" in str(error)
+    assert InvalidMessage("tombstone", "x").class_name == "sentistream.InvalidMessage"
+
+
+def test_a_long_error_message_is_cut_in_the_header():
+    record = FakeRecord("t", 0, 1, 0, None, b"v")
+    headers = dict(error_headers(record, InvalidMessage("invalid_json", "x" * 50_000)))
+    assert len(headers[f"{HEADER_PREFIX}exception.message"]) <= MAX_ERROR_MESSAGE_CHARS + 3
+
+
+# -- property: decode returns a writable Tweet or raises InvalidMessage, nothing else --------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _decode_or_reason(value: bytes | None, input_format: InputFormat) -> Tweet | str:
+    try:
+        return decode(value, input_format, 4096)
+    except InvalidMessage as error:
+        return error.reason
+
+
+def _assert_writable(tweet: Tweet) -> None:
+    out = encode_label(_record(), tweet, "positive", {"positive": 1.0}, {}, 0.0)
+    assert json.loads(out.decode("utf-8"))["text"] == tweet.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.binary(max_size=300), input_format=st.sampled_from(["auto", "json", "text"]))
+def test_decode_any_bytes(value: bytes, input_format: InputFormat):
+    result = _decode_or_reason(value, input_format)
+    if isinstance(result, Tweet):
+        _assert_writable(result)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    document=_JSON,
+    text=st.text(),
+    wrap=st.booleans(),
+    input_format=st.sampled_from(["auto", "json"]),
+)
+def test_decode_any_json_document(document: Any, text: str, wrap: bool, input_format: InputFormat):
+    body = {"text": text, "id": document} if wrap else document
+    raw = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
+    result = _decode_or_reason(raw, input_format)
+    if isinstance(result, Tweet):
+        _assert_writable(result)

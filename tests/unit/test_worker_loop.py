@@ -12,18 +12,14 @@ import pytest
 from kafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
+from sentistream.worker.batcher import BatchPolicy
+from sentistream.worker.classify import MAX_FAILED_BATCHES
 from sentistream.worker.kafka_io import connect_with_retry
-from sentistream.worker.loop import (
-    MAX_FAILED_BATCHES,
-    BatchPolicy,
-    DeliveryFailed,
-    ModelBroken,
-    TopicPartition,
-    Topics,
-    Worker,
-)
+from sentistream.worker.loop import Worker
 from sentistream.worker.messages import InputFormat
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.ports import DeliveryFailed, ModelBroken, TopicPartition
+from sentistream.worker.publish import Topics
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 IN = "tweets"
@@ -43,7 +39,7 @@ def rec(
     *,
     partition: int = 0,
     key: bytes | None = None,
-    headers: Sequence[tuple[str, bytes]] = (),
+    headers: Sequence[tuple[str, bytes | None]] = (),
     timestamp: int = EVENT_MS,
 ) -> FakeRecord:
     raw = value.encode("utf-8") if isinstance(value, str) else value
@@ -78,9 +74,12 @@ def make(
     classifier: FakeClassifier | None = None,
     input_format: InputFormat = "auto",
     max_record_bytes: int = 1024,
+    max_in_flight: int | None = None,
+    source: FakeSource | None = None,
+    sink: FakeSink | None = None,
 ) -> Harness:
-    source = FakeSource(records)
-    sink = FakeSink(auto_ack=auto_ack)
+    source = source if source is not None else FakeSource(records)
+    sink = sink if sink is not None else FakeSink(auto_ack=auto_ack)
     classifier = classifier or FakeClassifier()
     clock = FakeClock(monotonic=1_000.0, time=CLOCK_TIME)
     registry = CollectorRegistry()
@@ -98,6 +97,8 @@ def make(
         topics=Topics(output=OUT, dead_letter=DLQ),
         input_format=input_format,
         max_record_bytes=max_record_bytes,
+        max_in_flight=max_in_flight,
+        max_request_bytes=sink.max_request_size,
         model_info=MODEL_INFO,
         clock=clock,
     )
@@ -521,7 +522,7 @@ def test_stop_then_drain_processes_flushes_and_commits_the_batch_in_hand():
     h.worker.stop()
     assert h.worker.stopping
 
-    assert h.worker.drain(7.0) is True
+    assert h.worker.drain(7.0).clean
     assert [len(call) for call in h.classifier.calls] == [3]
     assert h.sink.flushes == [7.0]
     assert h.sink.pending() == []
@@ -536,7 +537,10 @@ def test_drain_returns_false_when_deliveries_stay_pending_and_commits_only_what_
     h.sink.hang = True
     h.worker.stop()
 
-    assert h.worker.drain(1.0) is False
+    report = h.worker.drain(1.0)
+    assert not report.clean
+    assert report.undelivered == 1
+    assert report.committed  # what was acknowledged is committed, even so
     assert len(h.sink.pending()) == 1
     assert h.source.commits == [{TP0: 2}]
 
@@ -554,13 +558,11 @@ class _StopWhenEmpty(FakeSource):
 
 
 def test_run_steps_until_stopped_then_drains():
-    h = make(batch=4, wait_s=5.0)
     source = _StopWhenEmpty(texts(6))
-    h.worker.source = source
+    h = make(batch=4, wait_s=5.0, source=source)
     source.worker = h.worker
-    h.source = source
 
-    assert h.worker.run(drain_timeout_s=3.0) is True
+    assert h.worker.run(drain_timeout_s=3.0).clean
     assert [len(call) for call in h.classifier.calls] == [4, 2]
     assert source.commits[-1] == {TP0: 6}
     assert h.sink.flushes == [3.0]
@@ -604,7 +606,8 @@ def test_metrics_after_a_run():
     h.source.assigned = {TP0}
     h.worker.step()
     assert h.metric("sentistream_commits_total") == 1
-    assert h.source.commits == [{TP0: 3, TP1: 9}]
+    assert h.source.commits == [{TP0: 3}]  # not the revoked partition's
+    assert h.metric("sentistream_commit_failures_total", reason="rebalance") == 1
     assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="0") == 3
     assert (
         h.registry.get_sample_value(

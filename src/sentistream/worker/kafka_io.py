@@ -9,6 +9,8 @@ Client settings chosen here (and why):
 * producer: ``acks=all`` and idempotence, so retries neither lose nor duplicate a label,
   ``linger_ms=2`` to let a micro-batch's labels share a request without adding visible latency,
   ``lz4``-free (no compression) since labels are small and CPU is the bottleneck.
+* neither client auto-creates topics: the worker checks at start that its topics exist (see
+  :mod:`sentistream.worker.topics`) rather than labelling into a one-partition accident.
 * Rebalance listeners run on kafka-python's IO thread: ours only log, never commit or block.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -25,24 +27,29 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
     IllegalGenerationError,
+    IllegalStateError,
     KafkaError,
+    KafkaTimeoutError,
     RebalanceInProgressError,
     RetriableError,
     UnknownMemberIdError,
 )
 from kafka.structs import OffsetAndMetadata
 
-from sentistream.worker.loop import CommitDeferred, CommitRefused, Delivery, TopicPartition
+from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
 from sentistream.worker.messages import InputRecord
+from sentistream.worker.ports import (
+    CommitDeferred,
+    CommitRefused,
+    Delivery,
+    SinkUnavailable,
+    TopicPartition,
+)
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["KafkaSink", "KafkaSource", "connect_with_retry"]
 
 T = TypeVar("T")
-
-#: A commit that Kafka cannot take within this long is retried at the next commit interval,
-#: so an outage never holds the loop (and /healthz) for kafka-python's default timeouts.
-COMMIT_TIMEOUT_MS = 5_000
 
 log = logging.getLogger(__name__)
 
@@ -66,70 +73,96 @@ def _names(partitions: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
 
 
+def _kafka_tps(partitions: Collection[TopicPartition]) -> list[KafkaTopicPartition]:
+    return [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
+
+
 class KafkaSource:
     def __init__(self, settings: WorkerSettings) -> None:
+        self._topic = settings.input_topic
         self._consumer = KafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers.split(","),
             group_id=settings.group_id,
             client_id=f"sentistream-worker-{settings.group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            allow_auto_create_topics=False,
             max_poll_records=settings.max_batch_size,
             fetch_max_wait_ms=10,
             max_poll_interval_ms=300_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
         )
-        self._consumer.subscribe([settings.input_topic], listener=_LoggingListener())
-        self._positions: dict[TopicPartition, int] = {}
+
+    def topics(self) -> set[str]:
+        """Every topic the cluster lists (one metadata round trip)."""
+        return set(self._consumer.topics())
+
+    def subscribe(self) -> None:
+        self._consumer.subscribe([self._topic], listener=_LoggingListener())
 
     def poll(
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        out: dict[TopicPartition, Sequence[InputRecord]] = {}
-        for tp, records in polled.items():
-            key = TopicPartition(tp.topic, tp.partition)
-            out[key] = records
-            if records:
-                self._positions[key] = records[-1].offset + 1
-        return out
+        return {TopicPartition(tp.topic, tp.partition): records for tp, records in polled.items()}
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(
+        self, offsets: Mapping[TopicPartition, int], timeout_s: float
+    ) -> set[TopicPartition]:
+        """Commit the offsets of partitions still assigned; the others are returned unsent
+        (a revoked partition's new owner starts from its last commit and redoes the rest)."""
         owned = self.assignment()
+        dropped = {tp for tp in offsets if tp not in owned}
         to_commit = {
             KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
             for tp, offset in offsets.items()
             if tp in owned
         }
-        if len(to_commit) < len(offsets):
-            log.info(
-                "not committing %d partition(s) no longer assigned", len(offsets) - len(to_commit)
-            )
         if not to_commit:
-            return
+            return dropped
         try:
-            self._consumer.commit(offsets=to_commit, timeout_ms=COMMIT_TIMEOUT_MS)
+            self._consumer.commit(offsets=to_commit, timeout_ms=max(1, int(timeout_s * 1000)))
         except _REFUSED as exc:
             raise CommitRefused(str(exc)) from exc
-        except RetriableError as exc:
+        except (RetriableError, KafkaTimeoutError) as exc:
             raise CommitDeferred(str(exc)) from exc
+        return dropped
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
     def lag(self) -> Mapping[TopicPartition, int]:
+        """Per assigned partition: high watermark minus the consumer's position.
+
+        The position is the subscription state's (read, never fetched: the public
+        ``position()`` may block on a coordinator round trip). It is known from the committed
+        offset as soon as a poll after the assignment has looked it up, before any fetch,
+        and a re-assigned partition starts from a fresh state, so no stale value survives.
+        """
         lag: dict[TopicPartition, int] = {}
+        subscription = self._consumer._subscription  # private, read-only: see the docstring
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
-            key = TopicPartition(tp.topic, tp.partition)
-            position = self._positions.get(key)
+            try:
+                position = subscription.position(tp)
+            except KeyError:  # revoked between the two calls
+                continue
             if highwater is not None and position is not None:
-                lag[key] = max(0, highwater - position)
+                lag[TopicPartition(tp.topic, tp.partition)] = max(0, highwater - position.offset)
         return lag
 
-    def close(self) -> None:
-        self._consumer.close(autocommit=False)
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.pause(*_kafka_tps(partitions))
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.resume(*_kafka_tps(partitions))
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Leave the group (no commit: the loop has committed what was delivered)."""
+        self._consumer.close(autocommit=False, timeout_ms=max(1, int(timeout_s * 1000)))
 
 
 class KafkaSink:
@@ -139,8 +172,10 @@ class KafkaSink:
             client_id=f"sentistream-worker-{settings.group_id}",
             acks="all",
             enable_idempotence=True,
+            allow_auto_create_topics=False,
             linger_ms=2,
             batch_size=256 * 1024,
+            max_request_size=DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight_requests_per_connection=5,
             delivery_timeout_ms=120_000,
         )
@@ -164,20 +199,35 @@ class KafkaSink:
         headers: Sequence[tuple[str, bytes]],
         partition_hint: int | None,
     ) -> Delivery:
-        future: Delivery = self._producer.send(
-            topic,
-            key=key,
-            value=value,
-            headers=list(headers),
-            partition=self._partition_for(topic, partition_hint),
-        )
+        """Raises what the producer raises for a record it refuses; :class:`SinkUnavailable`
+        when it cannot take any record (metadata or buffer space not available in
+        ``max_block_ms``, or closed)."""
+        try:
+            future: Delivery = self._producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=list(headers),
+                partition=self._partition_for(topic, partition_hint),
+            )
+        except (KafkaTimeoutError, IllegalStateError) as exc:
+            raise SinkUnavailable(f"the producer cannot take records for {topic}: {exc}") from exc
         return future
 
-    def flush(self, timeout_s: float) -> None:
-        self._producer.flush(timeout=timeout_s)
+    def flush(self, timeout_s: float) -> bool:
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return False
+        return True
 
     def close(self, timeout_s: float) -> None:
-        self._producer.close(timeout=timeout_s)
+        """Close, abandoning what is still unacknowledged after ``timeout_s`` (it was not
+        committed, so a restart redoes it)."""
+        try:
+            self._producer.close(timeout=max(0.0, timeout_s))
+        except KafkaTimeoutError:
+            log.warning("producer closed with deliveries still pending (not committed)")
 
 
 def connect_with_retry(
@@ -187,7 +237,7 @@ def connect_with_retry(
     should_stop: Callable[[], bool],
     initial_backoff_s: float = 0.5,
     max_backoff_s: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> T | None:
     """Call ``connect`` until it succeeds, backing off exponentially; None if told to stop."""
     backoff = initial_backoff_s
@@ -199,3 +249,19 @@ def connect_with_retry(
             sleep(backoff)
             backoff = min(max_backoff_s, backoff * 2)
     return None
+
+
+def create_topics(bootstrap_servers: str, partitions: Mapping[str, int]) -> None:
+    """Create the topics ``name -> partitions`` (replication factor 1) and wait for them."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","), client_id="sentistream-worker-admin"
+    )
+    try:
+        admin.create_topics(
+            {name: {"num_partitions": n, "replication_factor": 1} for name, n in partitions.items()}
+        )
+        admin.wait_for_topics(list(partitions), timeout_ms=30_000)
+    finally:
+        admin.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -13,22 +14,35 @@ import numpy.typing as npt
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
 from sentistream.inference import SentimentModel
+from sentistream.worker.batcher import BatchPolicy
+from sentistream.worker.connect import ConnectionState, wait_until_reachable
 from sentistream.worker.http import HealthServer, make_app
-from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry
-from sentistream.worker.loop import (
-    BatchPolicy,
+from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry, create_topics
+from sentistream.worker.loop import Worker
+from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.ports import (
+    DeadLetterFailed,
     DeliveryFailed,
     InferenceError,
     ModelBroken,
-    Topics,
-    Worker,
+    SinkUnavailable,
 )
-from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.publish import Topics
 from sentistream.worker.settings import WorkerSettings
+from sentistream.worker.topics import check_topics
 
-__all__ = ["OnnxClassifier", "run_worker"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "run_worker"]
 
 log = logging.getLogger("sentistream.worker")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The service failed (model, deliveries) or a stop left records undelivered/uncommitted."""
+EXIT_SETUP = 2
+"""Something to fix before starting: the metrics port is taken, a topic is missing."""
+
+#: Fatal failures of the service: the process exits 1 and its supervisor restarts it.
+FATAL = (DeliveryFailed, ModelBroken, SinkUnavailable, DeadLetterFailed)
 
 
 class OnnxClassifier:
@@ -54,30 +68,43 @@ class _Process:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.stop_requested = False
+        self.stop = threading.Event()
+        self.stop_requested_at: float | None = None
+        self.connection = ConnectionState(started_at=time.monotonic())
         self.worker: Worker | None = None
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
-        self.stop_requested = True
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
+        self.stop.set()
         if self.worker is not None:
             self.worker.stop()
 
     def healthy(self) -> tuple[bool, str]:
-        if self.worker is None or self.worker.last_step_at is None:
-            return True, "starting"
-        idle = time.monotonic() - self.worker.last_step_at
+        now = time.monotonic()
+        state = self.worker.state if self.worker is not None else None
+        if state is None or state.last_step_at is None:
+            return self.connection.health(now, self.settings.health_stall_s)
+        idle = now - state.last_step_at
         if idle > self.settings.health_stall_s:
             return False, f"no loop progress for {idle:.0f} s"
         return True, f"last step {idle:.1f} s ago"
 
     def ready(self) -> tuple[bool, str]:
+        """From the loop's last snapshot: the HTTP thread never calls into the consumer."""
         if self.worker is None:
             return False, "connecting to Kafka"
-        partitions = len(self.worker.source.assignment())
-        if partitions == 0:
+        state = self.worker.state
+        if state.assigned == 0:
             return False, "no partitions assigned yet"
-        return True, f"{partitions} partition(s) assigned"
+        paused = ", fetching paused (in-flight limit)" if state.paused else ""
+        return True, f"{state.assigned} partition(s) assigned{paused}"
+
+    def deadline(self) -> float:
+        """When the shutdown must be over (monotonic)."""
+        started = self.stop_requested_at or time.monotonic()
+        return started + self.settings.shutdown_timeout_s
 
 
 def _load_model(settings: WorkerSettings) -> tuple[SentimentModel, dict[str, str]]:
@@ -93,9 +120,17 @@ def _load_model(settings: WorkerSettings) -> tuple[SentimentModel, dict[str, str
     return model, info
 
 
+def quiet_kafka_logs(level: str) -> None:
+    """kafka-python logs several ERROR/WARNING lines per reconnect attempt; the worker says
+    what matters itself, so kafka-python's logger sits under ours (all of it at DEBUG)."""
+    ours = logging.getLevelName(level)
+    logging.getLogger("kafka").setLevel(logging.INFO if ours <= logging.DEBUG else logging.CRITICAL)
+
+
 def run_worker(settings: WorkerSettings) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     started = time.monotonic()
+    quiet_kafka_logs(settings.log_level)
     log.info(
         "starting: %s -> %s (dead letters: %s), group %s, brokers %s",
         settings.input_topic,
@@ -104,31 +139,95 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.group_id,
         settings.bootstrap_servers,
     )
-    model, model_info = _load_model(settings)
     metrics = WorkerMetrics.create(process=True)
-    metrics.model.info(model_info)
-
     process = _Process(settings)
+    try:
+        server = HealthServer(
+            settings.metrics_host,
+            settings.metrics_port,
+            make_app(metrics.registry, process.healthy, process.ready),
+        ).start()
+    except OSError as exc:
+        log.error(  # noqa: TRY400 - one line, no traceback: the message is the whole story
+            "cannot serve /metrics on %s:%d: %s; choose another --metrics-port (0: any free)",
+            settings.metrics_host,
+            settings.metrics_port,
+            exc.strerror or exc,
+        )
+        return EXIT_SETUP
     signal.signal(signal.SIGTERM, process.request_stop)
     signal.signal(signal.SIGINT, process.request_stop)
-    server = HealthServer(
-        settings.metrics_host,
-        settings.metrics_port,
-        make_app(metrics.registry, process.healthy, process.ready),
-    ).start()
-    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
-
-    def stopping() -> bool:
-        return process.stop_requested
-
-    source = connect_with_retry(lambda: KafkaSource(settings), "consumer", should_stop=stopping)
-    sink = connect_with_retry(lambda: KafkaSink(settings), "producer", should_stop=stopping)
-    if source is None or sink is None:
-        log.info("stopped before Kafka was reachable")
-        if source is not None:
-            source.close()
+    try:
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
+        model, model_info = _load_model(settings)
+        metrics.model.info(model_info)
+        return _serve(settings, process, model, model_info, metrics, started)
+    finally:
         server.close()
-        return 0
+
+
+def _serve(
+    settings: WorkerSettings,
+    process: _Process,
+    model: SentimentModel,
+    model_info: dict[str, str],
+    metrics: WorkerMetrics,
+    started: float,
+) -> int:
+    servers = settings.bootstrap_servers.split(",")
+    if not wait_until_reachable(servers, process.stop, process.connection):
+        log.info("stopped before Kafka was reachable")
+        return EXIT_OK
+    source = connect_with_retry(
+        lambda: KafkaSource(settings),
+        "consumer",
+        should_stop=process.stop.is_set,
+        sleep=process.stop.wait,
+    )
+    if source is None:
+        log.info("stopped before Kafka was reachable")
+        return EXIT_OK
+    try:
+        return _consume(settings, process, source, model, model_info, metrics, started)
+    finally:
+        source.close(max(0.1, process.deadline() - time.monotonic()))
+
+
+def _consume(
+    settings: WorkerSettings,
+    process: _Process,
+    source: KafkaSource,
+    model: SentimentModel,
+    model_info: dict[str, str],
+    metrics: WorkerMetrics,
+    started: float,
+) -> int:
+    checked = check_topics(
+        source.topics(),
+        input_topic=settings.input_topic,
+        output_topic=settings.output_topic,
+        dlq_topic=settings.dlq_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        create=settings.create_topics,
+    )
+    if checked.error is not None:
+        log.error("%s", checked.error)
+        return EXIT_SETUP
+    if checked.to_create:
+        create_topics(settings.bootstrap_servers, checked.to_create)
+        log.info(
+            "created %s", ", ".join(f"{n} ({p} partitions)" for n, p in checked.to_create.items())
+        )
+    sink = connect_with_retry(
+        lambda: KafkaSink(settings),
+        "producer",
+        should_stop=process.stop.is_set,
+        sleep=process.stop.wait,
+    )
+    if sink is None:
+        log.info("stopped before Kafka was reachable")
+        return EXIT_OK
+    source.subscribe()
     worker = process.worker = Worker(
         source,
         sink,
@@ -140,23 +239,30 @@ def run_worker(settings: WorkerSettings) -> int:
         topics=Topics(output=settings.output_topic, dead_letter=settings.dlq_topic),
         input_format=settings.input_format,
         max_record_bytes=settings.max_record_bytes,
+        max_in_flight=settings.max_in_flight or None,
         model_info=model_info,
     )
-    if process.stop_requested:
+    if process.stop.is_set():
         worker.stop()
     log.info("consuming (%.2f s after start)", time.monotonic() - started)
     try:
-        clean = worker.run(settings.shutdown_timeout_s)
-    except (DeliveryFailed, ModelBroken) as exc:
+        while not worker.stopping:
+            worker.step()
+        # Leave time inside the deadline to leave the group and close the producer.
+        reserve = min(3.0, settings.shutdown_timeout_s / 4)
+        report = worker.drain(max(0.0, process.deadline() - reserve - time.monotonic()))
+    except FATAL as exc:
         # Nothing past the last acknowledged batch was committed: a restart redoes it.
         log.error("stopping: %s", exc)  # noqa: TRY400 - the message is the whole story
-        return 1
-    finally:
-        source.close()
-        sink.close(settings.shutdown_timeout_s)
-        server.close()
-    if not clean:
-        log.error("shut down with undelivered records; their offsets were not committed")
-        return 1
-    log.info("stopped cleanly: offsets committed, left the group")
-    return 0
+        sink.close(0.0)
+        return EXIT_FAILED
+    sink.close(max(0.0, process.deadline() - time.monotonic()))
+    if not report.clean:
+        log.error(
+            "stopped with %d record(s) not delivered or not committed (%s); a restart redoes them",
+            report.undelivered,
+            report.detail,
+        )
+        return EXIT_FAILED
+    log.info("stopped cleanly: every record delivered, offsets committed, left the group")
+    return EXIT_OK

@@ -8,6 +8,12 @@ Input value (``--input-format``):
 * ``auto``: a value starting with ``{`` must be such an object; otherwise a value that parses as
   a JSON string is that string, and anything else is plain text.
 
+Hostile input is refused here, as ``invalid_json``, rather than left to fail later: nesting
+deeper than Python's recursion limit, integers of more digits than Python converts, ``NaN``,
+``Infinity`` and numbers that overflow to infinity (the output is strict RFC 8259 JSON), and
+strings holding lone surrogates (``"\\ud800"`` decodes but cannot be written back as UTF-8).
+A UTF-8 byte-order mark before the value is ignored.
+
 Output value: one JSON object per input (see :func:`encode_label`). Dead letters keep the
 original key, value and headers and add Kafka Connect's error headers.
 """
@@ -15,6 +21,7 @@ original key, value and headers and add Kafka Connect's error headers.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +32,16 @@ __all__ = [
     "InputRecord",
     "InvalidMessage",
     "Tweet",
+    "clean_headers",
     "dead_letter_headers",
     "decode",
     "encode_label",
+    "internal_error",
 ]
 
 InputFormat = Literal["auto", "json", "text"]
-Headers = Sequence[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes | None]]
+"""kafka-python hands over a header whose value is null as ``(key, None)``."""
 
 HEADER_PREFIX = "__connect.errors."
 
@@ -64,9 +74,24 @@ class Tweet:
 class InvalidMessage(ValueError):  # noqa: N818 - names the record, not a bug
     """A record that can never be classified; it goes to the dead-letter topic."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.cause = cause
+        """For ``internal_error``: what the record's handling raised."""
+
+    @property
+    def class_name(self) -> str:
+        """The exception class for the ``exception.class.name`` header."""
+        if self.cause is not None:
+            kind = type(self.cause)
+            return f"{kind.__module__}.{kind.__qualname__}"
+        return f"sentistream.{type(self).__name__}"
+
+
+def internal_error(exc: BaseException, stage: str) -> InvalidMessage:
+    """Whatever a record's handling raised, as that record's dead-letter verdict."""
+    return InvalidMessage("internal_error", f"{stage}: {type(exc).__name__}: {exc}", cause=exc)
 
 
 def decode(value: bytes | None, input_format: InputFormat, max_bytes: int) -> Tweet:
@@ -76,13 +101,46 @@ def decode(value: bytes | None, input_format: InputFormat, max_bytes: int) -> Tw
     if len(value) > max_bytes:
         raise InvalidMessage("oversized", f"value is {len(value)} bytes, limit {max_bytes}")
     try:
-        raw = value.decode("utf-8")
+        raw = value.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InvalidMessage("decode_error", f"value is not UTF-8: {exc}") from exc
     tweet = _parse(raw, input_format)
+    _check_writable(tweet)
     if not tweet.text.strip():
         raise InvalidMessage("empty_text", "text is empty or only white space")
     return tweet
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
+
+
+def _loads(raw: str) -> Any:
+    """``json.loads`` that refuses what strict JSON cannot carry back out."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise InvalidMessage("invalid_json", "value is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, 1e400, a 5,000-digit integer
+        raise InvalidMessage("invalid_json", f"value is not valid JSON: {exc}") from exc
+
+
+def _check_writable(tweet: Tweet) -> None:
+    """The tweet can be written back as strict UTF-8 JSON (lone surrogates cannot)."""
+    try:
+        tweet.text.encode("utf-8")
+        json.dumps(tweet.id, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError) as exc:
+        raise InvalidMessage(
+            "invalid_json", f"value cannot be written back as UTF-8 JSON: {exc}"
+        ) from exc
 
 
 def _parse(raw: str, input_format: InputFormat) -> Tweet:
@@ -92,16 +150,13 @@ def _parse(raw: str, input_format: InputFormat) -> Tweet:
     if input_format == "auto" and not stripped.startswith("{"):
         if stripped.startswith('"'):
             try:
-                parsed = json.loads(raw)
-            except json.JSONDecodeError:
+                parsed = _loads(raw)
+            except InvalidMessage:
                 return Tweet(raw)
             if isinstance(parsed, str):
                 return Tweet(parsed)
         return Tweet(raw)
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidMessage("invalid_json", f"value is not valid JSON: {exc}") from exc
+    parsed = _loads(raw)
     if isinstance(parsed, str):
         return Tweet(parsed)
     if not isinstance(parsed, dict):
@@ -147,22 +202,40 @@ def encode_label(
             "labeled_at": _iso(now_ms),
         },
         ensure_ascii=False,
+        allow_nan=False,
         separators=(",", ":"),
     ).encode("utf-8")
+
+
+#: Longest ``exception.message`` header, in characters (an exception may quote its input).
+MAX_ERROR_MESSAGE_CHARS = 1_000
+
+
+def clean_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    """Headers kafka-python's producer accepts: a null value becomes empty (it refuses None)."""
+    return [(name, b"" if value is None else bytes(value)) for name, value in headers]
+
+
+def error_headers(
+    record: InputRecord, error: InvalidMessage, stage: str = "VALUE_CONVERTER"
+) -> list[tuple[str, bytes]]:
+    """Kafka Connect-style error headers, plus ``sentistream.errors.reason``."""
+    message = str(error)
+    if len(message) > MAX_ERROR_MESSAGE_CHARS:
+        message = message[:MAX_ERROR_MESSAGE_CHARS] + "…"
+    return [
+        (f"{HEADER_PREFIX}topic", record.topic.encode()),
+        (f"{HEADER_PREFIX}partition", str(record.partition).encode()),
+        (f"{HEADER_PREFIX}offset", str(record.offset).encode()),
+        (f"{HEADER_PREFIX}stage", stage.encode()),
+        (f"{HEADER_PREFIX}exception.class.name", error.class_name.encode()),
+        (f"{HEADER_PREFIX}exception.message", message.encode("utf-8", "backslashreplace")),
+        ("sentistream.errors.reason", error.reason.encode()),
+    ]
 
 
 def dead_letter_headers(
     record: InputRecord, error: InvalidMessage, stage: str = "VALUE_CONVERTER"
 ) -> list[tuple[str, bytes]]:
-    """The record's own headers plus Kafka Connect-style error headers."""
-    exception_class = f"sentistream.{type(error).__name__}"
-    return [
-        *record.headers,
-        (f"{HEADER_PREFIX}topic", record.topic.encode()),
-        (f"{HEADER_PREFIX}partition", str(record.partition).encode()),
-        (f"{HEADER_PREFIX}offset", str(record.offset).encode()),
-        (f"{HEADER_PREFIX}stage", stage.encode()),
-        (f"{HEADER_PREFIX}exception.class.name", exception_class.encode()),
-        (f"{HEADER_PREFIX}exception.message", str(error).encode("utf-8")),
-        ("sentistream.errors.reason", error.reason.encode()),
-    ]
+    """The record's own headers (null values made empty) plus the error headers."""
+    return [*clean_headers(record.headers), *error_headers(record, error, stage)]

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["COMMIT_FAILURE_REASONS", "DEAD_LETTER_REASONS", "WorkerMetrics"]
+
+#: Every ``reason`` a dead letter can carry; each counter series exists at 0 from the start.
+DEAD_LETTER_REASONS = (
+    "tombstone",
+    "oversized",
+    "decode_error",
+    "invalid_json",
+    "missing_text",
+    "empty_text",
+    "inference_error",
+    "internal_error",
+)
+COMMIT_FAILURE_REASONS = ("rebalance", "unavailable")
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -42,6 +55,8 @@ class WorkerMetrics:
     commits: Counter
     commit_failures: Counter
     assigned_partitions: Gauge
+    in_flight: Gauge
+    paused: Gauge
     last_progress: Gauge
     model: Info
 
@@ -57,6 +72,15 @@ class WorkerMetrics:
         registry = registry if registry is not None else CollectorRegistry()
         if process:
             ProcessCollector(registry=registry)
+        metrics = cls._declare(registry)
+        for reason in DEAD_LETTER_REASONS:
+            metrics.dead_lettered.labels(reason=reason)
+        for reason in COMMIT_FAILURE_REASONS:
+            metrics.commit_failures.labels(reason=reason)
+        return metrics
+
+    @classmethod
+    def _declare(cls, registry: CollectorRegistry) -> WorkerMetrics:
         return cls(
             registry=registry,
             consumed=Counter(
@@ -101,7 +125,11 @@ class WorkerMetrics:
                 ["topic", "partition"],
                 registry=registry,
             ),
-            commits=Counter("sentistream_commits", "Successful offset commits.", registry=registry),
+            commits=Counter(
+                "sentistream_commits",
+                "Offset commits that sent offsets to Kafka and were accepted.",
+                registry=registry,
+            ),
             commit_failures=Counter(
                 "sentistream_commit_failures",
                 "Offset commits that did not happen: reason=rebalance (the partition moved; "
@@ -112,6 +140,17 @@ class WorkerMetrics:
             assigned_partitions=Gauge(
                 "sentistream_assigned_partitions",
                 "Input partitions this worker owns.",
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "sentistream_in_flight_records",
+                "Records taken from Kafka and not yet acknowledged by it (open micro-batch "
+                "plus produced, unacknowledged); bounded by --max-in-flight.",
+                registry=registry,
+            ),
+            paused=Gauge(
+                "sentistream_paused",
+                "1 while fetching is paused because --max-in-flight records are in flight.",
                 registry=registry,
             ),
             last_progress=Gauge(

@@ -62,6 +62,18 @@ class WorkerSettings(BaseSettings):
     max_record_bytes: int = Field(
         16_384, ge=1, description="Larger input values are dead-lettered as `oversized`."
     )
+    max_in_flight: int = Field(
+        0,
+        ge=0,
+        description="Most records taken from Kafka and not yet acknowledged by it (open batch "
+        "plus produced); at this many the worker pauses fetching, and resumes at half "
+        "(0: 4 x max-batch-size).",
+    )
+    create_topics: bool = Field(
+        False,
+        description="Create a missing input, output or dead-letter topic at start (3, 3 and 1 "
+        "partitions) instead of refusing to start.",
+    )
     metrics_host: str = Field("0.0.0.0", description="Address of the HTTP server.")
     metrics_port: int = Field(
         8000, ge=0, le=65535, description="Port for /metrics, /healthz, /readyz (0: any free)."
@@ -73,7 +85,10 @@ class WorkerSettings(BaseSettings):
         "core to kafka-python's threads; run one worker per core to use more.",
     )
     shutdown_timeout_s: float = Field(
-        20.0, gt=0, description="Longest a SIGTERM shutdown waits for outstanding deliveries."
+        20.0,
+        gt=0,
+        description="Longest a SIGTERM shutdown takes: finish the batch in hand, wait for its "
+        "deliveries, commit, leave the group.",
     )
     health_stall_s: float = Field(
         30.0, gt=0, description="/healthz fails when the loop made no progress for this long."

@@ -1,0 +1,135 @@
+"""decode → encode → infer for one micro-batch: a verdict per record, never an exception
+about one record.
+
+Each record's own handling (decoding, validation, tokenizing) is guarded: whatever it raises
+becomes that record's :class:`InvalidMessage` (``internal_error`` with the exception's class
+when it is not a known kind of bad input). Inference runs once per batch; if it fails, the
+batch is split in halves until only the records at fault fail. Only the model itself failing
+(:class:`ModelBroken`) escapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sentistream.worker.messages import (
+    InputFormat,
+    InputRecord,
+    InvalidMessage,
+    Tweet,
+    decode,
+    internal_error,
+)
+from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.ports import Classifier, InferenceError, ModelBroken
+
+__all__ = ["MAX_FAILED_BATCHES", "Classify", "FailureTracker", "Labelled", "Verdict"]
+
+#: Batches in a row whose every record failed inference before the model is declared broken.
+MAX_FAILED_BATCHES = 20
+
+
+@dataclass(frozen=True)
+class Labelled:
+    tweet: Tweet
+    label: str
+    probabilities: dict[str, float]
+
+
+Verdict = Labelled | InvalidMessage
+
+
+class FailureTracker:
+    """Tells a broken model from bad records: every record of a batch failing on its own, or
+    :data:`MAX_FAILED_BATCHES` batches in a row failing entirely (which catches a broken model
+    under traffic light enough for batches of one)."""
+
+    def __init__(self, limit: int = MAX_FAILED_BATCHES) -> None:
+        self.limit = limit
+        self.failed_in_a_row = 0
+
+    def observe(self, rows: int, failed: int) -> None:
+        if rows == 0:
+            return
+        if failed < rows:
+            self.failed_in_a_row = 0
+            return
+        self.failed_in_a_row += 1
+        if rows > 1 or self.failed_in_a_row >= self.limit:
+            raise ModelBroken(
+                f"inference failed for every record of {self.failed_in_a_row} batch(es) "
+                f"in a row, the last of {rows} record(s)"
+            )
+
+
+class Classify:
+    def __init__(
+        self,
+        classifier: Classifier,
+        metrics: WorkerMetrics,
+        *,
+        input_format: InputFormat = "auto",
+        max_record_bytes: int = 16_384,
+    ) -> None:
+        self.classifier = classifier
+        self.metrics = metrics
+        self.input_format: InputFormat = input_format
+        self.max_record_bytes = max_record_bytes
+        self.failures = FailureTracker()
+
+    def __call__(self, records: Sequence[InputRecord]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = []
+        good: list[int] = []
+        ids: list[list[int]] = []
+        tweets: dict[int, Tweet] = {}
+        for index, record in enumerate(records):
+            try:
+                tweet = decode(record.value, self.input_format, self.max_record_bytes)
+                row = self.classifier.encode(tweet.text)
+            except InvalidMessage as error:
+                verdicts.append(error)
+                continue
+            except Exception as exc:  # one record's fault: its dead letter
+                verdicts.append(internal_error(exc, "decode"))
+                continue
+            verdicts.append(None)
+            good.append(index)
+            ids.append(row)
+            tweets[index] = tweet
+        results = self._infer_split(ids)
+        self.failures.observe(len(ids), sum(isinstance(r, InvalidMessage) for r in results))
+        labels = self.classifier.labels
+        for index, result in zip(good, results, strict=True):
+            if isinstance(result, InvalidMessage):
+                verdicts[index] = result
+                continue
+            try:
+                verdicts[index] = _labelled(tweets[index], labels, result)
+            except Exception as exc:  # e.g. a row of the wrong width
+                verdicts[index] = internal_error(exc, "label")
+        return [v for v in verdicts if v is not None]
+
+    def _infer_split(self, ids: list[list[int]]) -> list[list[float] | InvalidMessage]:
+        if not ids:
+            return []
+        started = time.perf_counter()
+        try:
+            probabilities = self.classifier.predict_ids(ids)
+        except InferenceError as exc:
+            if len(ids) == 1:
+                return [InvalidMessage("inference_error", f"inference failed: {exc}")]
+            middle = len(ids) // 2
+            return self._infer_split(ids[:middle]) + self._infer_split(ids[middle:])
+        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(ids))
+        rows: list[list[float]] = probabilities.tolist()
+        return list(rows)
+
+
+def _labelled(tweet: Tweet, labels: Sequence[str], row: list[float]) -> Labelled:
+    if len(row) != len(labels):
+        raise ValueError(f"the model gave {len(row)} probabilities for {len(labels)} labels")
+    best = max(range(len(row)), key=row.__getitem__)
+    return Labelled(tweet, labels[best], dict(zip(labels, row, strict=True)))

@@ -1,0 +1,151 @@
+"""The worker's ports: what the loop needs of Kafka, the model and time, and the outcomes.
+
+Adapters (``kafka_io``, the ONNX classifier in ``main``) and the test fakes implement these
+Protocols; the loop and its stages import only this module, never a Kafka client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sentistream.worker.messages import InputRecord
+
+__all__ = [
+    "Classifier",
+    "Clock",
+    "CommitDeferred",
+    "CommitRefused",
+    "DeadLetterFailed",
+    "Delivery",
+    "DeliveryFailed",
+    "InferenceError",
+    "ModelBroken",
+    "Sink",
+    "SinkUnavailable",
+    "Source",
+    "SystemClock",
+    "TopicPartition",
+]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+
+class Delivery(Protocol):
+    """A produced record's acknowledgement (kafka-python's FutureRecordMetadata has it)."""
+
+    @property
+    def is_done(self) -> bool: ...
+    @property
+    def exception(self) -> BaseException | None: ...
+    def failed(self) -> bool: ...
+    def add_callback(self, fn: Callable[..., object], *args: object) -> object: ...
+
+
+# -- outcomes -------------------------------------------------------------------------------
+
+
+class CommitRefused(Exception):  # noqa: N818 - it is an outcome, not a bug
+    """The group moved on (rebalance); the offsets were not committed."""
+
+
+class CommitDeferred(Exception):  # noqa: N818
+    """Kafka could not take the commit now (broker or coordinator unreachable); retry later."""
+
+
+class InferenceError(Exception):
+    """The classifier failed on the records it was given."""
+
+
+class ModelBroken(Exception):  # noqa: N818
+    """Every record of a batch failed inference on its own: the model, not the data, is bad."""
+
+
+class DeliveryFailed(Exception):  # noqa: N818
+    """Kafka did not acknowledge a produced record after the producer's retries."""
+
+
+class SinkUnavailable(Exception):  # noqa: N818
+    """The sink cannot take any record now (metadata timeout, producer closed): a failure of
+    the service, never of the record being sent."""
+
+
+class DeadLetterFailed(Exception):  # noqa: N818
+    """Even a bare dead letter (no original key, value or headers) was refused."""
+
+
+# -- ports ----------------------------------------------------------------------------------
+
+
+class Source(Protocol):
+    def poll(
+        self, timeout_ms: int, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[InputRecord]]: ...
+    def commit(
+        self, offsets: Mapping[TopicPartition, int], timeout_s: float
+    ) -> set[TopicPartition]:
+        """Commit ``offsets`` (next offset to read) of the partitions still owned, waiting at
+        most ``timeout_s``.
+
+        Returns the partitions left out because they are no longer assigned. Raises
+        :class:`CommitRefused` when a rebalance moved the partitions away during the commit,
+        and :class:`CommitDeferred` when Kafka is unreachable for now.
+        """
+
+    def assignment(self) -> set[TopicPartition]: ...
+    def lag(self) -> Mapping[TopicPartition, int]:
+        """High watermark minus position, per assigned partition whose both are known."""
+
+    def pause(self, partitions: Collection[TopicPartition]) -> None:
+        """Stop fetching from ``partitions`` (``poll`` keeps the group membership alive)."""
+
+    def resume(self, partitions: Collection[TopicPartition]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Sink(Protocol):
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition_hint: int | None,
+    ) -> Delivery:
+        """Produce asynchronously; ``partition_hint`` is the input partition (order keeper).
+
+        Raises what kafka-python's producer raises synchronously for a record it refuses
+        (``TypeError``, ``ValueError``, ``MessageSizeTooLargeError``, ...) and
+        :class:`SinkUnavailable` when it cannot take any record now.
+        """
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for every send to complete; False if time ran out."""
+
+
+class Classifier(Protocol):
+    labels: tuple[str, ...]
+
+    def encode(self, text: str) -> list[int]: ...
+    def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
+        """Probabilities per row; raises :class:`InferenceError` on failure."""

@@ -1,0 +1,169 @@
+"""Labels and dead letters for a micro-batch → the sink; one delivery per record, always.
+
+Building a record's output and handing it to the producer is guarded per record: whatever
+that raises (kafka-python refuses a null header value with ``TypeError``, a record with
+neither key nor value with ``ValueError``, an oversized one with ``MessageSizeTooLargeError``)
+turns the label into that record's dead letter (``internal_error``). Dead letters are made
+sendable before they are sent: null header values become empty, a tombstone without a key
+gets an empty value, and a value that would take the record past the producer's
+``max_request_size`` is truncated and says so in ``sentistream.errors.truncated`` and
+``sentistream.errors.original_size``. If the dead letter is still refused, a bare one (error
+headers only, empty value) is sent instead. Only :class:`SinkUnavailable` (the producer cannot
+take any record) and a refused bare dead letter (:class:`DeadLetterFailed`) escape: those are
+failures of the service, not of a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sentistream.worker.classify import Labelled, Verdict
+from sentistream.worker.messages import (
+    InputRecord,
+    InvalidMessage,
+    clean_headers,
+    encode_label,
+    error_headers,
+    internal_error,
+)
+from sentistream.worker.ports import DeadLetterFailed, Delivery, Sink, SinkUnavailable
+
+__all__ = ["RECORD_OVERHEAD_BYTES", "Publisher", "Topics", "record_size"]
+
+#: Upper bound of a record batch's and one record's framing (kafka-python estimates 61 + 21),
+#: with room to spare; per header, two length varints.
+RECORD_OVERHEAD_BYTES = 128
+_HEADER_OVERHEAD_BYTES = 10
+
+
+@dataclass(frozen=True)
+class Topics:
+    output: str
+    dead_letter: str
+
+
+def record_size(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> int:
+    """An upper bound of what kafka-python counts against ``max_request_size``."""
+    return (
+        RECORD_OVERHEAD_BYTES
+        + len(key or b"")
+        + len(value or b"")
+        + sum(_HEADER_OVERHEAD_BYTES + len(k.encode("utf-8")) + len(v) for k, v in headers)
+    )
+
+
+OnAck = Callable[..., None]
+
+
+class Publisher:
+    def __init__(
+        self,
+        sink: Sink,
+        topics: Topics,
+        *,
+        model_info: Mapping[str, str],
+        max_request_bytes: int,
+        on_labeled: OnAck,
+        on_dead_lettered: OnAck,
+    ) -> None:
+        self.sink = sink
+        self.topics = topics
+        self.model_info = dict(model_info)
+        self.max_request_bytes = max_request_bytes
+        self._on_labeled = on_labeled
+        self._on_dead_lettered = on_dead_lettered
+
+    def publish(
+        self, records: Sequence[InputRecord], verdicts: Sequence[Verdict], now_ms: float
+    ) -> list[Delivery]:
+        return [
+            self._one(record, verdict, now_ms)
+            for record, verdict in zip(records, verdicts, strict=True)
+        ]
+
+    def _one(self, record: InputRecord, verdict: Verdict, now_ms: float) -> Delivery:
+        if isinstance(verdict, Labelled):
+            try:
+                return self._label(record, verdict, now_ms)
+            except SinkUnavailable:
+                raise
+            except Exception as exc:  # this record's fault: its dead letter
+                verdict = internal_error(exc, "publish")
+        return self.dead_letter(record, verdict)
+
+    def _label(self, record: InputRecord, labelled: Labelled, now_ms: float) -> Delivery:
+        value = encode_label(
+            record,
+            labelled.tweet,
+            labelled.label,
+            labelled.probabilities,
+            self.model_info,
+            now_ms,
+        )
+        delivery = self.sink.send(
+            self.topics.output,
+            record.key,
+            value,
+            clean_headers(record.headers),
+            record.partition,
+        )
+        delivery.add_callback(self._on_labeled, labelled.label, record.timestamp)
+        return delivery
+
+    def dead_letter(self, record: InputRecord, error: InvalidMessage) -> Delivery:
+        try:
+            key, value, headers = self.fit(record, error)
+            delivery = self.sink.send(self.topics.dead_letter, key, value, headers, None)
+        except SinkUnavailable:
+            raise
+        except Exception as exc:  # fall back to a bare dead letter
+            bare = [
+                *error_headers(record, error),
+                ("sentistream.errors.dead_letter_error", _class_name(exc).encode()),
+            ]
+            try:
+                delivery = self.sink.send(self.topics.dead_letter, None, b"", bare, None)
+            except SinkUnavailable:
+                raise
+            except Exception as final:
+                raise DeadLetterFailed(
+                    f"even a bare dead letter for {record.topic}-{record.partition}"
+                    f"@{record.offset} was refused: {final!r}"
+                ) from final
+        delivery.add_callback(self._on_dead_lettered, error.reason)
+        return delivery
+
+    def fit(
+        self, record: InputRecord, error: InvalidMessage
+    ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """The dead letter's key, value and headers, within what the producer accepts."""
+        key, value = record.key, record.value
+        original = clean_headers(record.headers)
+        errors = error_headers(record, error)
+        if key is None and value is None:
+            value = b""  # kafka-python refuses a record with neither; the reason says tombstone
+        headers = [*original, *errors]
+        if record_size(key, value, headers) <= self.max_request_bytes:
+            return key, value, headers
+        size = len(value or b"")
+        notes = [
+            ("sentistream.errors.truncated", b"true"),
+            ("sentistream.errors.original_size", str(size).encode()),
+        ]
+        headers = [*original, *errors, *notes]
+        if record_size(key, b"", headers) > self.max_request_bytes:
+            notes.append(("sentistream.errors.headers_dropped", str(len(original)).encode()))
+            headers = [*errors, *notes]
+        if record_size(key, b"", headers) > self.max_request_bytes and key is not None:
+            headers.append(("sentistream.errors.key_dropped", str(len(key)).encode()))
+            key = None
+        budget = max(0, self.max_request_bytes - record_size(key, b"", headers))
+        return key, (value or b"")[:budget], headers
+
+
+def _class_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
