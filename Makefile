@@ -11,7 +11,7 @@ SHARED ?= ../shared/data
 DATA ?= $(SHARED)/sentiment140-100k/sentiment140-100k.csv:0.5 $(SHARED)/semeval-2013-2016/semeval-2013-2016.csv
 TRAIN_FLAGS ?=
 RUN ?= runs/shipped
-MODEL ?= models/sentiment140-lstm
+MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh
 
 .PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean

@@ -33,7 +33,7 @@ RUN mkdir -p /models && chown app:app /models
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    SENTISTREAM_MODEL_DIR=/app/models/sentiment140-lstm
+    SENTISTREAM_MODEL_DIR=/app/models/sentistream-lstm
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \

@@ -107,7 +107,8 @@ def test_make_demo_labels_the_examples_and_leaves_nothing_running(tmp_path: Path
         cwd=REPO_ROOT,
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "300 labels: negative" in demo.stderr
+    tweets = len((REPO_ROOT / "examples" / "demo-tweets.csv").read_bytes().splitlines())
+    assert f"{tweets} labels: negative" in demo.stderr
     assert "p50" in demo.stderr
     assert f"http://127.0.0.1:{metrics_port}/metrics" in demo.stdout
     status = subprocess.run(

@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_MODEL = REPO_ROOT / "models" / "sentiment140-lstm"
+SHIPPED_MODEL = REPO_ROOT / "models" / "sentistream-lstm"
 SAMPLE_CSV = REPO_ROOT.parent / "shared" / "data" / "sentiment140-100k" / "sentiment140-100k.csv"
 DEMO_CSV = REPO_ROOT / "examples" / "demo-tweets.csv"
 

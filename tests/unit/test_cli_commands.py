@@ -28,7 +28,7 @@ from sentistream.settings_cli import FloatRange, IntRange, Option
 from sentistream.worker.settings import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models" / "sentiment140-lstm"
+SHIPPED = ROOT / "models" / "sentistream-lstm"
 DEMO = ROOT / "examples" / "demo-tweets.csv"
 # The lead rewrites `train`; its options are not this suite's business.
 OWNED = sorted(set(cli.commands) - {"train"})
@@ -137,9 +137,9 @@ def test_the_model_dir_alias_still_works() -> None:
 def test_predict_reads_stdin_one_text_per_line_with_a_header() -> None:
     result = ok("predict", stdin="I love this so much\n  \nworst service ever\n")
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["label", "negative", "positive", "text"]
+    assert header.split() == ["label", "negative", "neutral", "positive", "text"]
     assert [row.split()[0] for row in rows] == ["positive", "empty_text", "negative"]
-    assert rows[1].split()[1:] == ["-", "-"]
+    assert rows[1].split()[1:] == ["-", "-", "-"]
     assert rows[0].endswith("I love this so much")
 
 
@@ -148,15 +148,15 @@ def test_predict_dash_mixes_arguments_and_stdin_in_order() -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == ["first", "from stdin", "", "last"]
     assert lines[2] == {"text": "", "label": None, "reason": "empty_text"}
-    assert set(lines[0]["probabilities"]) == {"negative", "positive"}
+    assert set(lines[0]["probabilities"]) == {"negative", "neutral", "positive"}
 
 
 def test_predict_with_only_empty_texts_runs_no_model_call() -> None:
     """An empty batch crashed ONNX Runtime (a segmentation fault) before it was guarded."""
     result = ok("predict", "--no-header", stdin="\n   \n")
     assert [line.split() for line in result.stdout.splitlines()] == [
-        ["empty_text", "-", "-"],
-        ["empty_text", "-", "-"],
+        ["empty_text", "-", "-", "-"],
+        ["empty_text", "-", "-", "-"],
     ]
 
 

@@ -19,7 +19,7 @@ from sentistream.cli import cli
 from sentistream.worker.settings import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models" / "sentiment140-lstm"
+SHIPPED = ROOT / "models" / "sentistream-lstm"
 DEMO = ROOT / "examples" / "demo-tweets.csv"
 
 

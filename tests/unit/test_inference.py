@@ -12,7 +12,7 @@ import pytest
 from sentistream.inference import SentimentModel
 from sentistream.manifest import ManifestError, sha256_file
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "sentiment140-lstm"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "sentistream-lstm"
 
 TWEETS = [
     "I love this so much, best day ever",
@@ -75,9 +75,10 @@ def test_a_graph_input_unlike_the_manifest_is_refused(tmp_path: Path) -> None:
 def test_a_label_count_unlike_the_output_is_refused(tmp_path: Path) -> None:
     folder = _copy(tmp_path)
     data = json.loads((folder / "manifest.json").read_text())
-    data["labels"] = ["negative", "neutral", "positive"]
+    assert data["labels"] == ["negative", "neutral", "positive"]
+    data["labels"] = ["negative", "positive"]
     (folder / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ManifestError, match=r"output shape \(1, 2\) .* expected \(1, 3\)"):
+    with pytest.raises(ManifestError, match=r"output shape \(1, 3\) .* expected \(1, 2\)"):
         SentimentModel.load(folder)
 
 
@@ -94,7 +95,8 @@ def test_labels_come_from_the_manifest_order_not_the_corpus_targets(
     model: SentimentModel,
 ) -> None:
     # Notebook bug: it tested argmax == 4 (the corpus's "positive" target), which never holds
-    # for a two-way softmax. The index is looked up in the manifest's labels instead.
-    assert model.labels == ("negative", "positive")
-    assert model.to_prediction(np.array([0.1, 0.9], dtype=np.float32)).label == "positive"
-    assert model.to_prediction(np.array([0.9, 0.1], dtype=np.float32)).label == "negative"
+    # for a softmax over a few classes. The index is looked up in the manifest's labels.
+    assert model.labels == ("negative", "neutral", "positive")
+    assert model.to_prediction(np.array([0.1, 0.2, 0.7], dtype=np.float32)).label == "positive"
+    assert model.to_prediction(np.array([0.2, 0.7, 0.1], dtype=np.float32)).label == "neutral"
+    assert model.to_prediction(np.array([0.7, 0.2, 0.1], dtype=np.float32)).label == "negative"

@@ -49,7 +49,7 @@ def test_defaults():
     assert got["max_batch_size"] == 256
     assert got["max_wait_ms"] == WorkerSettings.model_fields["max_wait_ms"].default
     assert got["input_format"] == "auto"
-    assert got["model_dir"] == "models/sentiment140-lstm"
+    assert got["model_dir"] == "models/sentistream-lstm"
     assert got == json.loads(WorkerSettings().model_dump_json())
 
 

@@ -33,7 +33,7 @@ class WorkerSettings(BaseSettings):
         "sentistream", description="Consumer group; workers in one group share the partitions."
     )
     model_dir: Path = Field(
-        Path("models/sentiment140-lstm"),
+        Path("models/sentistream-lstm"),
         description="Model folder (model.onnx, vocab.json, manifest.json).",
     )
     input_format: Literal["auto", "json", "text"] = Field(
