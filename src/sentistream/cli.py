@@ -7,6 +7,7 @@ Each subcommand imports what it needs when it runs, so ``sentistream worker`` an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sentistream import __version__
+from sentistream.connection import ConnectionSettingsError, KafkaConnection
 from sentistream.settings_cli import (
     FloatRange,
     IntRange,
@@ -96,7 +98,21 @@ def _setting_option(field: str, aliases: Sequence[str] = ()) -> Callable[[F], F]
     )
 
 
-_bootstrap_option = _setting_option("bootstrap_servers")
+def _connection_options(command: F) -> F:
+    """Every connection setting (:class:`KafkaConnection`: servers, TLS, SASL) as the worker's
+    flags and variables; the command receives them as one ``connection`` argument. Put it
+    right above the ``def``."""
+    names = set(KafkaConnection.model_fields)
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        flags = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+        kwargs["connection"] = build_settings(KafkaConnection, flags)
+        return command(*args, **kwargs)
+
+    return settings_options(KafkaConnection, ENV_PREFIX)(wrapper)  # type: ignore[return-value]
+
+
 _KNOWN_VARIABLES = {ENV_PREFIX + name.upper() for name in WorkerSettings.model_fields}
 
 
@@ -562,7 +578,6 @@ def evaluate(
     help="Sentiment140-layout .csv, or a text file with one tweet per line.",
 )
 @_setting_option("input_topic", aliases=["--topic"])
-@_bootstrap_option
 @click.option(
     "--rate",
     type=FloatRange(min=0, min_open=True),
@@ -571,13 +586,14 @@ def evaluate(
 )
 @click.option("--limit", type=IntRange(min=1), default=None, help="Send at most N tweets.")
 @click.option("--loop", is_flag=True, help="Start again at the end of the file, forever.")
+@_connection_options
 def produce(
     path: Path,
     input_topic: str,
-    bootstrap_servers: str,
     rate: float | None,
     limit: int | None,
     loop: bool,
+    connection: KafkaConnection,
 ) -> None:
     """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
     from kafka import KafkaProducer
@@ -592,10 +608,7 @@ def produce(
         raise click.ClickException(str(exc)) from exc
     if limit is not None:
         items = items[:limit]
-    producer = _connect(
-        lambda: KafkaProducer(**_kafka_config(bootstrap_servers), acks="all", linger_ms=5),
-        bootstrap_servers,
-    )
+    producer = _connect(lambda config: KafkaProducer(**config, acks="all", linger_ms=5), connection)
     pacer = Pacer(rate)
     sent = 0
     failures: list[Exception] = []
@@ -629,7 +642,6 @@ def produce(
 
 @cli.command()
 @_setting_option("output_topic", aliases=["--topic"])
-@_bootstrap_option
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest label, not the newest.")
 @click.option(
     "--max", "max_messages", type=IntRange(min=1), default=None, help="Stop after N labels."
@@ -647,15 +659,25 @@ def produce(
     is_flag=True,
     help="End with counts, throughput and latency; exit 1 if no label was seen.",
 )
+@click.option(
+    "--isolation-level",
+    type=click.Choice(["read_committed", "read_uncommitted"]),
+    default=None,
+    help="read_committed shows only labels of committed transactions, as downstream readers "
+    "of an exactly-once worker must read [default: read_committed when "
+    "SENTISTREAM_PROCESSING_GUARANTEE is exactly-once, else read_uncommitted]",
+)
+@_connection_options
 def tail(
     output_topic: str,
-    bootstrap_servers: str,
     from_beginning: bool,
     max_messages: int | None,
     timeout: float | None,
     as_json: bool,
     no_header: bool,
     summary: bool,
+    isolation_level: str | None,
+    connection: KafkaConnection,
 ) -> None:
     """Print labelled tweets from the output topic as they arrive (Ctrl-C to stop).
 
@@ -667,15 +689,19 @@ def tail(
 
     from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label
 
+    if isolation_level is None:
+        guarantee = os.environ.get(ENV_PREFIX + "PROCESSING_GUARANTEE", "").lower()
+        isolation_level = "read_committed" if guarantee == "exactly-once" else "read_uncommitted"
     consumer = _connect(
-        lambda: KafkaConsumer(
+        lambda config: KafkaConsumer(
             output_topic,
-            **_kafka_config(bootstrap_servers),
+            **config,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
+            isolation_level=isolation_level,
         ),
-        bootstrap_servers,
+        connection,
     )
     if not as_json and not no_header:
         _log(LEGEND)
@@ -718,7 +744,6 @@ def tail(
 
 
 @cli.command("create-topics")
-@_bootstrap_option
 @click.option(
     "--partitions",
     type=IntRange(min=1),
@@ -729,16 +754,20 @@ def tail(
 @_setting_option("input_topic")
 @_setting_option("output_topic")
 @_setting_option("dlq_topic")
+@_connection_options
 def create_topics(
-    bootstrap_servers: str, partitions: int, input_topic: str, output_topic: str, dlq_topic: str
+    partitions: int,
+    input_topic: str,
+    output_topic: str,
+    dlq_topic: str,
+    connection: KafkaConnection,
 ) -> None:
     """Create the input, output and dead-letter topics (those that exist are left alone)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     admin = _connect(
-        lambda: KafkaAdminClient(**_kafka_config(bootstrap_servers), client_id="sentistream-admin"),
-        bootstrap_servers,
+        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
     )
     wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
     try:
@@ -756,7 +785,9 @@ def create_topics(
             admin.create_topics(missing)
             admin.wait_for_topics(list(missing), timeout_ms=30_000)
     except KafkaError as exc:
-        raise click.ClickException(f"creating topics on {bootstrap_servers}: {exc}") from exc
+        raise click.ClickException(
+            f"creating topics on {connection.bootstrap_servers}: {exc}"
+        ) from exc
     finally:
         admin.close()
     for name, count in wanted.items():
@@ -847,11 +878,6 @@ def worker(**flags: Any) -> None:
     show_default=True,
     help="Tweets for the one-at-a-time baselines.",
 )
-@click.option(
-    "--bootstrap-servers",
-    default=None,
-    help="Use this broker; by default a throw-away one is started.",
-)
 @click.option("--skip-kafka", is_flag=True, help="Only the inference measurements.")
 @click.option(
     "--latency-seconds",
@@ -874,6 +900,7 @@ def worker(**flags: Any) -> None:
     show_default=True,
     help="Folder for bench.md and bench.json.",
 )
+@_connection_options
 def bench(
     model_dir: Path,
     data: Path,
@@ -882,13 +909,18 @@ def bench(
     bucket_size: int,
     keras_dir: Path | None,
     baseline_tweets: int,
-    bootstrap_servers: str | None,
     skip_kafka: bool,
     latency_seconds: float,
     worker_settings: tuple[str, ...],
     out: Path,
+    connection: KafkaConnection,
 ) -> None:
-    """Measure the ONNX ceiling, the worker through Kafka, and the one-at-a-time baselines."""
+    """Measure the ONNX ceiling, the worker through Kafka, and the one-at-a-time baselines.
+
+    Without --bootstrap-servers (flag or variable) a throw-away broker is started. Add
+    `--worker-setting processing_guarantee=exactly-once` to measure exactly-once (the labels
+    are then read with read_committed).
+    """
     import contextlib
 
     from sentistream.bench.e2e import local_broker, run_end_to_end
@@ -920,12 +952,15 @@ def bench(
     settings = dict(item.split("=", 1) for item in worker_settings)
     end_to_end = None
     if not skip_kafka:
+        given = click.get_current_context().get_parameter_source("bootstrap_servers")
         broker = (
-            contextlib.nullcontext(bootstrap_servers) if bootstrap_servers else local_broker(_log)
+            contextlib.nullcontext(connection)
+            if given is not click.core.ParameterSource.DEFAULT
+            else local_broker(_log)
         )
-        with broker as bootstrap:
+        with broker as kafka:
             end_to_end = run_end_to_end(
-                bootstrap,
+                kafka,
                 model_dir,
                 texts,
                 latency_seconds=latency_seconds,
@@ -960,32 +995,39 @@ def _load_model(model_dir: Path) -> SentimentModel:
         raise click.ClickException(str(exc)) from exc
 
 
-def _kafka_config(bootstrap_servers: str) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": bootstrap_servers.split(","),
-        "bootstrap_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
-    }
-
-
-def _connect(make: Callable[[], T], bootstrap_servers: str) -> T:
-    """A kafka-python client from ``make``, or one line that says the broker does not answer.
+def _connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) -> T:
+    """A kafka-python client from ``make(config)``, or one line that says why there is none:
+    settings that cannot work, a broker that does not answer, a refused login or TLS
+    handshake.
 
     kafka-python logs every failed connection attempt itself; those lines are dropped here
     (the error says it once) and its log records do not reach the terminal.
     """
     from kafka.errors import KafkaError
 
+    from sentistream.connection import FailureWatch
+
     kafka_log = logging.getLogger("kafka")
     kafka_log.addHandler(logging.NullHandler())
     kafka_log.propagate = False
     try:
-        return make()
-    except KafkaError as exc:
-        raise click.ClickException(
-            f"cannot reach Kafka at {bootstrap_servers} within {CONNECT_TIMEOUT_S:g} s "
-            f"({_probe(bootstrap_servers)}); check --bootstrap-servers or "
-            f"{ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
-        ) from exc
+        config = connection.client_config()
+    except ConnectionSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    config["bootstrap_timeout_ms"] = int(CONNECT_TIMEOUT_S * 1000)
+    servers = connection.bootstrap_servers
+    with FailureWatch() as watch:
+        try:
+            return make(config)
+        except KafkaError as exc:
+            why = watch.explain(connection)
+            if why is not None:
+                raise click.ClickException(f"cannot connect to Kafka at {servers}: {why}") from exc
+            raise click.ClickException(
+                f"cannot reach Kafka at {servers} within {CONNECT_TIMEOUT_S:g} s "
+                f"({_probe(servers)}); check --bootstrap-servers or "
+                f"{ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
+            ) from exc
 
 
 def _probe(bootstrap_servers: str) -> str:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from types import NoneType, UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
 import click
 from click.core import ParameterSource
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -28,6 +29,7 @@ __all__ = [
     "IntRange",
     "Option",
     "build_settings",
+    "is_secret",
     "settings_options",
     "unknown_variables",
 ]
@@ -104,6 +106,8 @@ def click_type(field: FieldInfo) -> Any:
     """The click type that checks what pydantic would: choices, integers and numbers with the
     field's bounds, paths."""
     annotation = field.annotation
+    if get_origin(annotation) in (Union, UnionType):  # ``Path | None``: the optional type
+        (annotation,) = [a for a in get_args(annotation) if a is not NoneType]
     if get_origin(annotation) is Literal:
         return click.Choice([str(a) for a in get_args(annotation)], case_sensitive=False)
     if annotation is Path:
@@ -116,6 +120,11 @@ def click_type(field: FieldInfo) -> Any:
     return annotation
 
 
+def is_secret(field: FieldInfo) -> bool:
+    """A secret has no flag: its value would show in ``ps``. It comes from its variable."""
+    return field.annotation is SecretStr
+
+
 def settings_options(
     settings_class: type[BaseSettings],
     prefix: str,
@@ -123,14 +132,21 @@ def settings_options(
     defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """One option per field of ``settings_class``; ``defaults`` replaces field defaults (for
-    a default that depends on where the package is installed)."""
+    a default that depends on where the package is installed). A secret (``SecretStr``) gets
+    no option: pydantic-settings reads it from its variable. A boolean that defaults to true
+    is ``--name/--no-name``."""
     defaults = defaults or {}
 
     def decorate(command: F) -> F:
         for name, field in reversed(settings_class.model_fields.items()):
+            if is_secret(field):
+                continue
             is_flag = field.annotation is bool
+            flag = "--" + name.replace("_", "-")
+            if is_flag and field.default is True:
+                flag += "/--no-" + name.replace("_", "-")
             command = click.option(
-                "--" + name.replace("_", "-"),
+                flag,
                 name,
                 cls=Option,
                 type=None if is_flag else click_type(field),

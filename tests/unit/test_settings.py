@@ -13,7 +13,14 @@ from click.testing import CliRunner, Result
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sentistream.settings_cli import Option, build_settings, settings_options, unknown_variables
+from sentistream.connection import ConnectionSettingsError
+from sentistream.settings_cli import (
+    Option,
+    build_settings,
+    is_secret,
+    settings_options,
+    unknown_variables,
+)
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 
@@ -105,10 +112,51 @@ def test_every_field_has_a_flag_naming_its_variable():
     # click wraps help text; compare with the white space taken out
     text = "".join(result.output.split())
     for name, field in WorkerSettings.model_fields.items():
+        if is_secret(field):  # no flag: see the test below
+            assert "--" + name.replace("_", "-") + " " not in result.output
+            continue
         assert "--" + name.replace("_", "-") in text
         assert f"envvar:{ENV_PREFIX}{name.upper()}" in text
         assert field.description
         assert "".join(field.description.split()) in text
+
+
+def test_the_sasl_password_has_no_flag_comes_from_its_variable_and_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    assert "--sasl-password " not in invoke("--help").output
+    assert invoke("--sasl-password", "x").exit_code != 0  # no such option
+    monkeypatch.setenv("SENTISTREAM_SASL_PASSWORD", "hunter2-secret")
+    built = WorkerSettings(security_protocol="SASL_SSL", sasl_username="alice")
+    assert built.password() == "hunter2-secret"
+    assert "hunter2" not in repr(built)
+    assert "hunter2" not in built.describe()
+    assert "hunter2" not in settings()["sasl_password"]
+    assert built.client_config()["sasl_plain_password"] == "hunter2-secret"
+
+
+def test_the_sasl_password_can_come_from_a_file(tmp_path: Path):
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    built = WorkerSettings(
+        security_protocol="SASL_SSL", sasl_username="alice", sasl_password_file=secret
+    )
+    assert built.client_config()["sasl_plain_password"] == "from-a-file"
+
+
+def test_sasl_without_user_or_password_is_refused_before_connecting():
+    with pytest.raises(ConnectionSettingsError, match="needs --sasl-username and a password"):
+        WorkerSettings(security_protocol="SASL_SSL").client_config()
+
+
+def test_mtls_needs_both_certificate_and_key(tmp_path: Path):
+    with pytest.raises(ValidationError, match="go together"):
+        WorkerSettings(ssl_certfile=tmp_path / "c.pem")
+
+
+def test_hostname_verification_is_on_by_default_and_can_be_turned_off():
+    assert settings()["ssl_check_hostname"] is True
+    assert settings("--no-ssl-check-hostname")["ssl_check_hostname"] is False
 
 
 @pytest.mark.parametrize(

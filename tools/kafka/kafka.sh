@@ -29,6 +29,18 @@ Commands:
 Environment:
   KAFKA_PORT             PLAINTEXT listener port (default 9092).
   KAFKA_CONTROLLER_PORT  KRaft controller listener port (default KAFKA_PORT+1).
+  KAFKA_SASL_SSL_PORT    If set, also a SASL_SSL listener (SCRAM-SHA-512 over TLS) on this
+                         port, beside the plaintext one. On first use a throw-away CA, a
+                         broker certificate (127.0.0.1, localhost) and a client certificate
+                         are made with openssl into $KAFKA_STATE_DIR/tls, and the SCRAM user
+                         is created when the storage is formatted (so set it before the
+                         first start of a state directory).
+  KAFKA_SSL_PORT         If set, also an SSL listener that requires a client certificate
+                         signed by that CA (mTLS), on this port.
+  KAFKA_SCRAM_USER       SCRAM user created at format time (default sentistream).
+  KAFKA_SCRAM_PASSWORD   Its password (default: random). $KAFKA_STATE_DIR/tls/client.env
+                         then holds the SENTISTREAM_* variables a client of the SASL_SSL
+                         listener needs (`set -a; . .../tls/client.env; set +a`).
   KAFKA_STATE_DIR        Config, data, logs and pid file
                          (default <repo>/.cache/kafka/state-$KAFKA_PORT).
   KAFKA_START_TIMEOUT    Seconds to wait for the broker to answer (default 60).
@@ -70,6 +82,13 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
     die "KAFKA_CONTROLLER_PORT must be a number, got '${KAFKA_CONTROLLER_PORT}'"
 [[ "${KAFKA_CONTROLLER_PORT}" != "${KAFKA_PORT}" ]] ||
     die "KAFKA_CONTROLLER_PORT must differ from KAFKA_PORT (${KAFKA_PORT})"
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
+for _port_var in KAFKA_SASL_SSL_PORT KAFKA_SSL_PORT; do
+    [[ -z "${!_port_var}" || "${!_port_var}" =~ ^[0-9]+$ ]] ||
+        die "${_port_var} must be a number, got '${!_port_var}'"
+done
+KAFKA_SCRAM_USER="${KAFKA_SCRAM_USER:-sentistream}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -93,6 +112,7 @@ STDOUT_LOG="${LOG_DIR}/kafka.out"
 CONFIG_FILE="${STATE_DIR}/server.properties"
 LOG4J_FILE="${STATE_DIR}/log4j2.properties"
 PID_FILE="${STATE_DIR}/kafka.pid"
+TLS_DIR="${STATE_DIR}/tls"
 BOOTSTRAP="127.0.0.1:${KAFKA_PORT}"
 
 # ---------------------------------------------------------------------------------------------
@@ -146,18 +166,79 @@ running_pid() {
     echo "${pid}"
 }
 
+secured() {
+    [[ -n "${KAFKA_SASL_SSL_PORT}" || -n "${KAFKA_SSL_PORT}" ]]
+}
+
+# A throw-away CA, a broker certificate for 127.0.0.1/localhost and a client certificate (for
+# mTLS), made once per state directory; and client.env with what a client needs.
+make_tls() {
+    [[ -f "${TLS_DIR}/.complete" ]] && return 0
+    command -v openssl >/dev/null 2>&1 || die "openssl not found; it makes the local TLS certificates"
+    rm -rf "${TLS_DIR}"
+    mkdir -p "${TLS_DIR}"
+    chmod 700 "${TLS_DIR}"
+    (
+        cd "${TLS_DIR}"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=sentistream local CA" \
+            -keyout ca.key -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile broker.ext -out broker.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=sentistream-client" \
+            -keyout client.key -out client.csr
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -out client.pem
+        # Kafka reads the broker's key and certificate chain from one PEM keystore.
+        cat broker.key broker.pem ca.pem >broker-keystore.pem
+        # A CA nobody trusts, for trying a client that does not trust the broker.
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=some other CA" \
+            -keyout other-ca.key -out other-ca.pem
+        rm -f ./*.csr ./*.srl broker.ext
+    ) >>"${STDOUT_LOG}" 2>&1 || die "openssl could not make the certificates (see ${STDOUT_LOG})"
+    local password="${KAFKA_SCRAM_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')}"
+    (
+        umask 077
+        cat >"${TLS_DIR}/client.env" <<EOF
+# Written by tools/kafka/kafka.sh: what a client of the SASL_SSL listener needs.
+SENTISTREAM_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_SASL_SSL_PORT:-${KAFKA_PORT}}
+SENTISTREAM_SECURITY_PROTOCOL=SASL_SSL
+SENTISTREAM_SASL_MECHANISM=SCRAM-SHA-512
+SENTISTREAM_SASL_USERNAME=${KAFKA_SCRAM_USER}
+SENTISTREAM_SASL_PASSWORD=${password}
+SENTISTREAM_SSL_CAFILE=${TLS_DIR}/ca.pem
+EOF
+    )
+    date -u +%Y-%m-%dT%H:%M:%SZ >"${TLS_DIR}/.complete"
+}
+
+scram_password() {
+    sed -n 's/^SENTISTREAM_SASL_PASSWORD=//p' "${TLS_DIR}/client.env"
+}
+
 write_config() {
     mkdir -p "${DATA_DIR}" "${LOG_DIR}"
+    local listeners="PLAINTEXT://127.0.0.1:${KAFKA_PORT}"
+    local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if [[ -n "${KAFKA_SASL_SSL_PORT}" ]]; then
+        listeners+=",SASL_SSL://127.0.0.1:${KAFKA_SASL_SSL_PORT}"
+        protocols+=",SASL_SSL:SASL_SSL"
+    fi
+    if [[ -n "${KAFKA_SSL_PORT}" ]]; then
+        listeners+=",SSL://127.0.0.1:${KAFKA_SSL_PORT}"
+        protocols+=",SSL:SSL"
+    fi
     cat >"${CONFIG_FILE}" <<EOF
 # Written by tools/kafka/kafka.sh on every start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
+listeners=${listeners},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
+advertised.listeners=${listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=${protocols}
 log.dirs=${DATA_DIR}
 
 num.partitions=1
@@ -182,6 +263,19 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+    if secured; then
+        cat >>"${CONFIG_FILE}" <<EOF
+
+# TLS with the throw-away CA in ${TLS_DIR}.
+ssl.keystore.type=PEM
+ssl.keystore.location=${TLS_DIR}/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=${TLS_DIR}/ca.pem
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.ssl.ssl.client.auth=required
+EOF
+    fi
     cat >"${LOG4J_FILE}" <<EOF
 # Written by tools/kafka/kafka.sh. Kafka 4 logs through log4j2 (slf4j 1.7 -> log4j-slf4j-impl).
 status = warn
@@ -222,8 +316,13 @@ format_storage() {
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     echo "kafka.sh: formatting ${DATA_DIR} (cluster id ${cluster_id})"
     jvm_opts
+    local scram=()
+    if secured; then
+        # Kafka 4 creates SCRAM users at format time (no ZooKeeper to write them to later).
+        scram=(--add-scram "SCRAM-SHA-512=[name=${KAFKA_SCRAM_USER},password=$(scram_password)]")
+    fi
     if ! "${JAVA}" "${JVM_OPTS[@]}" -cp "${LIB_DIR}/*" kafka.tools.StorageTool format \
-        --config "${CONFIG_FILE}" --cluster-id "${cluster_id}" \
+        --config "${CONFIG_FILE}" --cluster-id "${cluster_id}" "${scram[@]}" \
         >>"${STDOUT_LOG}" 2>&1; then
         tail -n 50 "${STDOUT_LOG}" >&2 || true
         die "formatting storage failed (see ${STDOUT_LOG})"
@@ -292,6 +391,10 @@ cmd_start() {
     fi
     require_java
     cmd_fetch
+    mkdir -p "${LOG_DIR}"
+    if secured; then
+        make_tls
+    fi
     write_config
     format_storage
 

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from sentistream.bench.raw import sample
+from sentistream.connection import KafkaConnection
 from sentistream.replay import Pacer
 from sentistream.tail import quantile
 
@@ -55,7 +57,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def local_broker(log: Callable[[str], None]) -> Iterator[str]:
+def local_broker(log: Callable[[str], None]) -> Iterator[KafkaConnection]:
     """A throw-away broker from tools/kafka/kafka.sh on free ports."""
     port, controller = _free_ports(2)
     with tempfile.TemporaryDirectory(prefix="sentistream-bench-") as state:
@@ -70,7 +72,9 @@ def local_broker(log: Callable[[str], None]) -> Iterator[str]:
             ["bash", str(KAFKA_SH), "start"], env=env, check=True, stdout=subprocess.DEVNULL
         )
         try:
-            yield f"127.0.0.1:{port}"
+            yield KafkaConnection(
+                bootstrap_servers=f"127.0.0.1:{port}", security_protocol="PLAINTEXT"
+            )
         finally:
             subprocess.run(
                 ["bash", str(KAFKA_SH), "stop"], env=env, check=False, stdout=subprocess.DEVNULL
@@ -100,7 +104,7 @@ def _payloads(texts: Sequence[str], prefix: str) -> list[tuple[bytes, bytes]]:
 
 
 def run_end_to_end(
-    bootstrap: str,
+    connection: KafkaConnection,
     model_dir: Path,
     texts: Sequence[str],
     *,
@@ -109,22 +113,17 @@ def run_end_to_end(
     worker_settings: dict[str, str] | None = None,
     log: Callable[[str], None] = print,
 ) -> EndToEnd:
+    """Backlog throughput and paced latency of a real worker; ``worker_settings`` (e.g.
+    ``processing_guarantee=exactly-once``) are passed to it, and its labels are read with
+    ``read_committed`` when it runs exactly-once."""
+    client = connection.client_config()
+    settings = dict(worker_settings or {})
+    exactly_once = settings.get("processing_guarantee") == "exactly-once"
+    isolation = "read_committed" if exactly_once else "read_uncommitted"
     run = uuid.uuid4().hex[:8]
-    topics = {"input": f"bench-in-{run}", "output": f"bench-out-{run}", "dlq": f"bench-dlq-{run}"}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics(
-        {
-            topics["input"]: {"num_partitions": 3, "replication_factor": 1},
-            topics["output"]: {"num_partitions": 3, "replication_factor": 1},
-            topics["dlq"]: {"num_partitions": 1, "replication_factor": 1},
-        }
-    )
-    admin.wait_for_topics(list(topics.values()), timeout_ms=30_000)
-    admin.close()
+    topics = _create_topics(client, run)
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024
-    )
+    producer = KafkaProducer(**client, acks="all", linger_ms=5, batch_size=256 * 1024)
     log(f"pre-filling {topics['input']} with {len(texts)} tweets")
     for key, value in _payloads(texts, "fill-"):
         producer.send(topics["input"], key=key, value=value)
@@ -132,7 +131,8 @@ def run_end_to_end(
 
     consumer = KafkaConsumer(
         topics["output"],
-        bootstrap_servers=bootstrap,
+        **client,
+        isolation_level=isolation,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -140,11 +140,10 @@ def run_end_to_end(
     )
     consumer.poll(timeout_ms=100)
 
-    settings = dict(worker_settings or {})
     port = _free_ports(1)[0]
     env = {
         **os.environ,
-        "SENTISTREAM_BOOTSTRAP_SERVERS": bootstrap,
+        **connection.environment(),
         "SENTISTREAM_INPUT_TOPIC": topics["input"],
         "SENTISTREAM_OUTPUT_TOPIC": topics["output"],
         "SENTISTREAM_DLQ_TOPIC": topics["dlq"],
@@ -183,7 +182,7 @@ def run_end_to_end(
         count = int(rate * latency_seconds)
         log(f"latency: offering {rate:.0f} tweets/s for {latency_seconds:.0f} s")
         latencies = _measure_latency(
-            bootstrap,
+            client,
             consumer,
             topics["input"],
             _payloads(sample(texts, count), "lat-"),
@@ -207,8 +206,23 @@ def run_end_to_end(
     )
 
 
+def _create_topics(client: dict[str, Any], run: str) -> dict[str, str]:
+    topics = {"input": f"bench-in-{run}", "output": f"bench-out-{run}", "dlq": f"bench-dlq-{run}"}
+    admin = KafkaAdminClient(**client)
+    admin.create_topics(
+        {
+            topics["input"]: {"num_partitions": 3, "replication_factor": 1},
+            topics["output"]: {"num_partitions": 3, "replication_factor": 1},
+            topics["dlq"]: {"num_partitions": 1, "replication_factor": 1},
+        }
+    )
+    admin.wait_for_topics(list(topics.values()), timeout_ms=30_000)
+    admin.close()
+    return topics
+
+
 def _measure_latency(
-    bootstrap: str,
+    client: dict[str, Any],
     consumer: KafkaConsumer,
     topic: str,
     payloads: list[tuple[bytes, bytes]],
@@ -216,7 +230,7 @@ def _measure_latency(
 ) -> list[float]:
     """Produce at ``rate`` in a thread; latency = label received here - tweet produced."""
     sent_at: dict[str, float] = {}
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = KafkaProducer(**client, acks="all", linger_ms=0)
 
     def send() -> None:
         pacer = Pacer(rate)

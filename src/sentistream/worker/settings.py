@@ -7,23 +7,26 @@ default. The README's configuration table is this class.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "WorkerSettings"]
+from sentistream.connection import ENV_PREFIX, KafkaConnection
 
-ENV_PREFIX = "SENTISTREAM_"
+__all__ = ["ENV_PREFIX", "ProcessingGuarantee", "WorkerSettings"]
+
+ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(KafkaConnection):
+    """The connection settings (:class:`KafkaConnection`, shared with every command that talks
+    to Kafka) and the worker's own."""
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    bootstrap_servers: str = Field(
-        "localhost:9092", description="Kafka bootstrap servers, comma-separated host:port."
-    )
     input_topic: str = Field("tweets", description="Topic of raw tweets to classify.")
     output_topic: str = Field("tweet-labels", description="Topic the labelled results go to.")
     dlq_topic: str = Field(
@@ -69,6 +72,31 @@ class WorkerSettings(BaseSettings):
         "plus produced); at this many the worker pauses fetching, and resumes at half "
         "(0: 4 x max-batch-size).",
     )
+    processing_guarantee: ProcessingGuarantee = Field(
+        "at-least-once",
+        description="at-least-once: offsets committed after the labels are acknowledged (a "
+        "crash repeats work); exactly-once: each micro-batch's labels, dead letters and offsets "
+        "in one Kafka transaction (readers must use isolation.level=read_committed).",
+    )
+    transactional_id: str = Field(
+        "",
+        description="exactly-once: this worker's transactional.id, stable across its restarts "
+        "and unique among the workers (e.g. the pod name); empty: sentistream-GROUP-HOSTNAME.",
+    )
+    transaction_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=900,
+        description="exactly-once: longest any transactional call may take (past it the "
+        "worker exits for its supervisor to restart it); Kafka aborts a transaction left open "
+        "twice this long.",
+    )
+    max_unacked_age_s: float = Field(
+        60.0,
+        gt=0,
+        description="/healthz fails when a record taken from Kafka has waited this long for "
+        "its label to be acknowledged (a producer that stopped delivering).",
+    )
     create_topics: bool = Field(
         False,
         description="Create a missing input, output or dead-letter topic at start (3, 3 and 1 "
@@ -96,3 +124,7 @@ class WorkerSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
+
+    def effective_transactional_id(self) -> str:
+        """The transactional.id in use: the setting, or one from the group and host name."""
+        return self.transactional_id or f"sentistream-{self.group_id}-{socket.gethostname()}"
