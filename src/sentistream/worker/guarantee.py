@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.ports import (
@@ -26,7 +27,7 @@ from sentistream.worker.ports import (
     TopicPartition,
 )
 
-__all__ = ["COMMIT_TIMEOUT_S", "AtLeastOnce", "ShutdownReport"]
+__all__ = ["COMMIT_TIMEOUT_S", "AtLeastOnce", "ProcessingGuarantee", "ShutdownReport"]
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,30 @@ class ShutdownReport:
         return self.undelivered == 0 and self.committed
 
 
+class ProcessingGuarantee(Protocol):
+    """When consumed offsets are committed; :class:`AtLeastOnce` and
+    :class:`~sentistream.worker.exactly_once.ExactlyOnce`."""
+
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def oldest_unacked_at(self) -> float | None:
+        """Monotonic time the oldest batch still awaiting acknowledgement was produced."""
+
+    def track(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
+        """A batch was published: its next offsets and one delivery per record."""
+
+    def poll(self, now: float) -> None: ...
+    def close(self, deadline: float) -> ShutdownReport: ...
+
+
 @dataclass
 class _Pending:
     """A batch whose records were produced but not all acknowledged yet."""
 
     offsets: dict[TopicPartition, int]
     deliveries: list[Delivery]
+    produced_at: float
 
     def done(self) -> bool:
         return all(d.is_done for d in self.deliveries)
@@ -92,8 +111,12 @@ class AtLeastOnce:
         """Records produced whose batch is not fully acknowledged yet."""
         return self._in_flight
 
+    @property
+    def oldest_unacked_at(self) -> float | None:
+        return self._pending[0].produced_at if self._pending else None
+
     def track(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
-        self._pending.append(_Pending(dict(offsets), deliveries))
+        self._pending.append(_Pending(dict(offsets), deliveries, self.clock.monotonic()))
         self._in_flight += len(deliveries)
 
     def poll(self, now: float) -> None:

@@ -44,6 +44,7 @@ from sentistream.worker.ports import (
     Delivery,
     SinkUnavailable,
     TopicPartition,
+    TransactionFailed,
 )
 from sentistream.worker.settings import WorkerSettings
 
@@ -69,6 +70,14 @@ class _LoggingListener(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions assigned: %s", _names(assigned))
 
 
+_MIXED = object()
+"""Records of one batch were fetched under different group generations."""
+
+
+def _same_generation(a: Any, b: Any) -> bool:
+    return bool(a.generation_id == b.generation_id and a.member_id == b.member_id)
+
+
 def _names(partitions: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
 
@@ -80,8 +89,11 @@ def _kafka_tps(partitions: Collection[TopicPartition]) -> list[KafkaTopicPartiti
 class KafkaSource:
     def __init__(self, settings: WorkerSettings) -> None:
         self._topic = settings.input_topic
+        exactly_once = settings.processing_guarantee == "exactly-once"
         self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
+            **settings.client_config(),
+            # Exactly-once reads only committed input too (an upstream transactional writer).
+            isolation_level="read_committed" if exactly_once else "read_uncommitted",
             group_id=settings.group_id,
             client_id=f"sentistream-worker-{settings.group_id}",
             enable_auto_commit=False,
@@ -90,9 +102,14 @@ class KafkaSource:
             max_poll_records=settings.max_batch_size,
             fetch_max_wait_ms=10,
             max_poll_interval_ms=300_000,
+            # A refused login or TLS handshake is retried until this; then the worker says why.
+            bootstrap_timeout_ms=8_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
         )
+        # The membership the records polled since the last batch_group() were fetched under;
+        # _MIXED once two polls disagree.
+        self._batch_group: Any = None
 
     def topics(self) -> set[str]:
         """Every topic the cluster lists (one metadata round trip)."""
@@ -105,6 +122,12 @@ class KafkaSource:
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        if polled:
+            group = self._consumer.group_metadata()
+            if self._batch_group is None:
+                self._batch_group = group
+            elif self._batch_group is not _MIXED and not _same_generation(self._batch_group, group):
+                self._batch_group = _MIXED
         return {TopicPartition(tp.topic, tp.partition): records for tp, records in polled.items()}
 
     def commit(
@@ -131,6 +154,37 @@ class KafkaSource:
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    # -- exactly-once (TransactionalSource) ----------------------------------------------------
+
+    def batch_group(self) -> object | None:
+        group, self._batch_group = self._batch_group, None
+        if group is _MIXED:
+            return None
+        current: object = self._consumer.group_metadata()
+        return group if group is not None else current
+
+    def still_current(self, group: object) -> bool:
+        return _same_generation(group, self._consumer.group_metadata())
+
+    def rewind(self, timeout_s: float) -> None:
+        """Seek each assigned partition to its committed offset (the start when none), so
+        the records of an aborted transaction are read again."""
+        self._batch_group = None
+        deadline = time.monotonic() + timeout_s
+        for tp in self._consumer.assignment():
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            try:
+                committed = self._consumer.committed(tp, timeout_ms=left_ms)
+            except KafkaError as exc:
+                raise TransactionFailed(
+                    f"cannot read the committed offset of {tp.topic}-{tp.partition} to rewind "
+                    f"to: {exc}"
+                ) from exc
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
 
     def lag(self) -> Mapping[TopicPartition, int]:
         """Per assigned partition: high watermark minus the consumer's position.
@@ -166,9 +220,10 @@ class KafkaSource:
 
 
 class KafkaSink:
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, **overrides: Any) -> None:
+        """``overrides``: more producer settings (the transactional sink's)."""
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers.split(","),
+            **settings.client_config(),
             client_id=f"sentistream-worker-{settings.group_id}",
             acks="all",
             enable_idempotence=True,
@@ -178,6 +233,7 @@ class KafkaSink:
             max_request_size=DEFAULT_MAX_REQUEST_BYTES,
             max_in_flight_requests_per_connection=5,
             delivery_timeout_ms=120_000,
+            **overrides,
         )
         self._partition_counts: dict[str, int] = {}
 
@@ -251,13 +307,11 @@ def connect_with_retry(
     return None
 
 
-def create_topics(bootstrap_servers: str, partitions: Mapping[str, int]) -> None:
+def create_topics(settings: WorkerSettings, partitions: Mapping[str, int]) -> None:
     """Create the topics ``name -> partitions`` (replication factor 1) and wait for them."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap_servers.split(","), client_id="sentistream-worker-admin"
-    )
+    admin = KafkaAdminClient(**settings.client_config(), client_id="sentistream-worker-admin")
     try:
         admin.create_topics(
             {name: {"num_partitions": n, "replication_factor": 1} for name, n in partitions.items()}

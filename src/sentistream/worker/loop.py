@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sentistream.worker.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.classify import Classify
 from sentistream.worker.flow import FlowControl, FlowDecision
-from sentistream.worker.guarantee import AtLeastOnce, ShutdownReport
+from sentistream.worker.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
 from sentistream.worker.messages import InputFormat, InputRecord
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
@@ -53,6 +53,8 @@ class WorkerState:
     in_flight: int = 0
     paused: bool = False
     last_step_at: float | None = None
+    oldest_unacked_at: float | None = None
+    """Monotonic time the oldest batch still awaiting Kafka's acknowledgement was produced."""
 
 
 class Worker:
@@ -71,6 +73,7 @@ class Worker:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         model_info: Mapping[str, str] | None = None,
         clock: Clock | None = None,
+        guarantee: ProcessingGuarantee | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -90,7 +93,7 @@ class Worker:
             on_labeled=self._on_labeled,
             on_dead_lettered=self._on_dead_lettered,
         )
-        self.guarantee = AtLeastOnce(
+        self.guarantee: ProcessingGuarantee = guarantee or AtLeastOnce(
             source, sink, metrics, self.clock, commit_interval_s=policy.commit_interval_s
         )
         self.flow = FlowControl.for_limit(
@@ -134,7 +137,9 @@ class Worker:
         assigned = self._observe_lag()
         self.metrics.in_flight.set(self.in_flight)
         self.metrics.last_progress.set(self.clock.time())
-        self.state = WorkerState(assigned, self.in_flight, self.paused, now)
+        oldest = self.guarantee.oldest_unacked_at
+        self.metrics.oldest_unacked.set(0.0 if oldest is None else max(0.0, now - oldest))
+        self.state = WorkerState(assigned, self.in_flight, self.paused, now, oldest)
 
     def drain(self, timeout_s: float = 20.0) -> ShutdownReport:
         """Finish the batch in hand, wait for deliveries, commit; all within ``timeout_s``."""

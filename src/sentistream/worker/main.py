@@ -11,13 +11,18 @@ from types import FrameType
 
 import numpy as np
 import numpy.typing as npt
+from kafka.errors import KafkaError
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
+from sentistream.connection import ConnectionSettingsError, FailureWatch
 from sentistream.inference import SentimentModel
 from sentistream.worker.batcher import BatchPolicy
 from sentistream.worker.connect import ConnectionState, wait_until_reachable
+from sentistream.worker.exactly_once import ExactlyOnce
+from sentistream.worker.guarantee import ProcessingGuarantee
 from sentistream.worker.http import HealthServer, make_app
 from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry, create_topics
+from sentistream.worker.kafka_transactions import KafkaTransactionalSink
 from sentistream.worker.loop import Worker
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.ports import (
@@ -26,6 +31,8 @@ from sentistream.worker.ports import (
     InferenceError,
     ModelBroken,
     SinkUnavailable,
+    SystemClock,
+    TransactionFailed,
 )
 from sentistream.worker.publish import Topics
 from sentistream.worker.settings import WorkerSettings
@@ -42,7 +49,11 @@ EXIT_SETUP = 2
 """Something to fix before starting: the metrics port is taken, a topic is missing."""
 
 #: Fatal failures of the service: the process exits 1 and its supervisor restarts it.
-FATAL = (DeliveryFailed, ModelBroken, SinkUnavailable, DeadLetterFailed)
+FATAL = (DeliveryFailed, ModelBroken, SinkUnavailable, DeadLetterFailed, TransactionFailed)
+
+
+class CannotConnect(Exception):  # noqa: N818
+    """Kafka answers but refuses us (credentials, certificates): retrying will not help."""
 
 
 class OnnxClassifier:
@@ -89,6 +100,13 @@ class _Process:
         idle = now - state.last_step_at
         if idle > self.settings.health_stall_s:
             return False, f"no loop progress for {idle:.0f} s"
+        if state.oldest_unacked_at is not None:
+            waiting = now - state.oldest_unacked_at
+            if waiting > self.settings.max_unacked_age_s:
+                return (
+                    False,
+                    f"records produced {waiting:.0f} s ago still not acknowledged by Kafka",
+                )
         return True, f"last step {idle:.1f} s ago"
 
     def ready(self) -> tuple[bool, str]:
@@ -132,13 +150,19 @@ def run_worker(settings: WorkerSettings) -> int:
     started = time.monotonic()
     quiet_kafka_logs(settings.log_level)
     log.info(
-        "starting: %s -> %s (dead letters: %s), group %s, brokers %s",
+        "starting: %s -> %s (dead letters: %s), group %s, %s, brokers %s",
         settings.input_topic,
         settings.output_topic,
         settings.dlq_topic,
         settings.group_id,
-        settings.bootstrap_servers,
+        settings.processing_guarantee,
+        settings.describe(),
     )
+    try:
+        settings.client_config()
+    except ConnectionSettingsError as exc:
+        log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+        return EXIT_SETUP
     metrics = WorkerMetrics.create(process=True)
     process = _Process(settings)
     try:
@@ -178,12 +202,16 @@ def _serve(
     if not wait_until_reachable(servers, process.stop, process.connection):
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
-    source = connect_with_retry(
-        lambda: KafkaSource(settings),
-        "consumer",
-        should_stop=process.stop.is_set,
-        sleep=process.stop.wait,
-    )
+    try:
+        source = connect_with_retry(
+            lambda: _refused_or(KafkaSource, settings),
+            "consumer",
+            should_stop=process.stop.is_set,
+            sleep=process.stop.wait,
+        )
+    except CannotConnect as exc:
+        log.error("cannot connect to Kafka at %s: %s", settings.bootstrap_servers, exc)  # noqa: TRY400
+        return EXIT_SETUP
     if source is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
@@ -191,6 +219,19 @@ def _serve(
         return _consume(settings, process, source, model, model_info, metrics, started)
     finally:
         source.close(max(0.1, process.deadline() - time.monotonic()))
+
+
+def _refused_or(make: type[KafkaSource], settings: WorkerSettings) -> KafkaSource:
+    """``make(settings)``; :class:`CannotConnect` when kafka-python's log says the broker
+    refused the login or the TLS handshake (it raises only a bootstrap timeout)."""
+    with FailureWatch() as watch:
+        try:
+            return make(settings)
+        except KafkaError:
+            why = watch.explain(settings)
+            if watch.fatal and why is not None:
+                raise CannotConnect(why) from None
+            raise
 
 
 def _consume(
@@ -214,20 +255,31 @@ def _consume(
         log.error("%s", checked.error)
         return EXIT_SETUP
     if checked.to_create:
-        create_topics(settings.bootstrap_servers, checked.to_create)
+        create_topics(settings, checked.to_create)
         log.info(
             "created %s", ", ".join(f"{n} ({p} partitions)" for n, p in checked.to_create.items())
         )
-    sink = connect_with_retry(
-        lambda: KafkaSink(settings),
-        "producer",
-        should_stop=process.stop.is_set,
-        sleep=process.stop.wait,
-    )
+    exactly_once = settings.processing_guarantee == "exactly-once"
+    try:
+        sink = connect_with_retry(
+            lambda: KafkaTransactionalSink(settings) if exactly_once else KafkaSink(settings),
+            "producer",
+            should_stop=process.stop.is_set,
+            sleep=process.stop.wait,
+        )
+    except TransactionFailed as exc:
+        log.error("stopping: %s", exc)  # noqa: TRY400 - the message is the whole story
+        return EXIT_FAILED
     if sink is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
     source.subscribe()
+    clock = SystemClock()
+    guarantee: ProcessingGuarantee | None = None
+    if isinstance(sink, KafkaTransactionalSink):
+        guarantee = ExactlyOnce(
+            source, sink, metrics, clock, timeout_s=settings.transaction_timeout_s
+        )
     worker = process.worker = Worker(
         source,
         sink,
@@ -241,6 +293,8 @@ def _consume(
         max_record_bytes=settings.max_record_bytes,
         max_in_flight=settings.max_in_flight or None,
         model_info=model_info,
+        clock=clock,
+        guarantee=guarantee,
     )
     if process.stop.is_set():
         worker.stop()

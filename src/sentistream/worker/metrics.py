@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["COMMIT_FAILURE_REASONS", "DEAD_LETTER_REASONS", "WorkerMetrics"]
+__all__ = ["COMMIT_FAILURE_REASONS", "DEAD_LETTER_REASONS", "TRANSACTION_OUTCOMES", "WorkerMetrics"]
 
 #: Every ``reason`` a dead letter can carry; each counter series exists at 0 from the start.
 DEAD_LETTER_REASONS = (
@@ -21,6 +21,7 @@ DEAD_LETTER_REASONS = (
     "internal_error",
 )
 COMMIT_FAILURE_REASONS = ("rebalance", "unavailable")
+TRANSACTION_OUTCOMES = ("committed", "aborted")
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -58,6 +59,8 @@ class WorkerMetrics:
     in_flight: Gauge
     paused: Gauge
     last_progress: Gauge
+    oldest_unacked: Gauge
+    transactions: Counter
     model: Info
 
     @classmethod
@@ -77,6 +80,8 @@ class WorkerMetrics:
             metrics.dead_lettered.labels(reason=reason)
         for reason in COMMIT_FAILURE_REASONS:
             metrics.commit_failures.labels(reason=reason)
+        for outcome in TRANSACTION_OUTCOMES:
+            metrics.transactions.labels(outcome=outcome)
         return metrics
 
     @classmethod
@@ -156,6 +161,19 @@ class WorkerMetrics:
             last_progress=Gauge(
                 "sentistream_last_progress_timestamp_seconds",
                 "Unix time of the loop's last completed step.",
+                registry=registry,
+            ),
+            oldest_unacked=Gauge(
+                "sentistream_oldest_unacked_age_seconds",
+                "Age of the oldest batch produced and not yet acknowledged by Kafka (0: none); "
+                "/healthz fails past --max-unacked-age-s.",
+                registry=registry,
+            ),
+            transactions=Counter(
+                "sentistream_transactions",
+                "Exactly-once transactions by outcome: committed (labels, dead letters and "
+                "offsets visible together) or aborted (rewound and read again).",
+                ["outcome"],
                 registry=registry,
             ),
             model=Info("sentistream_model", "The model being served.", registry=registry),

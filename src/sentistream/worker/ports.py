@@ -30,6 +30,10 @@ __all__ = [
     "Source",
     "SystemClock",
     "TopicPartition",
+    "TransactionAborted",
+    "TransactionFailed",
+    "TransactionalSink",
+    "TransactionalSource",
 ]
 
 
@@ -94,6 +98,18 @@ class DeadLetterFailed(Exception):  # noqa: N818
     """Even a bare dead letter (no original key, value or headers) was refused."""
 
 
+class TransactionAborted(Exception):  # noqa: N818
+    """The open transaction cannot commit but can be aborted (a record refused, the group
+    rebalanced under the batch, the offsets' generation is stale): abort it, rewind to the
+    last committed offsets, go on."""
+
+
+class TransactionFailed(Exception):  # noqa: N818
+    """The transactional producer cannot go on: fenced by a newer instance with the same
+    transactional.id, in a fatal state, or a call that did not finish in time. The worker
+    exits; the broker aborts what was open when the next instance starts."""
+
+
 # -- ports ----------------------------------------------------------------------------------
 
 
@@ -149,3 +165,39 @@ class Classifier(Protocol):
     def encode(self, text: str) -> list[int]: ...
     def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         """Probabilities per row; raises :class:`InferenceError` on failure."""
+
+
+class TransactionalSource(Source, Protocol):
+    """A :class:`Source` read for exactly-once: what group membership the records came from,
+    and going back to the last committed offsets after an abort."""
+
+    def batch_group(self) -> object | None:
+        """The group membership (opaque; kafka-python's ``ConsumerGroupMetadata``) under which
+        every record polled since the previous call was fetched, or None if the group
+        rebalanced among those polls. Resets the tracking."""
+
+    def still_current(self, group: object) -> bool:
+        """False once the group has rebalanced since ``group`` was taken."""
+
+    def rewind(self, timeout_s: float) -> None:
+        """Seek every assigned partition to its committed offset (the start when none).
+
+        Raises :class:`TransactionFailed` when the committed offsets cannot be read in time.
+        """
+
+
+class TransactionalSink(Sink, Protocol):
+    """A :class:`Sink` whose sends go into a transaction: nothing is visible to
+    ``read_committed`` readers until :meth:`commit`. A delivery's callbacks run when its
+    transaction commits, never for an aborted one. Every call waits at most ``timeout_s`` and
+    raises :class:`TransactionAborted` (abort and go on) or :class:`TransactionFailed`
+    (stop)."""
+
+    def begin(self) -> None: ...
+    def send_offsets(
+        self, offsets: Mapping[TopicPartition, int], group: object, timeout_s: float
+    ) -> None:
+        """Add the consumer's ``offsets`` (next offsets to read) to the transaction."""
+
+    def commit(self, timeout_s: float) -> None: ...
+    def abort(self, timeout_s: float) -> None: ...

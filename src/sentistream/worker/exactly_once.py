@@ -1,0 +1,165 @@
+"""Exactly-once: each micro-batch's labels, dead letters and input offsets in one transaction.
+
+The same methods as :class:`~sentistream.worker.guarantee.AtLeastOnce`, so the loop does not
+know which one it runs. A transaction is open from the start and after every commit or abort
+(kafka-python's ``begin_transaction`` is local, no round trip), so the publisher's sends of a
+batch always land in one. :meth:`ExactlyOnce.track`, called once the batch is published,
+commits it: flush, check every delivery, add the offsets with the consumer's group metadata
+(so the broker fences a consumer that was rebalanced away, KIP-447), commit. A reader with
+``isolation.level=read_committed`` then sees the whole batch, or, if anything failed, none
+of it.
+
+What goes wrong, and what happens:
+
+* a record refused, the group rebalanced while the batch was in hand, a partition moved away,
+  the broker rejecting the offsets (stale generation): the transaction is aborted, every
+  assigned partition is rewound to its last committed offset, and the worker goes on; the
+  records are read and labelled again, in a new transaction (``sentistream_transactions_total
+  {outcome="aborted"}``);
+* fenced by a newer instance with the same ``transactional.id``, the producer in a fatal
+  state, or any transactional call not finished within ``timeout_s``:
+  :class:`~sentistream.worker.ports.TransactionFailed` propagates and the worker exits 1; the
+  broker aborts the open transaction when the restarted instance initialises its own (or
+  after the transaction timeout).
+
+Nothing is ever skipped silently: a batch is either committed with its offsets or aborted and
+read again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from sentistream.worker.guarantee import ShutdownReport
+from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.ports import (
+    Clock,
+    Delivery,
+    DeliveryFailed,
+    TopicPartition,
+    TransactionAborted,
+    TransactionalSink,
+    TransactionalSource,
+    TransactionFailed,
+)
+
+__all__ = ["ExactlyOnce", "HeldDelivery"]
+
+log = logging.getLogger(__name__)
+
+
+class ExactlyOnce:
+    def __init__(
+        self,
+        source: TransactionalSource,
+        sink: TransactionalSink,
+        metrics: WorkerMetrics,
+        clock: Clock,
+        *,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.metrics = metrics
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self.sink.begin()
+
+    @property
+    def in_flight(self) -> int:
+        """Nothing outlives :meth:`track`: each batch is committed or aborted there."""
+        return 0
+
+    @property
+    def oldest_unacked_at(self) -> float | None:
+        return None
+
+    def track(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
+        """Commit the batch just published (its sends are in the open transaction), or abort
+        it and rewind; then open the next transaction."""
+        try:
+            self._commit(offsets, deliveries)
+        except TransactionAborted as exc:
+            self._abort_and_rewind(str(exc))
+        else:
+            self.metrics.commits.inc()
+            self.metrics.transactions.labels(outcome="committed").inc()
+        self.sink.begin()
+
+    def poll(self, now: float) -> None:
+        """Nothing to collect: every batch was settled by :meth:`track`."""
+
+    def close(self, deadline: float) -> ShutdownReport:
+        """The open transaction holds nothing (each batch settled in :meth:`track`); the
+        sink's ``close`` ends it."""
+        return ShutdownReport(0, True)
+
+    def _left(self, deadline: float) -> float:
+        left = deadline - self.clock.monotonic()
+        if left <= 0:
+            raise TransactionFailed(f"the transaction did not finish within {self.timeout_s:g} s")
+        return left
+
+    def _commit(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
+        deadline = self.clock.monotonic() + self.timeout_s
+        group = self.source.batch_group()
+        if group is None or not self.source.still_current(group):
+            raise TransactionAborted("the group rebalanced while the batch was in hand")
+        moved = set(offsets) - self.source.assignment()
+        if moved:
+            names = ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in moved))
+            raise TransactionAborted(f"partitions moved to another worker: {names}")
+        if not self.sink.flush(self._left(deadline)):
+            raise TransactionFailed(
+                f"the batch's records were not acknowledged within {self.timeout_s:g} s"
+            )
+        for delivery in deliveries:
+            if delivery.failed():
+                failure = delivery.exception or DeliveryFailed("delivery failed")
+                raise TransactionAborted(f"Kafka refused a record: {failure!r}")
+        self.sink.send_offsets(offsets, group, self._left(deadline))
+        self.sink.commit(self._left(deadline))
+
+    def _abort_and_rewind(self, why: str) -> None:
+        log.warning("aborting the transaction (%s); rewinding to the committed offsets", why)
+        self.metrics.transactions.labels(outcome="aborted").inc()
+        self.sink.abort(self.timeout_s)
+        self.source.rewind(self.timeout_s)
+
+
+class HeldDelivery:
+    """A send inside a transaction, as the loop's :class:`Delivery`: done and failed as the
+    produce request is, but its callbacks run only when the transaction commits
+    (:meth:`release`), so ``sentistream_records_labeled_total`` and the latency histogram
+    count what ``read_committed`` readers see. ``error``: a send refused before any request
+    (the transaction already failed)."""
+
+    def __init__(self, inner: Delivery | None, error: BaseException | None = None) -> None:
+        if inner is None and error is None:
+            raise ValueError("a delivery or an error")
+        self._inner = inner
+        self._error = error
+        self._callbacks: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    @property
+    def is_done(self) -> bool:
+        return self._inner is None or self._inner.is_done
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._error if self._inner is None else self._inner.exception
+
+    def failed(self) -> bool:
+        return self._inner is None or self._inner.failed()
+
+    def add_callback(self, fn: Callable[..., object], *args: object) -> HeldDelivery:
+        self._callbacks.append((fn, args))
+        return self
+
+    def release(self) -> None:
+        """The transaction committed: run the callbacks with the record's metadata."""
+        metadata = getattr(self._inner, "value", None)
+        for fn, args in self._callbacks:
+            fn(*args, metadata)
+        self._callbacks.clear()
