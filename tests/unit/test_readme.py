@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from sentistream.settings_cli import is_secret
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
@@ -17,9 +18,17 @@ def test_every_worker_setting_is_in_the_configuration_table() -> None:
     rows = set(re.findall(r"^\| `(--[a-z-]+)` \| `(SENTISTREAM_[A-Z_]+)` \|", README, re.M))
     expected = {
         ("--" + name.replace("_", "-"), ENV_PREFIX + name.upper())
-        for name in WorkerSettings.model_fields
+        for name, field in WorkerSettings.model_fields.items()
+        if not is_secret(field)
     }
     assert rows == expected
+    # A secret has a variable and no flag (a flag's value shows in `ps`).
+    env_only = set(re.findall(r"^\| no flag \| `(SENTISTREAM_[A-Z_]+)` \|", README, re.M))
+    assert env_only == {
+        ENV_PREFIX + name.upper()
+        for name, field in WorkerSettings.model_fields.items()
+        if is_secret(field)
+    }
 
 
 def test_every_metric_is_in_the_metrics_table() -> None:
