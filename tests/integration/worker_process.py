@@ -158,14 +158,17 @@ def consume_all(
     cover: Iterable[str] = (),
     timeout: float = 60,
     idle: float = 0.0,
+    isolation_level: str = "read_uncommitted",
 ) -> list[Any]:
     """Read ``topic`` from the start until it holds ``until`` records and a label for every id
     in ``cover`` (then ``idle`` seconds more, to catch extras). Fails the test if that has not
-    happened within ``timeout``."""
+    happened within ``timeout``. ``isolation_level="read_committed"`` reads as downstream
+    readers of an exactly-once worker must."""
     wanted = set(cover)
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -198,3 +201,40 @@ def consume_all(
 
 def ids_of(records: list[Any]) -> list[str]:
     return [json.loads(r.value)["id"] for r in records]
+
+
+def read_all(
+    bootstrap: str,
+    topic: str,
+    *,
+    isolation_level: str = "read_uncommitted",
+    quiet_s: float = 2.0,
+    timeout: float = 120,
+) -> list[Any]:
+    """Everything ``topic`` holds (as ``isolation_level`` shows it): read from the start until
+    the reader has reached the end offsets and nothing new came for ``quiet_s``."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+            if batches:
+                last_new = time.monotonic()
+            elif time.monotonic() - last_new >= quiet_s and consumer.assignment():
+                ends = consumer.end_offsets(list(consumer.assignment()))
+                if all(consumer.position(tp) >= end for tp, end in ends.items()):
+                    return records
+        pytest.fail(f"{topic}: still reading after {timeout} s", pytrace=False)
+    finally:
+        consumer.close()

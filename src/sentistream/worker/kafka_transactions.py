@@ -119,6 +119,8 @@ class KafkaTransactionalSink(KafkaSink):
 
     def abort(self, timeout_s: float) -> None:
         self._held = []
+        if self._manager.has_fatal_error():  # kafka-python would refuse; say why
+            raise self._failed("aborting the transaction", self._manager.last_error)
         try:
             self._wait("aborting the transaction", self._manager.begin_abort, timeout_s)
         except TransactionAborted as exc:  # an abort that fails is not abortable
@@ -133,19 +135,23 @@ class KafkaTransactionalSink(KafkaSink):
                 log.info("open transaction left to the broker to abort: %s", exc)
         super().close(timeout_s)
 
+    def _failed(self, what: str, exc: BaseException | None) -> TransactionFailed:
+        cause = self._manager.last_error or exc
+        if isinstance(cause, _FATAL):
+            return TransactionFailed(
+                f"{what}: fenced: another worker took over transactional id "
+                f"{self.transactional_id!r} ({type(cause).__name__})"
+            )
+        return TransactionFailed(f"{what}: the producer is in a fatal state ({cause!r})")
+
     def _wait(self, what: str, start: Callable[[], Any], timeout_s: float) -> None:
         try:
             result = start()
             self._producer._sender.wakeup()
             finished = result.wait(timeout_ms=max(1, int(timeout_s * 1000)))
-        except _FATAL as exc:
-            raise TransactionFailed(
-                f"{what}: fenced, another producer uses transactional id "
-                f"{self.transactional_id!r} ({exc})"
-            ) from exc
         except KafkaError as exc:
-            if self._manager.has_fatal_error():
-                raise TransactionFailed(f"{what}: {exc}") from exc
+            if isinstance(exc, _FATAL) or self._manager.has_fatal_error():
+                raise self._failed(what, exc) from exc
             raise TransactionAborted(f"{what}: {exc}") from exc
         if not finished:
             raise TransactionFailed(f"{what} did not finish within {timeout_s:.1f} s")

@@ -1,0 +1,118 @@
+"""Exactly-once on a real broker: a worker SIGKILLed in the middle of a backlog, restarted, and
+a ``read_committed`` reader that sees every input exactly once (labels and dead letters)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from kafka import KafkaProducer
+
+from tests.integration.test_worker import records_in
+from tests.integration.worker_process import (
+    Topics,
+    WorkerProcess,
+    consume_all,
+    read_all,
+    real_tweets,
+    requires_shipped_model,
+)
+
+pytestmark = requires_shipped_model
+
+EXACTLY_ONCE = {"processing_guarantee": "exactly-once"}
+
+
+def produce_with_bad(
+    bootstrap: str, topic: str, tweets: int, every: int
+) -> tuple[set[str], set[str]]:
+    """``tweets`` JSON tweets keyed by id, one in ``every`` of them invalid JSON instead."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    good, bad = set(), set()
+    for n, text in enumerate(real_tweets(tweets)):
+        tweet_id = f"t{n}"
+        if n % every == every - 1:
+            value = b'{"text": "unclosed'
+            bad.add(tweet_id)
+        else:
+            value = json.dumps({"id": tweet_id, "text": text}).encode()
+            good.add(tweet_id)
+        producer.send(topic, key=tweet_id.encode(), value=value)
+    producer.flush()
+    producer.close()
+    return good, bad
+
+
+def committed_counts(bootstrap: str, topics: Topics) -> tuple[Counter[str], Counter[str]]:
+    """Per id, how often a read_committed reader sees it among the labels and dead letters."""
+    labels = read_all(bootstrap, topics.output, isolation_level="read_committed")
+    dead = read_all(bootstrap, topics.dlq, isolation_level="read_committed")
+    return (
+        Counter(json.loads(r.value)["id"] for r in labels),
+        Counter(r.key.decode() for r in dead),
+    )
+
+
+def wait_until_out(worker: WorkerProcess, count: int, timeout: float = 180) -> None:
+    """Until ``worker`` has consumed past ``count`` inputs' offsets, all committed."""
+    deadline = time.monotonic() + timeout
+    while worker.metric("sentistream_consumer_lag_records") > 0 or (
+        worker.metric("sentistream_records_labeled_total")
+        + worker.metric("sentistream_records_dead_lettered_total")
+        == 0
+    ):
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.5)
+
+
+def test_sigkill_mid_batch_then_restart_each_input_is_seen_exactly_once(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    good, bad = produce_with_bad(kafka_bootstrap, topics.input, 20_000, every=97)
+    first = start_worker(max_batch_size="64", **EXACTLY_ONCE)
+    first.wait_ready()
+    deadline = time.monotonic() + 90
+    while first.metric("sentistream_transactions_total", {"outcome": "committed"}) < 20:
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.05)
+    first.kill()  # SIGKILL: a transaction is open, some of its records written
+    written_at_kill = records_in(kafka_bootstrap, topics.output)
+    assert 0 < written_at_kill < len(good), written_at_kill
+    second = start_worker(max_batch_size="64", **EXACTLY_ONCE)
+    second.wait_ready()
+    wait_until_out(second, len(good) + len(bad))
+    labels, dead = committed_counts(kafka_bootstrap, topics)
+    assert set(labels) == good
+    assert set(dead) == bad
+    assert [i for i, n in (labels + dead).items() if n > 1] == []
+    assert labels.total() + dead.total() == len(good) + len(bad)
+    # What a read_uncommitted reader sees includes the killed worker's aborted records.
+    everything = read_all(kafka_bootstrap, topics.output)
+    print(
+        f"exactly-once: {len(good)} labels and {len(bad)} dead letters once each; "
+        f"{len(everything) - len(good)} aborted label records visible to read_uncommitted"
+    )
+    assert second.terminate() == 0, second.log()
+    assert "stopped cleanly" in second.log()
+
+
+def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    good, bad = produce_with_bad(kafka_bootstrap, topics.input, 3000, every=1000)
+    same_id = {**EXACTLY_ONCE, "transactional_id": f"fence-{topics.group}"}
+    first = start_worker(max_batch_size="16", **same_id)
+    first.wait_ready()
+    consume_all(kafka_bootstrap, topics.output, until=200, timeout=60)
+    second = start_worker(max_batch_size="16", **same_id)
+    first.process.wait(timeout=60)
+    assert first.process.returncode == 1, first.log()
+    assert "fenced" in first.log()
+    second.wait_ready()
+    wait_until_out(second, len(good) + len(bad))
+    labels, dead = committed_counts(kafka_bootstrap, topics)
+    assert set(labels) == good
+    assert [i for i, n in (labels + dead).items() if n > 1] == []
+    assert second.terminate() == 0, second.log()
