@@ -250,3 +250,63 @@ def start_worker(
     yield start
     for worker in started:
         worker.close()
+
+
+@dataclass(frozen=True)
+class SecuredBroker:
+    """A broker of its own with a SASL_SSL (SCRAM-SHA-512) and an SSL (mTLS) listener beside
+    the plaintext one, and the throw-away CA and client files kafka.sh made for it."""
+
+    broker: ScriptBroker
+    sasl_ssl_port: int
+    ssl_port: int
+
+    @property
+    def tls(self) -> Path:
+        return self.broker.state_dir / "tls"
+
+    @property
+    def plaintext(self) -> str:
+        return self.broker.bootstrap
+
+    def client_env(self) -> dict[str, str]:
+        """The SENTISTREAM_* variables of a SCRAM client (kafka.sh writes them)."""
+        env = {}
+        for line in (self.tls / "client.env").read_text().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.partition("=")
+                env[name] = value
+        return env
+
+    def mtls_env(self) -> dict[str, str]:
+        return {
+            "SENTISTREAM_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ssl_port}",
+            "SENTISTREAM_SECURITY_PROTOCOL": "SSL",
+            "SENTISTREAM_SSL_CAFILE": str(self.tls / "ca.pem"),
+            "SENTISTREAM_SSL_CERTFILE": str(self.tls / "client.pem"),
+            "SENTISTREAM_SSL_KEYFILE": str(self.tls / "client.key"),
+        }
+
+
+@pytest.fixture(scope="session")
+def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredBroker]:
+    reason = skip_reason_for_missing_tools()
+    if reason is not None:
+        pytest.skip(reason)
+    if shutil.which("openssl") is None:
+        pytest.skip("the secured broker's certificates are made with openssl")
+    port, controller_port, sasl_ssl_port, ssl_port = free_ports(4)
+    broker = ScriptBroker(port, controller_port, tmp_path_factory.mktemp("kafka-tls") / "state")
+    env = {**broker.env, "KAFKA_SASL_SSL_PORT": str(sasl_ssl_port), "KAFKA_SSL_PORT": str(ssl_port)}
+    started = run_kafka_sh("start", env, timeout=FETCH_TIMEOUT_S + START_TIMEOUT_S)
+    if started.returncode != 0:
+        run_kafka_sh("stop", env)
+        pytest.fail(
+            f"kafka.sh start with TLS listeners failed (exit {started.returncode})\n"
+            f"{started.stdout}\n{started.stderr}",
+            pytrace=False,
+        )
+    try:
+        yield SecuredBroker(broker, sasl_ssl_port, ssl_port)
+    finally:
+        run_kafka_sh("stop", env)

@@ -11,7 +11,7 @@ from types import FrameType
 
 import numpy as np
 import numpy.typing as npt
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
 from sentistream.connection import ConnectionSettingsError, FailureWatch
@@ -229,9 +229,11 @@ def _refused_or(make: type[KafkaSource], settings: WorkerSettings) -> KafkaSourc
             return make(settings)
         except KafkaError:
             why = watch.explain(settings)
-            if watch.fatal and why is not None:
+            if why is None:
+                raise
+            if watch.fatal:
                 raise CannotConnect(why) from None
-            raise
+            raise KafkaConnectionError(why) from None  # logged, then retried
 
 
 def _consume(

@@ -1,0 +1,199 @@
+"""SASL/SCRAM-SHA-512 over TLS and mTLS on a real broker (tools/kafka/kafka.sh's listeners):
+the right credentials work for every command; the wrong ones fail fast, saying why."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.integration.conftest import SecuredBroker
+from tests.integration.worker_process import (
+    REPO_ROOT,
+    Topics,
+    WorkerProcess,
+    requires_shipped_model,
+)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
+    return {**env, **extra}
+
+
+def sentistream(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sentistream.cli", *args],
+        env=_clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+
+
+@pytest.fixture
+def secured_topics(secured_broker: SecuredBroker) -> Topics:
+    """Topics created over SASL_SSL with `sentistream create-topics`."""
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(input=f"in-{run}", output=f"out-{run}", dlq=f"dlq-{run}")
+    created = sentistream(
+        "create-topics",
+        "--input-topic", topics.input,
+        "--output-topic", topics.output,
+        "--dlq-topic", topics.dlq,
+        env=secured_broker.client_env(),
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return topics
+
+
+@requires_shipped_model
+def test_every_command_works_over_sasl_ssl_with_scram(
+    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path
+) -> None:
+    env = secured_broker.client_env()
+    tweets = tmp_path / "tweets.txt"
+    tweets.write_text("".join(f"what a lovely day number {n}\n" for n in range(50)))
+    sent = sentistream(
+        "produce", "--file", str(tweets), "--input-topic", secured_topics.input, env=env
+    )
+    assert sent.returncode == 0, sent.stderr
+    # The worker gets the connection from the same variables (the password among them).
+    worker = WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+        secured_topics,
+        tmp_path,
+        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+    )
+    try:
+        worker.wait_ready()
+        tail = sentistream(
+            "tail", "--topic", secured_topics.output, "--from-beginning", "--max", "50",
+            "--timeout", "60", "--json",
+            env=env, timeout=90,
+        )  # fmt: skip
+        assert tail.returncode == 0, tail.stderr
+        labels = [json.loads(line) for line in tail.stdout.splitlines()]
+        assert sorted(int(r["id"]) for r in labels) == list(range(1, 51))
+        log = worker.log()
+        assert "SASL_SSL SCRAM-SHA-512 as sentistream" in log
+        assert env["SENTISTREAM_SASL_PASSWORD"] not in log
+        _, metrics = worker.get("/metrics")
+        assert env["SENTISTREAM_SASL_PASSWORD"] not in metrics
+        assert worker.terminate() == 0, worker.log()
+    finally:
+        worker.close()
+
+
+def test_mtls_with_a_client_certificate_works_and_without_one_is_refused_clearly(
+    secured_broker: SecuredBroker, tmp_path
+) -> None:
+    topic = f"mtls-{uuid.uuid4().hex[:8]}"
+    env = secured_broker.mtls_env()
+    tweets = tmp_path / "tweets.txt"
+    tweets.write_text("a tweet over mutual TLS\n")
+    created = sentistream("create-topics", "--input-topic", topic, env=env)
+    assert created.returncode == 0, created.stderr
+    sent = sentistream("produce", "--file", str(tweets), "--input-topic", topic, env=env)
+    assert sent.returncode == 0, sent.stderr
+    without = {k: v for k, v in env.items() if "CERTFILE" not in k and "KEYFILE" not in k}
+    refused = sentistream("produce", "--file", str(tweets), "--input-topic", topic, env=without)
+    assert refused.returncode == 1
+    assert "refused the client certificate" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong password", "authentication failed: the broker refused user 'sentistream'"),
+        ("untrusted CA", "TLS: the broker's certificate is not trusted"),
+        ("plaintext to the TLS port", "this is usually a listener that expects TLS"),
+    ],
+)
+def test_a_command_with_wrong_security_settings_says_why_in_one_line(
+    secured_broker: SecuredBroker, case: str, expected: str
+) -> None:
+    env = _bad(secured_broker, case)
+    started = time.monotonic()
+    result = sentistream("tail", "--max", "1", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0], result.stderr
+    if "SENTISTREAM_SASL_PASSWORD" in env:
+        assert env["SENTISTREAM_SASL_PASSWORD"] not in result.stderr
+    assert time.monotonic() - started < 20
+
+
+@requires_shipped_model
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong password", "authentication failed"),
+        ("untrusted CA", "certificate is not trusted"),
+    ],
+)
+def test_the_worker_stops_within_seconds_when_the_broker_refuses_it(
+    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path, case: str, expected: str
+) -> None:
+    env = _bad(secured_broker, case)
+    worker = WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+        secured_topics,
+        tmp_path,
+        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+    )
+    started = time.monotonic()
+    try:
+        code = worker.process.wait(timeout=30)
+        took = time.monotonic() - started
+        assert code == 2, worker.log()
+        assert expected in worker.log()
+        assert "Traceback" not in worker.log()
+        assert took < 20, took
+    finally:
+        worker.close()
+
+
+@requires_shipped_model
+def test_a_worker_speaking_plaintext_to_the_tls_port_says_so_while_it_retries(
+    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path
+) -> None:
+    env = _bad(secured_broker, "plaintext to the TLS port")
+    worker = WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+        secured_topics,
+        tmp_path,
+        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "expects TLS" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()
+            assert worker.process.poll() is None, worker.log()
+            time.sleep(0.5)
+    finally:
+        worker.close()
+
+
+def _bad(secured: SecuredBroker, case: str) -> dict[str, str]:
+    env = secured.client_env()
+    if case == "wrong password":
+        env["SENTISTREAM_SASL_PASSWORD"] = "not-the-password"
+    elif case == "untrusted CA":
+        env["SENTISTREAM_SSL_CAFILE"] = str(secured.tls / "other-ca.pem")
+    elif case == "plaintext to the TLS port":
+        env = {
+            "SENTISTREAM_BOOTSTRAP_SERVERS": env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+            "SENTISTREAM_SECURITY_PROTOCOL": "PLAINTEXT",
+        }
+    return env
