@@ -21,9 +21,17 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "ConnectionSettingsError", "FailureWatch", "KafkaConnection"]
+__all__ = [
+    "ENV_PREFIX",
+    "RECONNECT_BACKOFF_MAX_MS",
+    "ConnectionSettingsError",
+    "FailureWatch",
+    "KafkaConnection",
+]
 
 ENV_PREFIX = "SENTISTREAM_"
+#: Longest wait between reconnection attempts to a broker (kafka-python's default: 30 s).
+RECONNECT_BACKOFF_MAX_MS = 1_000
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -110,6 +118,12 @@ class KafkaConnection(BaseSettings):
         config: dict[str, Any] = {
             "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",")],
             "security_protocol": self.security_protocol,
+            # kafka-python backs off reconnecting exponentially up to 30 s by default (Java
+            # clients: 1 s), and backs off its metadata refresh on the same scale while no
+            # node is connectable. After a broker restart the two waits compound: measured
+            # here, a worker's producer reconnected 48 s after the broker was back (labels
+            # held in flight meanwhile). With 1 s it reconnects within about a second.
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         if self.uses_sasl:
             password = self.password()
@@ -192,7 +206,7 @@ class FailureWatch(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.kinds: dict[str, str] = {}
-        self._saved: list[tuple[logging.Logger, int]] = []
+        self._saved: list[tuple[logging.Logger, int, bool]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -204,16 +218,19 @@ class FailureWatch(logging.Handler):
     def __enter__(self) -> FailureWatch:
         for name in self.LOGGERS:
             logger = logging.getLogger(name)
-            self._saved.append((logger, logger.level))
+            self._saved.append((logger, logger.level, logger.propagate))
             if logger.getEffectiveLevel() > logging.WARNING:
-                logger.setLevel(logging.WARNING)  # our handler must see the records
+                # Our handler must see the records; nobody else wanted them.
+                logger.setLevel(logging.WARNING)
+                logger.propagate = False
             logger.addHandler(self)
         return self
 
     def __exit__(self, *_: object) -> None:
-        for logger, level in self._saved:
+        for logger, level, propagate in self._saved:
             logger.removeHandler(self)
             logger.setLevel(level)
+            logger.propagate = propagate
         self._saved.clear()
 
     @property

@@ -296,3 +296,9 @@ def test_an_alias_works_but_is_not_shown():
     assert "--model," not in help_text
     with pytest.raises(TypeError, match="--nope"):
         click.option("--a", cls=Option, aliases=["--nope"])(aliased)
+
+
+def test_every_client_reconnects_within_a_second_not_kafka_pythons_30_s():
+    # After a broker restart kafka-python's exponential reconnect and metadata back-offs
+    # (30 s each by default) held a worker's labels for 48 s (tests/integration/test_chaos.py).
+    assert WorkerSettings().client_config()["reconnect_backoff_max_ms"] == 1_000

@@ -110,6 +110,7 @@ class KafkaSource:
         # The membership the records polled since the last batch_group() were fetched under;
         # _MIXED once two polls disagree.
         self._batch_group: Any = None
+        self._outage_since: float | None = None
 
     def topics(self) -> set[str]:
         """Every topic the cluster lists (one metadata round trip)."""
@@ -121,7 +122,19 @@ class KafkaSource:
     def poll(
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        try:
+            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except RetriableError as exc:
+            # kafka-python 3.0 raises out of poll() when it cannot reach the group coordinator
+            # (a broker restarting); it reconnects by itself, so this is a poll with nothing.
+            self._unreachable(exc, timeout_ms)
+            return {}
+        if self._outage_since is not None:
+            log.info(
+                "consumer: Kafka reachable again after %.0f s",
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None
         if polled:
             group = self._consumer.group_metadata()
             if self._batch_group is None:
@@ -129,6 +142,14 @@ class KafkaSource:
             elif self._batch_group is not _MIXED and not _same_generation(self._batch_group, group):
                 self._batch_group = _MIXED
         return {TopicPartition(tp.topic, tp.partition): records for tp, records in polled.items()}
+
+    def _unreachable(self, exc: Exception, timeout_ms: int) -> None:
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            log.warning("consumer: Kafka unreachable (%s); it reconnects by itself", exc)
+        # The error came at once: wait as the poll would have, rather than spin.
+        time.sleep(max(0.05, timeout_ms / 1000))
 
     def commit(
         self, offsets: Mapping[TopicPartition, int], timeout_s: float
