@@ -405,3 +405,32 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
     warnings = [line for line in lines if line.startswith("warning:")]
     assert len(warnings) == 1
     assert warnings[0].startswith("warning: tweets has 1 partition, not the 6 asked for")
+
+
+def test_tail_reads_committed_labels_when_the_worker_runs_exactly_once(
+    consumers: list[FakeConsumer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumers[0].batches.extend([[_label("positive", 0, 0)]] * 3)
+    ok("tail", "--max", "1")
+    assert consumers[1].config["isolation_level"] == "read_uncommitted"
+    monkeypatch.setenv("SENTISTREAM_PROCESSING_GUARANTEE", "exactly-once")
+    ok("tail", "--max", "1")
+    assert consumers[2].config["isolation_level"] == "read_committed"
+    ok("tail", "--max", "1", "--isolation-level", "read_uncommitted")
+    assert consumers[3].config["isolation_level"] == "read_uncommitted"
+
+
+def test_every_kafka_command_takes_the_same_connection_settings() -> None:
+    from sentistream.connection import KafkaConnection
+    from sentistream.settings_cli import is_secret
+
+    expected = {
+        "--" + name.replace("_", "-")
+        for name, field in KafkaConnection.model_fields.items()
+        if not is_secret(field)
+    }
+    for command in ("worker", "produce", "tail", "create-topics", "bench"):
+        params = cli_module.cli.commands[command].params
+        flags = {opt for param in params for opt in param.opts}
+        assert expected <= flags, (command, expected - flags)
+        assert "--sasl-password" not in flags
