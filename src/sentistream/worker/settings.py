@@ -2,7 +2,9 @@
 
 Every field is a command-line flag (``--max-batch-size``) and an environment variable with the
 same name (``SENTISTREAM_MAX_BATCH_SIZE``); a flag wins over the variable, the variable over the
-default. The README's configuration table is this class.
+default. The exception is the SASL password (a secret): a variable or a file, never a flag. The
+connection fields come from :class:`~sentistream.connection.KafkaConnection`, which every
+command that talks to Kafka shares. The README's configuration table is this class.
 """
 
 from __future__ import annotations
