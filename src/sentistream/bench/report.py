@@ -105,7 +105,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     e2e = result["end_to_end"]
     if e2e:
         lines.append(
-            f"| worker end to end through Kafka (backlog of {e2e['tweets']:,}) | "
+            f"| worker end to end through Kafka (backlog of {e2e['tweets']:,}, "
+            f"{e2e['worker_settings'].get('processing_guarantee', 'at-least-once')}) | "
             f"≤ {e2e['worker_settings'].get('max_batch_size', 'default')} | "
             f"{e2e['throughput_per_s']:,.0f} |"
         )
