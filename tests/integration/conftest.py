@@ -310,3 +310,20 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
         yield SecuredBroker(broker, sasl_ssl_port, ssl_port)
     finally:
         run_kafka_sh("stop", env)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[ScriptBroker]:
+    """A broker of the test's own (its state under the test's tmp dir), for tests that stop
+    and start it under a worker."""
+    reason = skip_reason_for_missing_tools()
+    if reason is not None:
+        pytest.skip(reason)
+    port, controller = free_ports(2)
+    broker = ScriptBroker(port, controller, tmp_path / "kafka-state")
+    started = broker.run("start", timeout=FETCH_TIMEOUT_S + START_TIMEOUT_S)
+    assert started.returncode == 0, started.stderr
+    try:
+        yield broker
+    finally:
+        broker.run("stop")

@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,13 +29,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from sentistream.replay import Pacer
-from tests.integration.conftest import (
-    FETCH_TIMEOUT_S,
-    START_TIMEOUT_S,
-    ScriptBroker,
-    free_ports,
-    skip_reason_for_missing_tools,
-)
+from tests.integration.conftest import START_TIMEOUT_S, ScriptBroker
 from tests.integration.worker_process import (
     Topics,
     WorkerProcess,
@@ -86,22 +79,6 @@ class Figures:
     """To the very last label (production goes on after the last restart)."""
     produce_seconds: float = 0.0
     total_seconds: float = 0.0
-
-
-@pytest.fixture
-def chaos_broker(tmp_path: Path) -> Iterator[ScriptBroker]:
-    """A broker of this test's own: it is stopped and started under the worker."""
-    reason = skip_reason_for_missing_tools()
-    if reason is not None:
-        pytest.skip(reason)
-    port, controller = free_ports(2)
-    broker = ScriptBroker(port, controller, tmp_path / "kafka-state")
-    started = broker.run("start", timeout=FETCH_TIMEOUT_S + START_TIMEOUT_S)
-    assert started.returncode == 0, started.stderr
-    try:
-        yield broker
-    finally:
-        broker.run("stop")
 
 
 class Producer(threading.Thread):
@@ -296,9 +273,9 @@ def run_chaos(broker: ScriptBroker, tmp_path: Path, guarantee: str) -> Figures:
 
 @pytest.mark.parametrize("guarantee", ["exactly-once", "at-least-once"])
 def test_chaos_kills_and_broker_restarts(
-    chaos_broker: ScriptBroker, tmp_path: Path, guarantee: str
+    own_broker: ScriptBroker, tmp_path: Path, guarantee: str
 ) -> None:
-    figures = run_chaos(chaos_broker, tmp_path, guarantee)
+    figures = run_chaos(own_broker, tmp_path, guarantee)
     assert figures.kills == sum(event == "kill" for _, event in EVENTS)
     assert figures.broker_restarts == sum(event == "broker" for _, event in EVENTS)
     assert figures.lost == 0

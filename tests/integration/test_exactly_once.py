@@ -7,9 +7,11 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
+from tests.integration.conftest import ScriptBroker
 from tests.integration.test_worker import records_in
 from tests.integration.worker_process import (
     Topics,
@@ -118,3 +120,43 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     assert set(labels) == good
     assert [i for i, n in (labels + dead).items() if n > 1] == []
     assert second.terminate() == 0, second.log()
+
+
+def test_a_transaction_that_cannot_finish_in_time_stops_the_worker_and_a_restart_is_exact(
+    own_broker: ScriptBroker, tmp_path: Path
+) -> None:
+    bootstrap = own_broker.bootstrap
+    topics = Topics(input="in", output="out", dlq="dlq")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics(
+        {name: {"num_partitions": 3 if name != "dlq" else 1, "replication_factor": 1}
+         for name in ("in", "out", "dlq")}
+    )  # fmt: skip
+    admin.wait_for_topics(["in", "out", "dlq"], timeout_ms=30_000)
+    admin.close()
+    good, bad = produce_with_bad(bootstrap, topics.input, 30_000, every=1000)
+    settings = {**EXACTLY_ONCE, "transaction_timeout_s": "3", "max_batch_size": "64"}
+    first = WorkerProcess(bootstrap, topics, tmp_path, **settings)
+    try:
+        first.wait_ready()
+        consume_all(bootstrap, topics.output, until=500, timeout=60)
+        stopped = own_broker.run("stop")  # under a worker in the middle of its backlog
+        assert stopped.returncode == 0, stopped.stderr
+        code = first.process.wait(timeout=60)
+        assert code == 1, first.log()
+        assert "within 3" in first.log(), first.log()
+        assert "Traceback" not in first.log()
+    finally:
+        first.close()
+    assert own_broker.run("start").returncode == 0
+    second = WorkerProcess(bootstrap, topics, tmp_path, **settings)
+    try:
+        second.wait_ready()
+        wait_until_out(second, len(good) + len(bad))
+        labels, dead = committed_counts(bootstrap, topics)
+        assert set(labels) == good
+        assert set(dead) == bad
+        assert [i for i, n in (labels + dead).items() if n > 1] == []
+        assert second.terminate() == 0, second.log()
+    finally:
+        second.close()
