@@ -311,7 +311,8 @@ format_storage() {
         return 0
     fi
     # A cluster id is a base64url-encoded random 16-byte UUID without padding, the same
-    # form `kafka-storage random-uuid` prints.
+    # form `kafka-storage random-uuid` prints. It may start with "-": pass it as
+    # --cluster-id=ID, or the option parser takes it for an option (1 start in 64 failed).
     local cluster_id
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     echo "kafka.sh: formatting ${DATA_DIR} (cluster id ${cluster_id})"
@@ -322,7 +323,7 @@ format_storage() {
         scram=(--add-scram "SCRAM-SHA-512=[name=${KAFKA_SCRAM_USER},password=$(scram_password)]")
     fi
     if ! "${JAVA}" "${JVM_OPTS[@]}" -cp "${LIB_DIR}/*" kafka.tools.StorageTool format \
-        --config "${CONFIG_FILE}" --cluster-id "${cluster_id}" "${scram[@]}" \
+        --config "${CONFIG_FILE}" "--cluster-id=${cluster_id}" "${scram[@]}" \
         >>"${STDOUT_LOG}" 2>&1; then
         tail -n 50 "${STDOUT_LOG}" >&2 || true
         die "formatting storage failed (see ${STDOUT_LOG})"
