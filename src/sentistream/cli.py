@@ -788,9 +788,7 @@ def worker(**flags: Any) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("kafka").setLevel(
-        max(logging.WARNING, logging.getLevelName(settings.log_level))
-    )
+    # run_worker sets kafka-python's own logger level (quiet unless --log-level DEBUG).
     from sentistream.manifest import ManifestError
     from sentistream.worker.main import run_worker
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from sentistream.dataset import DatasetError, Encoding, LabelledTweets, load_labelled
+from sentistream.text import TextConfig, Vocabulary, pad
 
 __all__ = [
     "ClassWeight",
@@ -26,6 +27,7 @@ __all__ = [
     "Part",
     "PreparedSource",
     "Split",
+    "encode_for_training",
     "load_sources",
     "pooled",
     "sample_weights",
@@ -160,3 +162,15 @@ def pooled(sources: Sequence[PreparedSource], split: str) -> tuple[list[str], li
     texts = [t for s in sources for t in s.parts[split].texts]
     labels = [label for s in sources for label in s.parts[split].labels]
     return texts, labels
+
+
+def encode_for_training(
+    texts: Sequence[str], vocab: Vocabulary, config: TextConfig
+) -> npt.NDArray[np.int32]:
+    """Token ids as the network is fitted on them: the worker's own encoding, padded to maxlen.
+
+    The worker runs the same :meth:`Vocabulary.encode_text` and pads each micro-batch only to
+    its longest tweet (never beyond ``maxlen``); with the masked model and post-padding that
+    is the same input (``tests/unit/test_text.py`` checks both paths against each other).
+    """
+    return pad([vocab.encode_text(text, config) for text in texts], config.maxlen, config.padding)
