@@ -202,6 +202,12 @@ def _classes(value: str) -> tuple[str, ...]:
     help="Start the embedding from GloVe 6B 50-d vectors (in its first 50 dimensions).",
 )
 @click.option(
+    "--train-embedding/--freeze-embedding",
+    default=True,
+    show_default=True,
+    help="Fine-tune the word vectors, or keep them as they start (GloVe's).",
+)
+@click.option(
     "--bidirectional/--unidirectional",
     default=True,
     show_default=True,
@@ -271,6 +277,7 @@ def train(
     limit: int | None,
     class_weight: str,
     glove: bool,
+    train_embedding: bool,
     bidirectional: bool,
     embedding_dim: int,
     lstm_units: int,
@@ -319,6 +326,7 @@ def train(
             "embedding_dim": embedding_dim,
             "lstm_units": lstm_units,
             "bidirectional": bidirectional,
+            "train_embedding": train_embedding,
             "dropout": dropout,
             "recurrent_dropout": recurrent_dropout,
             "spatial_dropout": spatial_dropout,
