@@ -65,6 +65,7 @@ export: $(VENV)/.installed
 	$(VENV)/bin/sentistream evaluate --model-dir $(MODEL)-int8 --json \
 		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
 		> $(RUN)/evaluate-int8.json
+	$(VENV)/bin/python tools/notebook_recipe.py $(RUN) > /dev/null
 	$(VENV)/bin/python tools/model_card.py $(RUN) > $(RUN)/model-card.md
 	mkdir -p docs/model
 	cp $(RUN)/keras/training-curves.png $(RUN)/keras/confusion-matrices.png docs/model/
