@@ -59,6 +59,8 @@ class WorkerMetrics:
     paused: Gauge
     last_progress: Gauge
     model: Info
+    model_reloads: Counter
+    model_reload_failures: Counter
 
     @classmethod
     def create(
@@ -159,4 +161,14 @@ class WorkerMetrics:
                 registry=registry,
             ),
             model=Info("sentistream_model", "The model being served.", registry=registry),
+            model_reloads=Counter(
+                "sentistream_model_reloads",
+                "New models swapped in without a restart (the manifest changed, or SIGHUP).",
+                registry=registry,
+            ),
+            model_reload_failures=Counter(
+                "sentistream_model_reload_failures",
+                "New models refused (verification or warm-up failed); the old one kept serving.",
+                registry=registry,
+            ),
         )

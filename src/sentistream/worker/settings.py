@@ -36,6 +36,13 @@ class WorkerSettings(BaseSettings):
         Path("models/sentistream-lstm"),
         description="Model folder (model.onnx, vocab.json, manifest.json).",
     )
+    model_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often to look for a new model in model-dir (its manifest changed; a "
+        "symlink switched): it is loaded, verified and warmed up aside, then swapped in "
+        "between two micro-batches (0: only on SIGHUP).",
+    )
     input_format: Literal["auto", "json", "text"] = Field(
         "auto",
         description="json: an object with `text` (and optional `id`) or a JSON string; "
