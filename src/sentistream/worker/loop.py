@@ -29,6 +29,7 @@ from sentistream.worker.flow import FlowControl, FlowDecision
 from sentistream.worker.guarantee import AtLeastOnce, ShutdownReport
 from sentistream.worker.messages import InputFormat, InputRecord
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.model_slot import ModelSlot, ServedModel
 from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
 from sentistream.worker.publish import Publisher, Topics
 
@@ -71,6 +72,7 @@ class Worker:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         model_info: Mapping[str, str] | None = None,
         clock: Clock | None = None,
+        model_slot: ModelSlot | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -100,6 +102,7 @@ class Worker:
         self._lag_partitions: set[TopicPartition] = set()
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
+        self.model_slot = model_slot
 
     @property
     def in_flight(self) -> int:
@@ -119,6 +122,10 @@ class Worker:
 
     def step(self) -> None:
         now = self.clock.monotonic()
+        if self.model_slot is not None:  # between two micro-batches: a new model may go in
+            swapped = self.model_slot.poll(now)
+            if swapped is not None:
+                self.use_model(swapped)
         if self.paused:
             self.source.pause(self.source.assignment())  # newly assigned ones too
         room = min(self.batcher.room, self.flow.room(self.in_flight))
@@ -142,6 +149,13 @@ class Worker:
         if len(self.batcher):
             self._process(self.batcher.take())
         return self.guarantee.close(deadline)
+
+    def use_model(self, model: ServedModel) -> None:
+        """Classify with ``model`` from the next micro-batch on; its outputs name it."""
+        self.classify.classifier = model.classifier
+        self.publisher.model_info = dict(model.info)
+        for label in model.classifier.labels:
+            self.metrics.labeled.labels(label=label)
 
     # -- stages ---------------------------------------------------------------------------
 

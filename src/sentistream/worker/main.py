@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import numpy as np
@@ -20,6 +21,7 @@ from sentistream.worker.http import HealthServer, make_app
 from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry, create_topics
 from sentistream.worker.loop import Worker
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.model_slot import ModelSlot, ServedModel, ThreadRunner, manifest_fingerprint
 from sentistream.worker.ports import (
     DeadLetterFailed,
     DeliveryFailed,
@@ -31,7 +33,7 @@ from sentistream.worker.publish import Topics
 from sentistream.worker.settings import WorkerSettings
 from sentistream.worker.topics import check_topics
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "run_worker"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "load_served", "run_worker"]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -72,6 +74,15 @@ class _Process:
         self.stop_requested_at: float | None = None
         self.connection = ConnectionState(started_at=time.monotonic())
         self.worker: Worker | None = None
+        self.models: ModelSlot | None = None
+
+    def request_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP: look for a new model at the next step (only sets a flag)."""
+        if self.models is None:
+            log.info("received SIGHUP before the model was loaded: nothing to reload")
+            return
+        log.info("received SIGHUP: checking %s for a new model", self.settings.model_dir)
+        self.models.request_check()
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
@@ -107,17 +118,23 @@ class _Process:
         return started + self.settings.shutdown_timeout_s
 
 
-def _load_model(settings: WorkerSettings) -> tuple[SentimentModel, dict[str, str]]:
-    model = SentimentModel.load(settings.model_dir, threads=settings.ort_threads)
+def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
+    """Load and verify the model in ``folder`` (a symlink is followed once, so every file comes
+    from one folder) as the worker serves it."""
+    folder = folder.resolve()
+    fingerprint = manifest_fingerprint(folder)
+    model = SentimentModel.load(folder, threads=settings.ort_threads)
     info = {"name": model.manifest.name, "version": model.manifest.version, "sha256": model.sha256}
     log.info(
         "model %s %s (sha256 %s…) loaded from %s",
         info["name"],
         info["version"],
         model.sha256[:12],
-        settings.model_dir,
+        folder,
     )
-    return model, info
+    return ServedModel(
+        OnnxClassifier(model, settings.length_bucket_size), info, fingerprint, folder
+    )
 
 
 def quiet_kafka_logs(level: str) -> None:
@@ -157,20 +174,30 @@ def run_worker(settings: WorkerSettings) -> int:
         return EXIT_SETUP
     signal.signal(signal.SIGTERM, process.request_stop)
     signal.signal(signal.SIGINT, process.request_stop)
+    signal.signal(signal.SIGHUP, process.request_reload)
+    runner = ThreadRunner()
     try:
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
-        model, model_info = _load_model(settings)
-        metrics.model.info(model_info)
-        return _serve(settings, process, model, model_info, metrics, started)
+        served = load_served(settings.model_dir, settings)
+        process.models = ModelSlot(
+            served,
+            metrics,
+            folder=settings.model_dir,
+            load=lambda folder: load_served(folder, settings),
+            runner=runner,
+            interval_s=settings.model_check_interval_s,
+            now=time.monotonic(),
+        )
+        return _serve(settings, process, process.models, metrics, started)
     finally:
+        runner.close()
         server.close()
 
 
 def _serve(
     settings: WorkerSettings,
     process: _Process,
-    model: SentimentModel,
-    model_info: dict[str, str],
+    models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
 ) -> int:
@@ -188,7 +215,7 @@ def _serve(
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
     try:
-        return _consume(settings, process, source, model, model_info, metrics, started)
+        return _consume(settings, process, source, models, metrics, started)
     finally:
         source.close(max(0.1, process.deadline() - time.monotonic()))
 
@@ -197,8 +224,7 @@ def _consume(
     settings: WorkerSettings,
     process: _Process,
     source: KafkaSource,
-    model: SentimentModel,
-    model_info: dict[str, str],
+    models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
 ) -> int:
@@ -231,7 +257,7 @@ def _consume(
     worker = process.worker = Worker(
         source,
         sink,
-        OnnxClassifier(model, settings.length_bucket_size),
+        models.current.classifier,
         metrics,
         policy=BatchPolicy(
             max_batch_size=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000
@@ -240,7 +266,8 @@ def _consume(
         input_format=settings.input_format,
         max_record_bytes=settings.max_record_bytes,
         max_in_flight=settings.max_in_flight or None,
-        model_info=model_info,
+        model_info=models.current.info,
+        model_slot=models,
     )
     if process.stop.is_set():
         worker.stop()
