@@ -32,6 +32,7 @@ from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.model_slot import ModelSlot, ServedModel
 from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
 from sentistream.worker.publish import Publisher, Topics
+from sentistream.worker.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
 
@@ -73,6 +74,7 @@ class Worker:
         model_info: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         model_slot: ModelSlot | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -103,6 +105,7 @@ class Worker:
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
         self.model_slot = model_slot
+        self.shadow = shadow
 
     @property
     def in_flight(self) -> int:
@@ -164,6 +167,8 @@ class Worker:
             self.metrics.consumed.labels(topic=topic).inc(count)
         verdicts = self.classify(records)
         deliveries = self.publisher.publish(records, verdicts, self.clock.time() * 1000)
+        if self.shadow is not None:  # never blocks: a shadow that is behind drops and counts
+            self.shadow.offer(records, verdicts, self.publisher.model_info)
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
 

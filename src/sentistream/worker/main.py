@@ -21,7 +21,13 @@ from sentistream.worker.http import HealthServer, make_app
 from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry, create_topics
 from sentistream.worker.loop import Worker
 from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.model_slot import ModelSlot, ServedModel, ThreadRunner, manifest_fingerprint
+from sentistream.worker.model_slot import (
+    ModelSlot,
+    ServedModel,
+    ThreadRunner,
+    manifest_fingerprint,
+    warm_up,
+)
 from sentistream.worker.ports import (
     DeadLetterFailed,
     DeliveryFailed,
@@ -31,6 +37,7 @@ from sentistream.worker.ports import (
 )
 from sentistream.worker.publish import Topics
 from sentistream.worker.settings import WorkerSettings
+from sentistream.worker.shadow import Shadow
 from sentistream.worker.topics import check_topics
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "load_served", "run_worker"]
@@ -253,6 +260,70 @@ def _consume(
     if sink is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
+    shadow, shadow_sink = _start_shadow(settings, source, metrics)
+    try:
+        return _run_loop(settings, process, source, sink, models, metrics, started, shadow)
+    finally:
+        if shadow is not None:
+            shadow.close(1.0)
+        if shadow_sink is not None:
+            shadow_sink.close(1.0)
+
+
+def _start_shadow(
+    settings: WorkerSettings, source: KafkaSource, metrics: WorkerMetrics
+) -> tuple[Shadow | None, KafkaSink | None]:
+    """The shadow model with a producer of its own, or none. A shadow that cannot start is
+    logged and left out: it never stops the primary."""
+    if not settings.shadow_model_dir:
+        return None, None
+    topic = settings.shadow_topic or f"{settings.output_topic}.shadow"
+    if topic not in source.topics():
+        if not settings.create_topics:
+            log.error(
+                "shadow model off: the shadow topic %s does not exist (create it, or start with "
+                "--create-topics)",
+                topic,
+            )
+            return None, None
+        create_topics(settings.bootstrap_servers, {topic: 3})
+        log.info("created %s (3 partitions)", topic)
+    try:
+        model = load_served(Path(settings.shadow_model_dir), settings)
+        warm_up(model.classifier)
+    except Exception as exc:  # a broken shadow is reported, and the primary serves on
+        log.error("shadow model off: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
+        return None, None
+    sink = KafkaSink(settings)
+    log.info(
+        "shadow model %s %s labels %.0f %% of the tweets into %s",
+        model.info["name"],
+        model.info["version"],
+        settings.shadow_fraction * 100,
+        topic,
+    )
+    shadow = Shadow(
+        model.classifier,
+        model.info,
+        sink,
+        topic,
+        metrics,
+        fraction=settings.shadow_fraction,
+        now_ms=lambda: time.time() * 1000,
+    )
+    return shadow.start(), sink
+
+
+def _run_loop(
+    settings: WorkerSettings,
+    process: _Process,
+    source: KafkaSource,
+    sink: KafkaSink,
+    models: ModelSlot,
+    metrics: WorkerMetrics,
+    started: float,
+    shadow: Shadow | None,
+) -> int:
     source.subscribe()
     worker = process.worker = Worker(
         source,
@@ -268,6 +339,7 @@ def _consume(
         max_in_flight=settings.max_in_flight or None,
         model_info=models.current.info,
         model_slot=models,
+        shadow=shadow,
     )
     if process.stop.is_set():
         worker.stop()

@@ -43,6 +43,17 @@ class WorkerSettings(BaseSettings):
         "symlink switched): it is loaded, verified and warmed up aside, then swapped in "
         "between two micro-batches (0: only on SIGHUP).",
     )
+    shadow_model_dir: str = Field(
+        "",
+        description="A second model folder that labels the same micro-batches off the primary's "
+        "path, into shadow-topic, beside the primary's label (empty: no shadow).",
+    )
+    shadow_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of the labelled tweets the shadow model sees."
+    )
+    shadow_topic: str = Field(
+        "", description="Topic of the shadow model's labels (empty: <output-topic>.shadow)."
+    )
     input_format: Literal["auto", "json", "text"] = Field(
         "auto",
         description="json: an object with `text` (and optional `id`) or a JSON string; "
