@@ -14,7 +14,7 @@ RUN ?= runs/shipped
 MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh
 
-.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean
+.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean helm
 
 help:
 	@echo "make demo   - local Kafka + worker + replayed tweets (no Docker, no TensorFlow)"
@@ -75,6 +75,11 @@ bench: $(VENV)/.installed
 	$(KAFKA) fetch
 	$(VENV)/bin/sentistream bench --out runs/bench \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
+
+# helm (built from the Go module proxy) and the KEDA / prometheus-operator CRDs, into .cache/k8s/;
+# tests/test_helm_chart.py runs this itself when they are missing.
+helm:
+	tools/k8s/fetch.sh
 
 kafka-start:
 	$(KAFKA) start
