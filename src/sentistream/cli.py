@@ -190,10 +190,11 @@ def _classes(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--class-weight",
-    type=click.Choice(["balanced", "none"]),
+    type=click.Choice(["balanced-per-source", "balanced", "none"]),
     default="balanced",
     show_default=True,
-    help="balanced: every class weighs the same in the loss.",
+    help="balanced-per-source: inside each file every class weighs the same; balanced: every "
+    "class weighs the same over all files; none: only the file weights.",
 )
 @click.option(
     "--glove/--no-glove",
