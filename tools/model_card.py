@@ -17,7 +17,7 @@ from typing import Any
 
 
 def _f(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 _KEYS = ("accuracy", "macro_f1", "macro_recall", "binary_accuracy")

@@ -191,7 +191,7 @@ def _classes(value: str) -> tuple[str, ...]:
 @click.option(
     "--class-weight",
     type=click.Choice(["balanced-per-source", "balanced", "none"]),
-    default="balanced",
+    default="balanced-per-source",
     show_default=True,
     help="balanced-per-source: inside each file every class weighs the same; balanced: every "
     "class weighs the same over all files; none: only the file weights.",

@@ -91,7 +91,7 @@ class TrainConfig:
     """Use a stratified sample of at most this many rows of each source (for smoke tests)."""
     patience: int = 2
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
-    class_weight: ClassWeight = "balanced"
+    class_weight: ClassWeight = "balanced-per-source"
     glove: bool = True
     baseline: bool = True
     plots: bool = True
