@@ -123,6 +123,7 @@ class LatencyRun:
 class EndToEnd:
     model_dir: str
     kafka_client: str
+    topics: dict[str, str]
     worker_settings: dict[str, str]
     start_to_ready_s: float
     peak_rss_mb: float
@@ -294,6 +295,7 @@ def run_end_to_end(
     return EndToEnd(
         model_dir=str(model_dir),
         kafka_client=kafka_client,
+        topics=topics,
         worker_settings=settings,
         start_to_ready_s=worker.start_to_ready_s,
         peak_rss_mb=rss,
