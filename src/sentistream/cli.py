@@ -916,6 +916,14 @@ def worker(**flags: Any) -> None:
     help="Worker settings for the end-to-end runs, e.g. max_batch_size=256.",
 )
 @click.option(
+    "--worker-env",
+    "worker_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment of the worker processes, e.g. PYTHONPATH=/tmp/old/src to "
+    "measure another checkout's worker with the same load.",
+)
+@click.option(
     "--out",
     type=_out_dir,
     default=Path("runs/bench"),
@@ -940,6 +948,7 @@ def bench(
     latency_seconds: float,
     repeats: int,
     worker_settings: tuple[str, ...],
+    worker_env: tuple[str, ...],
     out: Path,
 ) -> None:
     """Measure the ONNX ceiling, per-stage costs, and the worker end to end through Kafka.
@@ -969,6 +978,7 @@ def bench(
         skip_kafka=skip_kafka,
         bootstrap_servers=bootstrap_servers,
         worker_settings=dict(item.split("=", 1) for item in worker_settings),
+        worker_env=dict(item.split("=", 1) for item in worker_env),
         keras_dir=keras_dir,
         baseline_tweets=baseline_tweets,
         repeats=repeats,

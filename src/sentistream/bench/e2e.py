@@ -229,6 +229,7 @@ def run_end_to_end(
     latency_seconds: float = 10.0,
     kafka_client: str = "kafka-python",
     worker_settings: Mapping[str, str] | None = None,
+    worker_env: Mapping[str, str] | None = None,
     log: Log = print,
 ) -> EndToEnd:
     """Backlog, then paced runs at ``fractions`` of the backlog's throughput, one worker."""
@@ -242,7 +243,12 @@ def run_end_to_end(
     log(f"  produced in {fill_s:.2f} s ({fill_cpu:.2f} CPU s)")
 
     worker = BenchWorker(
-        session.broker.bootstrap, model_dir, topics, f"g-{topics['input']}", settings
+        session.broker.bootstrap,
+        model_dir,
+        topics,
+        f"g-{topics['input']}",
+        settings,
+        dict(worker_env or {}),
     )
     worker.start()
     try:
@@ -378,13 +384,21 @@ def run_scale_out(
     *,
     workers: int,
     worker_settings: Mapping[str, str] | None = None,
+    worker_env: Mapping[str, str] | None = None,
     log: Log = print,
 ) -> ScaleOut:
     """``workers`` workers in one group, given their partitions, then a kcat backlog."""
     topics = session.create_topics(f"scale{workers}")
     group = f"g-{topics['input']}"
     procs = [
-        BenchWorker(session.broker.bootstrap, model_dir, topics, group, dict(worker_settings or {}))
+        BenchWorker(
+            session.broker.bootstrap,
+            model_dir,
+            topics,
+            group,
+            dict(worker_settings or {}),
+            dict(worker_env or {}),
+        )
         for _ in range(workers)
     ]
     try:

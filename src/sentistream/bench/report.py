@@ -122,6 +122,11 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
         f"(1/5/15 min) at the start {result['load_average_start']}, at the end "
         f"{result['load_average_end']}.",
     ]
+    if result.get("worker_settings") or result.get("worker_env"):
+        lines.append(
+            f"\nWorker settings {result.get('worker_settings') or 'default'}, extra worker "
+            f"environment {result.get('worker_env') or 'none'}."
+        )
     for entry in result["models"]:
         lines += _model_section(entry, bucket_size)
     if result["scale_out"]:

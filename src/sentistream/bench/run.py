@@ -55,6 +55,8 @@ class BenchConfig:
     skip_kafka: bool = False
     bootstrap_servers: str | None = None
     worker_settings: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
+    """Extra environment of the worker processes (``PYTHONPATH`` of another checkout)."""
     keras_dir: Path | None = None
     baseline_tweets: int = 500
     repeats: int = 2
@@ -97,7 +99,13 @@ def run_bench(config: BenchConfig, log: Log) -> dict[str, Any]:
 
     if not config.skip_kafka:
         kcat()  # fail before anything is measured, with the install hint
-    result: dict[str, Any] = {"models": [], "scale_out": [], "samples": {}}
+    result: dict[str, Any] = {
+        "models": [],
+        "scale_out": [],
+        "samples": {},
+        "worker_settings": dict(config.worker_settings),
+        "worker_env": dict(config.worker_env),
+    }
     with _broker(config, log) as broker:
         session = Session(broker) if broker is not None else None
         try:
@@ -111,6 +119,7 @@ def run_bench(config: BenchConfig, log: Log) -> dict[str, Any]:
                         config.texts,
                         workers=workers,
                         worker_settings=config.worker_settings,
+                        worker_env=config.worker_env,
                         log=log,
                     )
                     result["scale_out"].append(asdict(scale))
@@ -168,6 +177,7 @@ def _one_model(
                     latency_seconds=config.latency_seconds,
                     kafka_client=client,
                     worker_settings=config.worker_settings,
+                    worker_env=config.worker_env,
                     log=log,
                 )
             )

@@ -46,6 +46,8 @@ class BenchWorker:
     topics: Mapping[str, str]
     group_id: str
     settings: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment, e.g. ``PYTHONPATH`` to run another checkout's worker."""
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     start_to_ready_s: float = 0.0
@@ -70,6 +72,7 @@ class BenchWorker:
             "SENTISTREAM_METRICS_PORT": str(self.port),
             "SENTISTREAM_LOG_LEVEL": "WARNING",
             **{f"SENTISTREAM_{k.upper()}": v for k, v in self.settings.items()},
+            **self.env,
         }
         started = time.monotonic()
         self.process = subprocess.Popen(
