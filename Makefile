@@ -71,10 +71,18 @@ export: $(VENV)/.installed
 	cp $(RUN)/keras/training-curves.png $(RUN)/keras/confusion-matrices.png docs/model/
 	cat $(RUN)/model-card.md
 
+# Both model folders through a throw-away broker; the load comes from kcat (Debian package
+# kcat). The figures go to docs/bench/ for BENCHMARKS.md.
+BENCH_FLAGS ?=
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
-	$(VENV)/bin/sentistream bench --out runs/bench \
+	@command -v kcat >/dev/null || { echo "make bench needs kcat: apt-get install -y kcat" >&2; exit 1; }
+	$(VENV)/bin/sentistream bench --out runs/bench --model-dir $(MODEL) \
+		--extra-model-dir $(MODEL)-int8 $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
+	mkdir -p docs/bench
+	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \
+		runs/bench/bench.md runs/bench/bench.json docs/bench/
 
 # helm (built from the Go module proxy) and the KEDA / prometheus-operator CRDs, into .cache/k8s/;
 # tests/test_helm_chart.py runs this itself when they are missing.

@@ -133,9 +133,11 @@ class Worker:
             self.source.pause(self.source.assignment())  # newly assigned ones too
         room = min(self.batcher.room, self.flow.room(self.in_flight))
         # kafka-python wants max_records >= 1; with no room every partition is paused.
-        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), max(1, room))
+        asked = max(1, room)
+        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         for records in polled.values():
             self.batcher.add(records, self.clock.monotonic())
+        self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
         now = self.clock.monotonic()
         if self.batcher.ready(now):
             self._process(self.batcher.take())
