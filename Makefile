@@ -14,7 +14,7 @@ RUN ?= runs/shipped
 MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh
 
-.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean
+.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean helm
 
 help:
 	@echo "make demo   - local Kafka + worker + replayed tweets (no Docker, no TensorFlow)"
@@ -65,15 +65,29 @@ export: $(VENV)/.installed
 	$(VENV)/bin/sentistream evaluate --model-dir $(MODEL)-int8 --json \
 		$(addprefix --data ,$(wildcard $(RUN)/keras/test-*.csv) examples/demo-tweets.csv) \
 		> $(RUN)/evaluate-int8.json
+	$(VENV)/bin/python tools/notebook_recipe.py $(RUN) > /dev/null
 	$(VENV)/bin/python tools/model_card.py $(RUN) > $(RUN)/model-card.md
 	mkdir -p docs/model
 	cp $(RUN)/keras/training-curves.png $(RUN)/keras/confusion-matrices.png docs/model/
 	cat $(RUN)/model-card.md
 
+# Both model folders through a throw-away broker; the load comes from kcat (Debian package
+# kcat). The figures go to docs/bench/ for BENCHMARKS.md.
+BENCH_FLAGS ?=
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
-	$(VENV)/bin/sentistream bench --out runs/bench \
+	@command -v kcat >/dev/null || { echo "make bench needs kcat: apt-get install -y kcat" >&2; exit 1; }
+	$(VENV)/bin/sentistream bench --out runs/bench --model-dir $(MODEL) \
+		--extra-model-dir $(MODEL)-int8 $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
+	mkdir -p docs/bench
+	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \
+		runs/bench/bench.md runs/bench/bench.json docs/bench/
+
+# helm (built from the Go module proxy) and the KEDA / prometheus-operator CRDs, into .cache/k8s/;
+# tests/test_helm_chart.py runs this itself when they are missing.
+helm:
+	tools/k8s/fetch.sh
 
 kafka-start:
 	$(KAFKA) start

@@ -362,6 +362,9 @@ def test_dashboard_covers_the_operator_questions() -> None:
         "count(sentistream_assigned_partitions",
         "changes(process_start_time_seconds",
         "changes(sentistream_assigned_partitions",
+        # issue 12: the shadow model's agreement with the primary, and what it dropped
+        "sentistream_shadow_agreement_ratio",
+        "sentistream_shadow_dropped_records_total",
     ):
         assert needed in exprs, f"no dashboard panel queries {needed}"
 

@@ -17,25 +17,29 @@ from typing import Any
 
 
 def _f(value: Any) -> str:
-    return "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _per_source(report: dict[str, Any]) -> list[str]:
-    lines = [
-        "| test split | n | LSTM accuracy | baseline | LSTM macro F1 | baseline | "
-        "LSTM macro recall (3 classes) | baseline | LSTM pos/neg accuracy | baseline | "
-        "LSTM ahead on every figure |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
-    ]
-    keys = ("accuracy", "macro_f1", "macro_recall", "binary_accuracy")
+_KEYS = ("accuracy", "macro_f1", "macro_recall", "binary_accuracy")
+
+
+def _per_source(report: dict[str, Any], recipe: dict[str, Any], sub_sources: bool) -> list[str]:
+    """One row per source (or per sub-source: the CSV's query column) of the test split."""
+    header = "| test split | n |"
+    rule = "|---|---:|"
+    for key in ("accuracy", "macro F1", "macro recall (3 classes)", "pos/neg accuracy"):
+        header += f" {key}: LSTM | baseline |" + (" notebook |" if recipe else "")
+        rule += "---:|---:|" + ("---:|" if recipe else "")
+    lines = [header + " LSTM ahead of the baseline |", rule + ":---:|"]
     for source, lstm in report["lstm"].items():
+        if ("/" in source) != sub_sources:
+            continue
         base = report["tfidf_baseline"].get(source, {})
-        ahead = all(
-            lstm[k] is None or base.get(k) is None or lstm[k] > base[k] for k in keys
-        )
+        old = recipe.get(f"test-{source}.csv", {})
+        ahead = all(lstm[k] is None or base.get(k) is None or lstm[k] > base[k] for k in _KEYS)
         cells = [source, str(lstm["n"])]
-        for key in keys:
-            cells += [_f(lstm[key]), _f(base.get(key))]
+        for key in _KEYS:
+            cells += [_f(lstm[key]), _f(base.get(key))] + ([_f(old.get(key))] if recipe else [])
         cells.append("yes" if ahead else "**no**")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -73,8 +77,11 @@ def _training(manifest: dict[str, Any], report: dict[str, Any]) -> list[str]:
         f"- classes: {', '.join(manifest['labels'])}; class weight: {training['class_weight']}",
         f"- network: {json.dumps(training['hyperparameters'])}",
         f"- GloVe start: {training['glove']}"
-        + (f" ({glove['words_with_vector']} words, {glove['coverage']:.1%} of the vocabulary)"
-           if glove else ""),
+        + (
+            f" ({glove['words_with_vector']} words, {glove['coverage']:.1%} of the vocabulary)"
+            if glove
+            else ""
+        ),
         f"- epochs run: {training['epochs']} (batch {training['batch_size']}); "
         f"validation loss per epoch: {', '.join(f'{v:.4f}' for v in curves['val_loss'])}; "
         f"validation accuracy: {', '.join(f'{v:.4f}' for v in curves['val_accuracy'])}",
@@ -85,7 +92,18 @@ def _training(manifest: dict[str, Any], report: dict[str, Any]) -> list[str]:
 def main(run: Path) -> None:
     report = json.loads((run / "keras" / "report.json").read_text(encoding="utf-8"))
     manifest = json.loads((run / "keras" / "manifest.json").read_text(encoding="utf-8"))
-    out = ["### Per-source test splits (Keras model vs TF-IDF baseline)", "", *_per_source(report)]
+    recipe_file = run / "notebook-recipe.json"
+    recipe = json.loads(recipe_file.read_text()) if recipe_file.is_file() else {}
+    out = [
+        "### Test split of every source: LSTM, TF-IDF baseline"
+        + (", notebook's recipe" if recipe else ""),
+        "",
+        *_per_source(report, recipe, sub_sources=False),
+        "",
+        "### The same split by SemEval file (the CSV's query column; small samples)",
+        "",
+        *_per_source(report, {}, sub_sources=True),
+    ]
     if (run / "evaluate-float.json").is_file():
         out += ["", "### Served models (ONNX Runtime) on the same splits", "", *_onnx(run)]
     out += ["", "### Training run", "", *_training(manifest, report)]

@@ -206,16 +206,23 @@ def _classes(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--class-weight",
-    type=click.Choice(["balanced", "none"]),
-    default="balanced",
+    type=click.Choice(["balanced-per-source", "balanced", "none"]),
+    default="balanced-per-source",
     show_default=True,
-    help="balanced: every class weighs the same in the loss.",
+    help="balanced-per-source: inside each file every class weighs the same; balanced: every "
+    "class weighs the same over all files; none: only the file weights.",
 )
 @click.option(
     "--glove/--no-glove",
     default=True,
     show_default=True,
     help="Start the embedding from GloVe 6B 50-d vectors (in its first 50 dimensions).",
+)
+@click.option(
+    "--train-embedding/--freeze-embedding",
+    default=True,
+    show_default=True,
+    help="Fine-tune the word vectors, or keep them as they start (GloVe's).",
 )
 @click.option(
     "--bidirectional/--unidirectional",
@@ -287,6 +294,7 @@ def train(
     limit: int | None,
     class_weight: str,
     glove: bool,
+    train_embedding: bool,
     bidirectional: bool,
     embedding_dim: int,
     lstm_units: int,
@@ -335,6 +343,7 @@ def train(
             "embedding_dim": embedding_dim,
             "lstm_units": lstm_units,
             "bidirectional": bidirectional,
+            "train_embedding": train_embedding,
             "dropout": dropout,
             "recurrent_dropout": recurrent_dropout,
             "spatial_dropout": spatial_dropout,
@@ -819,9 +828,7 @@ def worker(**flags: Any) -> None:
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("kafka").setLevel(
-        max(logging.WARNING, logging.getLevelName(settings.log_level))
-    )
+    # run_worker sets kafka-python's own logger level (quiet unless --log-level DEBUG).
     from sentistream.manifest import ManifestError
     from sentistream.worker.main import run_worker
 
@@ -835,6 +842,13 @@ def worker(**flags: Any) -> None:
 @cli.command()
 @_model_option
 @click.option(
+    "--extra-model-dir",
+    "extra_model_dirs",
+    multiple=True,
+    type=_existing_dir,
+    help="Another model folder measured the same way (repeat for more), e.g. the int8 one.",
+)
+@click.option(
     "--data",
     type=_existing_file,
     default=PROJECT_ROOT.parent / "shared/data/sentiment140-100k/sentiment140-100k.csv",
@@ -844,9 +858,16 @@ def worker(**flags: Any) -> None:
 @click.option(
     "--tweets",
     type=IntRange(min=1),
-    default=20_000,
+    default=50_000,
     show_default=True,
-    help="Tweets for the ceiling and the end-to-end backlog.",
+    help="Tweets in each end-to-end backlog (kcat produces them before the clock starts).",
+)
+@click.option(
+    "--ceiling-tweets",
+    type=IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Tweets for the ONNX Runtime ceiling and the per-stage costs.",
 )
 @click.option(
     "--batch-sizes",
@@ -860,6 +881,21 @@ def worker(**flags: Any) -> None:
     default=32,
     show_default=True,
     help="Length-bucket size for the bucketed ceiling (the worker's default).",
+)
+@click.option(
+    "--kafka-client",
+    "kafka_clients",
+    multiple=True,
+    type=click.Choice(["kafka-python"]),
+    default=("kafka-python",),
+    show_default=True,
+    help="Kafka client(s) of the worker to measure end to end.",
+)
+@click.option(
+    "--fractions",
+    default="0.1,0.5,0.9",
+    show_default=True,
+    help="Paced loads, as fractions of the backlog's throughput.",
 )
 @click.option(
     "--keras-dir",
@@ -878,110 +914,124 @@ def worker(**flags: Any) -> None:
     show_default=True,
     help="Tweets for the one-at-a-time baselines.",
 )
+@click.option(
+    "--bootstrap-servers",
+    default=None,
+    help="Use this broker; by default a throw-away one is started (its CPU is then reported).",
+)
 @click.option("--skip-kafka", is_flag=True, help="Only the inference measurements.")
+@click.option(
+    "--scale-out/--no-scale-out",
+    default=True,
+    show_default=True,
+    help="Also one and two workers in one group (first model).",
+)
 @click.option(
     "--latency-seconds",
     type=FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
-    help="How long the paced latency run lasts.",
+    help="How long each paced latency run lasts.",
+)
+@click.option(
+    "--repeats",
+    type=IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Ceiling and stage timings are the best of this many runs.",
 )
 @click.option(
     "--worker-setting",
     "worker_settings",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Worker settings for the end-to-end run, e.g. max_batch_size=256.",
+    help="Worker settings for the end-to-end runs, e.g. max_batch_size=256.",
+)
+@click.option(
+    "--worker-env",
+    "worker_env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment of the worker processes, e.g. PYTHONPATH=/tmp/old/src to "
+    "measure another checkout's worker with the same load.",
 )
 @click.option(
     "--out",
     type=_out_dir,
     default=Path("runs/bench"),
     show_default=True,
-    help="Folder for bench.md and bench.json.",
+    help="Folder for bench.md, bench.json and the figures.",
 )
-@_connection_options
 def bench(
     model_dir: Path,
+    extra_model_dirs: tuple[Path, ...],
     data: Path,
     tweets: int,
+    ceiling_tweets: int,
     batch_sizes: str,
     bucket_size: int,
+    kafka_clients: tuple[str, ...],
+    fractions: str,
     keras_dir: Path | None,
     baseline_tweets: int,
+    bootstrap_servers: str | None,
     skip_kafka: bool,
+    scale_out: bool,
     latency_seconds: float,
+    repeats: int,
     worker_settings: tuple[str, ...],
+    worker_env: tuple[str, ...],
     out: Path,
-    connection: KafkaConnection,
 ) -> None:
-    """Measure the ONNX ceiling, the worker through Kafka, and the one-at-a-time baselines.
+    """Measure the ONNX ceiling, per-stage costs, and the worker end to end through Kafka.
 
-    Without --bootstrap-servers (flag or variable) a throw-away broker is started. Add
-    `--worker-setting processing_guarantee=exactly-once` to measure exactly-once (the labels
-    are then read with read_committed).
+    The load comes from kcat (librdkafka), never from this process: backlogs are produced
+    before the clock starts, paced loads by a separate process whose CPU is reported.
     """
-    import contextlib
+    from datetime import UTC, datetime
 
-    from sentistream.bench.e2e import local_broker, run_end_to_end
-    from sentistream.bench.raw import (
-        keras_one_at_a_time,
-        ort_ceiling,
-        ort_one_at_a_time,
-        sample,
-    )
-    from sentistream.bench.report import write_report
+    from sentistream.bench.kcat import KcatMissingError
+    from sentistream.bench.plots import latency_distribution, throughput_by_batch
+    from sentistream.bench.raw import sample
+    from sentistream.bench.report import load_average, machine, write_report
+    from sentistream.bench.run import BenchConfig, run_bench
     from sentistream.dataset import load_labelled
 
-    model = _load_model(model_dir)
-    texts = load_labelled(data).texts
-    texts = sample(texts, tweets)
-    ids = [model.encode(t) for t in texts]
-    sizes = [int(b) for b in batch_sizes.split(",")]
-    _log(f"ONNX Runtime ceiling over {len(ids)} tweets, batch sizes {sizes}")
-    ceiling = ort_ceiling(model, ids, sizes) + ort_ceiling(
-        model, ids, [b for b in sizes if b > bucket_size], bucket_size=bucket_size
+    config = BenchConfig(
+        model_dirs=[model_dir, *extra_model_dirs],
+        texts=sample(load_labelled(data).texts, tweets),
+        ceiling_tweets=ceiling_tweets,
+        batch_sizes=[int(b) for b in batch_sizes.split(",")],
+        bucket_size=bucket_size,
+        kafka_clients=kafka_clients,
+        fractions=[float(f) for f in fractions.split(",")],
+        latency_seconds=latency_seconds,
+        scale_out=scale_out,
+        skip_kafka=skip_kafka,
+        bootstrap_servers=bootstrap_servers,
+        worker_settings=dict(item.split("=", 1) for item in worker_settings),
+        worker_env=dict(item.split("=", 1) for item in worker_env),
+        keras_dir=keras_dir,
+        baseline_tweets=baseline_tweets,
+        repeats=repeats,
     )
-    for row in ceiling:
-        _log(f"  {row.name}, batch {row.batch_size:>4}: {row.per_second:,.0f} tweets/s")
-    baselines = [ort_one_at_a_time(model, ids[: baseline_tweets * 4])]
-    if keras_dir is not None:
-        baselines.append(keras_one_at_a_time(keras_dir, texts[:baseline_tweets]))
-    for row in baselines:
-        _log(f"  {row.name}: {row.per_second:,.0f} tweets/s")
-    settings = dict(item.split("=", 1) for item in worker_settings)
-    end_to_end = None
+    started = load_average()
+    try:
+        result = run_bench(config, _log)
+    except KcatMissingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result |= {
+        "command": "sentistream bench " + " ".join(sys.argv[2:]),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load_average_start": started,
+        "load_average_end": load_average(),
+    }
+    samples = result["samples"]
+    written = write_report(out, result, bucket_size=bucket_size)
+    throughput_by_batch(written["models"], out / "throughput-by-batch.png")
     if not skip_kafka:
-        given = click.get_current_context().get_parameter_source("bootstrap_servers")
-        broker = (
-            contextlib.nullcontext(connection)
-            if given is not click.core.ParameterSource.DEFAULT
-            else local_broker(_log)
-        )
-        with broker as kafka:
-            end_to_end = run_end_to_end(
-                kafka,
-                model_dir,
-                texts,
-                latency_seconds=latency_seconds,
-                worker_settings=settings,
-                log=_log,
-            )
-    assert model.manifest.onnx is not None
-    write_report(
-        out,
-        model={
-            "name": model.manifest.name,
-            "version": model.manifest.version,
-            "sha256": model.sha256,
-            "lstm_op": model.manifest.onnx.lstm_op,
-            "quantization": model.manifest.onnx.quantization,
-        },
-        ceiling=ceiling,
-        baselines=baselines,
-        end_to_end=end_to_end,
-        command="sentistream bench " + " ".join(sys.argv[2:]),
-    )
+        latency_distribution(written["models"], samples, out / "latency-distribution.png")
     click.echo((out / "bench.md").read_text())
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.integration.worker_process import (
+    SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
@@ -40,7 +41,9 @@ def test_every_tweet_gets_exactly_one_label_and_offsets_are_committed(
     out = consume_all(kafka_bootstrap, topics.output, until=len(ids), idle=1.0)
     assert sorted(ids_of(out)) == sorted(ids)
     results = [json.loads(r.value) for r in out]
-    assert {r["label"] for r in results} <= {"negative", "positive"}
+    labels = json.loads((SHIPPED_MODEL / "manifest.json").read_text())["labels"]
+    assert {r["label"] for r in results} <= set(labels)
+    assert all(list(r["probabilities"]) == labels for r in results)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in results)
     assert all(r["source"]["topic"] == topics.input for r in results)
     # The key is kept and each output lands on the input's partition, in input order.

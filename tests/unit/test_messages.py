@@ -347,3 +347,74 @@ def test_decode_any_json_document(document: Any, text: str, wrap: bool, input_fo
     result = _decode_or_reason(raw, input_format)
     if isinstance(result, Tweet):
         _assert_writable(result)
+
+
+# -- orjson: the same readings and writings as the standard library --------------------------
+
+
+@pytest.mark.parametrize(
+    "tweet_id",
+    [
+        2**64,  # orjson alone would read this as a float
+        -(2**63) - 1,
+        int("9" * 300),
+        1.5,
+        1e16,
+        [1, 2**70, {"deep": 2**65}],
+        {"a": None, "b": True},
+    ],
+    ids=["2**64", "below_int64", "300_digits", "float", "1e16", "list", "object"],
+)
+def test_an_id_is_kept_exactly_and_written_back_exactly(tweet_id: Any):
+    raw = json.dumps({"text": "fine words", "id": tweet_id}).encode()
+    tweet = decode(raw, "auto", 1_000_000)
+    assert tweet == Tweet("fine words", tweet_id)
+    assert type(tweet.id) is type(tweet_id)
+    out = encode_label(_record(), tweet, "positive", {"positive": 1.0}, {}, 0.0)
+    assert json.loads(out)["id"] == tweet_id
+
+
+def test_a_quoted_value_that_is_not_a_json_string_stays_text_in_auto_mode():
+    assert decode(b'"\\x" is not an escape', "auto", LIMIT) == Tweet('"\\x" is not an escape')
+
+
+def test_encode_label_writes_compact_utf8_with_line_separators_as_they_are():
+    text = 'line\u2028sep \u00e9 \U0001f600 "quoted" \\ back'
+    out = encode_label(_record(), Tweet(text, 1), "positive", {"positive": 1.0}, {}, 0.0)
+    assert b": " not in out
+    assert b", " not in out
+    assert "\u00e9 \U0001f600".encode() in out
+    assert json.loads(out)["text"] == text
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_encode_label_refuses_every_non_finite_probability(bad: float):
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode_label(_record(), Tweet("t"), "negative", {"a": 0.5, "negative": bad}, {}, 0.0)
+
+
+_FINITE_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(exclude_categories=["Cs"])),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tweet_id=_FINITE_JSON,
+    text=st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1).filter(str.strip),
+)
+def test_decode_reads_what_the_standard_library_reads(tweet_id: Any, text: str):
+    raw = json.dumps({"text": text, "id": tweet_id}).encode()
+    expected = json.loads(raw)
+    tweet = decode(raw, "json", 1_000_000)
+    assert tweet == Tweet(expected["text"], expected["id"])
+    out = encode_label(_record(), tweet, "positive", {"positive": 1.0}, {}, 0.0)
+    assert json.loads(out)["id"] == expected["id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,8 @@ from sentistream.text import (
     pad_to_longest,
     tokenize,
 )
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "sentistream-lstm"
 
 
 @pytest.mark.parametrize("char", ["[", "\\", "]", "^", "_", "`"])
@@ -153,12 +157,25 @@ def test_pad_to_longest_stops_at_the_batch_longest_and_at_maxlen() -> None:
 
 
 def test_one_maxlen_for_training_and_serving() -> None:
-    # Notebook bug: fitted on sequences padded to the training length, predicted on 40.
-    config = TextConfig(maxlen=7, num_words=100)
-    vocab = Vocabulary(["good"])
-    ids = vocab.encode_text("good good good good good good good good good", config)
-    assert len(ids) == 7
-    assert pad([ids], config.maxlen).shape == (1, 7)
+    # Notebook bug: fitted on sequences padded to the training length, predicted on 40. Here
+    # the trainer's encoding and the worker's (the shipped model's encode + batch, which the
+    # worker's classify step calls) are run on the same tweets and must agree.
+    from sentistream.inference import SentimentModel
+    from sentistream.trainer.sources import encode_for_training
+
+    model = SentimentModel.load(SHIPPED)
+    config = model.text_config
+    long_tweet = " ".join(["good"] * 3 + ["movie"] * (config.maxlen + 60))
+    tweets = [long_tweet, "bad day", ""]
+    trained = encode_for_training(tweets, model.vocab, config)
+    served = model.batch([model.encode(t) for t in tweets])
+    assert trained.shape == served.shape == (3, config.maxlen)  # cut at maxlen, both sides
+    np.testing.assert_array_equal(trained, served)
+    # a batch of short tweets is padded only to its longest, with the same leading ids
+    short = model.batch([model.encode(t) for t in tweets[1:]])
+    assert short.shape[1] < config.maxlen
+    np.testing.assert_array_equal(trained[1:, : short.shape[1]], short)
+    assert not trained[1:, short.shape[1] :].any()
 
 
 def test_vocabulary_json_round_trip() -> None:

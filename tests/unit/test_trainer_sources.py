@@ -130,3 +130,19 @@ def test_preparing_data_loads_no_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_balanced_per_source_evens_classes_inside_each_source(tmp_path: Path) -> None:
+    a = _csv(tmp_path / "a.csv", {"negative": 400, "positive": 400})
+    b = _csv(tmp_path / "b.csv", {"negative": 100, "neutral": 300, "positive": 200})
+    classes = ["negative", "neutral", "positive"]
+    sources = load_sources([DataSource(a, 0.5), DataSource(b)], classes, "auto", Split(), print)
+    weights = sample_weights(sources, "train", "balanced-per-source")
+    assert weights.mean() == pytest.approx(1.0)
+    n_a = len(sources[0].parts["train"].labels)
+    for part, rows in ((sources[0], weights[:n_a]), (sources[1], weights[n_a:])):
+        labels = part.parts["train"].labels
+        totals = {c: rows[[label == c for label in labels]].sum() for c in set(labels)}
+        assert len(set(np.round(list(totals.values()), 3))) == 1  # each class the same
+    # the sources keep their relative size x weight: 0.5 x 640 rows vs 1 x 480 rows
+    assert weights[:n_a].sum() / weights[n_a:].sum() == pytest.approx(0.5 * 640 / 480)

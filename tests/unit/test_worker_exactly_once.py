@@ -67,7 +67,11 @@ class Harness:
 
 
 def make(
-    records: list[FakeRecord], *, log: FakeTransactionLog | None = None, batch: int = 4
+    records: list[FakeRecord],
+    *,
+    log: FakeTransactionLog | None = None,
+    batch: int = 4,
+    adaptive: bool = False,
 ) -> Harness:
     log = log if log is not None else FakeTransactionLog()
     source = FakeTransactionalSource(log, records)
@@ -80,7 +84,8 @@ def make(
         sink,
         FakeClassifier(),
         metrics,
-        policy=BatchPolicy(max_batch_size=batch, max_wait_s=0.1),
+        # A fixed window unless asked: the tests place events between polls and the close.
+        policy=BatchPolicy(max_batch_size=batch, max_wait_s=0.1, adaptive=adaptive),
         topics=Topics(output=OUT, dead_letter=DLQ),
         clock=clock,
         guarantee=ExactlyOnce(source, sink, metrics, clock, timeout_s=TIMEOUT_S),
@@ -271,9 +276,10 @@ FAILURES = st.sampled_from(
     plan=st.lists(st.tuples(st.integers(0, 40), FAILURES), max_size=8),
     bad_offsets=st.sets(st.integers(0, 29), max_size=6),
     batch=st.integers(1, 7),
+    adaptive=st.booleans(),
 )
 def test_any_failures_and_crashes_end_with_each_input_visible_exactly_once(
-    plan, bad_offsets, batch
+    plan, bad_offsets, batch, adaptive
 ):
     records = [
         bad(i // 2, partition=i % 2) if i in bad_offsets else rec(i // 2, partition=i % 2)
@@ -286,7 +292,7 @@ def test_any_failures_and_crashes_end_with_each_input_visible_exactly_once(
     step = 0
     restarts = 0
     while True:
-        h = make([], log=log, batch=batch)
+        h = make([], log=log, batch=batch, adaptive=adaptive)
         h.source.feed(*records)
         h.source.rewind(TIMEOUT_S)
         try:

@@ -1,65 +1,77 @@
-"""End-to-end measurements through a real Kafka broker and a real ``sentistream worker``."""
+"""End to end through a real Kafka broker and real ``sentistream worker`` processes.
+
+How each figure is taken (the load never comes from this process):
+
+* **backlog**: kcat produces the tweets in large batches *before* the worker starts; the
+  worker then drains them. Throughput = distinct labels on the output topic / time between
+  the first and the last label the broker stored (the output topic keeps the broker's append
+  time). The worker's own ``sentistream_records_labeled_total`` is read too, as a cross-check.
+* **latency** at fractions of that peak: a separate process (:mod:`sentistream.bench.pace`)
+  feeds kcat at a steady rate; latency = broker append time of the label - kcat's produce
+  time of the tweet (the label's ``event_time``).
+* **CPU seconds** of the worker, the broker and the load generator for every run, from
+  ``/proc`` (the pacer reports its own and kcat's).
+* **scale-out**: one, then two workers in one group, started on empty topics and given
+  their partitions before kcat writes the backlog.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import signal
-import socket
+import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from sentistream.bench import kcat
+from sentistream.bench.labels import Label, count_labels, latencies_ms, parse_labels
+from sentistream.bench.procstat import CpuMeter, peak_rss_mb
 from sentistream.bench.raw import sample
-from sentistream.connection import KafkaConnection
-from sentistream.replay import Pacer
+from sentistream.bench.stages import payloads
+from sentistream.bench.workerproc import BenchWorker, free_ports
 from sentistream.tail import quantile
 
-__all__ = ["EndToEnd", "local_broker", "run_end_to_end"]
+__all__ = [
+    "Backlog",
+    "Broker",
+    "EndToEnd",
+    "LatencyRun",
+    "ScaleOut",
+    "Session",
+    "local_broker",
+    "run_end_to_end",
+    "run_scale_out",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 KAFKA_SH = REPO_ROOT / "tools" / "kafka" / "kafka.sh"
+PARTITIONS = 4
+LABEL_FORMAT = "%T\t%s\n"
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class EndToEnd:
-    tweets: int
-    throughput_per_s: float
-    offered_rate_per_s: float
-    latency_tweets: int
-    latency_ms: dict[str, float]
-    start_to_ready_s: float
-    peak_rss_mb: float
-    worker_settings: dict[str, str]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+class Broker:
+    bootstrap: str
+    pid: int | None
+    """The broker's process id when it runs on this machine (for its CPU seconds)."""
 
 
 @contextlib.contextmanager
-def local_broker(log: Callable[[str], None]) -> Iterator[KafkaConnection]:
+def local_broker(log: Log) -> Iterator[Broker]:
     """A throw-away broker from tools/kafka/kafka.sh on free ports."""
-    port, controller = _free_ports(2)
+    port, controller = free_ports(2)
     with tempfile.TemporaryDirectory(prefix="sentistream-bench-") as state:
         env = {
             **os.environ,
@@ -72,185 +84,364 @@ def local_broker(log: Callable[[str], None]) -> Iterator[KafkaConnection]:
             ["bash", str(KAFKA_SH), "start"], env=env, check=True, stdout=subprocess.DEVNULL
         )
         try:
-            yield KafkaConnection(
-                bootstrap_servers=f"127.0.0.1:{port}", security_protocol="PLAINTEXT"
-            )
+            pid = int((Path(state) / "kafka.pid").read_text().strip())
+            yield Broker(f"127.0.0.1:{port}", pid)
         finally:
             subprocess.run(
                 ["bash", str(KAFKA_SH), "stop"], env=env, check=False, stdout=subprocess.DEVNULL
             )
 
 
-def _get(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
+@dataclass(frozen=True)
+class Backlog:
+    tweets: int
+    labels_on_topic: int
+    duplicates: int
+    worker_labeled_total: float
+    """The worker's own counter, for comparison only: the figure is ``labels_on_topic``."""
+    span_s: float
+    throughput_per_s: float
+    fill_seconds: float
+    mean_batch: float
+    cpu_s: dict[str, float]
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+@dataclass(frozen=True)
+class LatencyRun:
+    fraction: float
+    offered_per_s: float
+    tweets: int
+    sent_per_s: float
+    labels_on_topic: int
+    latency_ms: dict[str, float]
+    mean_batch: float
+    cpu_s: dict[str, float]
+    samples_ms: list[float] = field(repr=False)
 
 
-def _payloads(texts: Sequence[str], prefix: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (f"{prefix}{n}".encode(), json.dumps({"id": f"{prefix}{n}", "text": t}).encode())
-        for n, t in enumerate(texts)
-    ]
+@dataclass(frozen=True)
+class EndToEnd:
+    model_dir: str
+    kafka_client: str
+    topics: dict[str, str]
+    worker_settings: dict[str, str]
+    start_to_ready_s: float
+    peak_rss_mb: float
+    backlog: Backlog
+    latency: list[LatencyRun]
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    workers: int
+    partitions: int
+    tweets: int
+    labels_on_topic: int
+    throughput_per_s: float
+    cpu_s: dict[str, float]
+
+
+class Session:
+    """Topics, output reading and progress on one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._watch = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+
+    def close(self) -> None:
+        self._watch.close()
+
+    def create_topics(self, prefix: str) -> dict[str, str]:
+        run = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        topics = {"input": f"{run}-in", "output": f"{run}-out", "dlq": f"{run}-dlq"}
+        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        try:
+            admin.create_topics(
+                {
+                    topics["input"]: {"num_partitions": PARTITIONS, "replication_factor": 1},
+                    topics["output"]: {
+                        "num_partitions": PARTITIONS,
+                        "replication_factor": 1,
+                        "configs": {"message.timestamp.type": "LogAppendTime"},
+                    },
+                    topics["dlq"]: {"num_partitions": 1, "replication_factor": 1},
+                }
+            )
+            admin.wait_for_topics(list(topics.values()), timeout_ms=30_000)
+        finally:
+            admin.close()
+        return topics
+
+    def stored(self, topic: str) -> int:
+        """Records stored in ``topic`` (the sum of its partitions' end offsets)."""
+        partitions = self._watch.partitions_for_topic(topic) or set()
+        ends = self._watch.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return int(sum(ends.values()))
+
+    def wait_labels(self, topics: Mapping[str, str], count: int, timeout_s: float) -> None:
+        """Until ``count`` labels are stored; any dead letter means a broken run."""
+        deadline = time.monotonic() + timeout_s
+        while (stored := self.stored(topics["output"])) < count:
+            if self.stored(topics["dlq"]):
+                raise RuntimeError(f"the worker dead-lettered tweets: see {topics['dlq']}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {stored} of {count} labels arrived in {timeout_s} s")
+            time.sleep(0.2)
+
+    def labels(self, topic: str) -> list[Label]:
+        return parse_labels(kcat.consume_lines(self.broker.bootstrap, topic, LABEL_FORMAT))
+
+    def fill(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> tuple[float, float]:
+        """kcat produces ``items`` in large batches; (seconds, kcat's CPU seconds)."""
+        with tempfile.TemporaryDirectory(prefix="sentistream-bench-") as folder:
+            path = Path(folder) / "payloads.tsv"
+            kcat.write_payload_file(path, items)
+            before = _children_cpu()
+            started = time.monotonic()
+            kcat.produce_file(self.broker.bootstrap, topic, path)
+            return time.monotonic() - started, _children_cpu() - before
+
+    def meter(self, workers: Mapping[str, int]) -> CpuMeter:
+        pids = dict(workers)
+        if self.broker.pid is not None:
+            pids["broker"] = self.broker.pid
+        return CpuMeter(pids)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _mean_batch(worker: BenchWorker, before: tuple[float, float]) -> tuple[float, float, float]:
+    total = worker.metric_sum("sentistream_batch_size_records_sum")
+    count = worker.metric_sum("sentistream_batch_size_records_count")
+    calls = count - before[1]
+    return (total - before[0]) / calls if calls else 0.0, total, count
 
 
 def run_end_to_end(
-    connection: KafkaConnection,
+    session: Session,
     model_dir: Path,
     texts: Sequence[str],
     *,
+    fractions: Sequence[float] = (0.1, 0.5, 0.9),
     latency_seconds: float = 10.0,
-    rate_fraction: float = 0.5,
-    worker_settings: dict[str, str] | None = None,
-    log: Callable[[str], None] = print,
+    kafka_client: str = "kafka-python",
+    worker_settings: Mapping[str, str] | None = None,
+    worker_env: Mapping[str, str] | None = None,
+    log: Log = print,
 ) -> EndToEnd:
-    """Backlog throughput and paced latency of a real worker; ``worker_settings`` (e.g.
-    ``processing_guarantee=exactly-once``) are passed to it, and its labels are read with
-    ``read_committed`` when it runs exactly-once."""
-    client = connection.client_config()
+    """Backlog, then paced runs at ``fractions`` of the backlog's throughput, one worker."""
     settings = dict(worker_settings or {})
-    exactly_once = settings.get("processing_guarantee") == "exactly-once"
-    isolation = "read_committed" if exactly_once else "read_uncommitted"
-    run = uuid.uuid4().hex[:8]
-    topics = _create_topics(client, run)
+    if kafka_client != "kafka-python":
+        settings["kafka_client"] = kafka_client
+    topics = session.create_topics("bench")
+    backlog_items = payloads(texts, "backlog-")
+    log(f"kcat: producing a backlog of {len(texts):,} tweets into {topics['input']}")
+    fill_s, fill_cpu = session.fill(topics["input"], backlog_items)
+    log(f"  produced in {fill_s:.2f} s ({fill_cpu:.2f} CPU s)")
 
-    producer = KafkaProducer(**client, acks="all", linger_ms=5, batch_size=256 * 1024)
-    log(f"pre-filling {topics['input']} with {len(texts)} tweets")
-    for key, value in _payloads(texts, "fill-"):
-        producer.send(topics["input"], key=key, value=value)
-    producer.flush()
-
-    consumer = KafkaConsumer(
-        topics["output"],
-        **client,
-        isolation_level=isolation,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
+    worker = BenchWorker(
+        session.broker.bootstrap,
+        model_dir,
+        topics,
+        f"g-{topics['input']}",
+        settings,
+        dict(worker_env or {}),
     )
-    consumer.poll(timeout_ms=100)
-
-    port = _free_ports(1)[0]
-    env = {
-        **os.environ,
-        **connection.environment(),
-        "SENTISTREAM_INPUT_TOPIC": topics["input"],
-        "SENTISTREAM_OUTPUT_TOPIC": topics["output"],
-        "SENTISTREAM_DLQ_TOPIC": topics["dlq"],
-        "SENTISTREAM_GROUP_ID": f"bench-{run}",
-        "SENTISTREAM_MODEL_DIR": str(model_dir),
-        "SENTISTREAM_METRICS_HOST": "127.0.0.1",
-        "SENTISTREAM_METRICS_PORT": str(port),
-        "SENTISTREAM_LOG_LEVEL": "WARNING",
-        **{f"SENTISTREAM_{k.upper()}": v for k, v in settings.items()},
-    }
-    started = time.monotonic()
-    worker = subprocess.Popen([sys.executable, "-m", "sentistream.cli", "worker"], env=env)
+    worker.start()
     try:
-        while True:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}")
-            with contextlib.suppress(OSError):
-                if _get(port, "/healthz") == 200 and _get(port, "/readyz") == 200:
-                    break
-            time.sleep(0.02)
-        start_to_ready = time.monotonic() - started
-        log(f"worker ready in {start_to_ready:.2f} s; draining the backlog")
-
-        timestamps: list[int] = []
-        deadline = time.monotonic() + 600
-        while len(timestamps) < len(texts) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=200).values():
-                timestamps.extend(r.timestamp for r in records)
-        if len(timestamps) < len(texts):
-            raise RuntimeError(f"only {len(timestamps)} of {len(texts)} labels arrived")
-        span = (max(timestamps) - min(timestamps)) / 1000
-        throughput = len(texts) / max(span, 1e-3)
-        log(f"backlog: {len(texts)} labels in {span:.2f} s = {throughput:.0f} tweets/s")
-
-        rate = throughput * rate_fraction
-        count = int(rate * latency_seconds)
-        log(f"latency: offering {rate:.0f} tweets/s for {latency_seconds:.0f} s")
-        latencies = _measure_latency(
-            client,
-            consumer,
-            topics["input"],
-            _payloads(sample(texts, count), "lat-"),
-            rate,
+        log(f"worker ready in {worker.start_to_ready_s:.2f} s; draining the backlog")
+        meter = session.meter({"worker": worker.pid}).start()
+        session.wait_labels(topics, len(texts), timeout_s=600)
+        cpu = meter.stop() | {"load generator (kcat, before the clock)": round(fill_cpu, 3)}
+        mean_batch, *batch_totals = _mean_batch(worker, (0.0, 0.0))
+        labeled_total = worker.metric_sum("sentistream_records_labeled_total")
+        count = count_labels(
+            session.labels(topics["output"]), {k.decode() for k, _ in backlog_items}
         )
-        rss = _peak_rss_mb(worker.pid)
+        if count.missing or session.stored(topics["dlq"]):
+            raise RuntimeError(f"backlog: {count.missing} labels missing, see {topics['dlq']}")
+        backlog = Backlog(
+            tweets=len(texts),
+            labels_on_topic=count.distinct,
+            duplicates=count.duplicates,
+            worker_labeled_total=labeled_total,
+            span_s=count.span_s,
+            throughput_per_s=count.throughput_per_s,
+            fill_seconds=fill_s,
+            mean_batch=mean_batch,
+            cpu_s=cpu,
+        )
+        log(
+            f"  {count.distinct:,} labels on the output topic in {count.span_s:.2f} s = "
+            f"{count.throughput_per_s:,.0f} tweets/s (worker's counter: {labeled_total:,.0f}); "
+            f"CPU s {cpu}"
+        )
+        runs, expected = [], len(texts)
+        for fraction in fractions:
+            rate = backlog.throughput_per_s * fraction
+            items = payloads(sample(texts, max(1, int(rate * latency_seconds))), f"lat{fraction}-")
+            expected += len(items)
+            run, batch_totals = _paced(
+                session, worker, topics, items, rate, fraction, expected, batch_totals, log
+            )
+            runs.append(run)
+        rss = peak_rss_mb(worker.pid)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60)
-        consumer.close()
-        producer.close()
+        worker.stop()
+    labels = session.labels(topics["output"])
+    runs = [_with_latencies(run, labels) for run in runs]
+    for run in runs:
+        log(
+            f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in run.latency_ms.items())
+        )
     return EndToEnd(
-        tweets=len(texts),
-        throughput_per_s=throughput,
-        offered_rate_per_s=rate,
-        latency_tweets=len(latencies),
-        latency_ms={f"p{int(q * 100)}": quantile(latencies, q) * 1000 for q in (0.5, 0.95, 0.99)},
-        start_to_ready_s=start_to_ready,
-        peak_rss_mb=rss,
+        model_dir=str(model_dir),
+        kafka_client=kafka_client,
+        topics=topics,
         worker_settings=settings,
+        start_to_ready_s=worker.start_to_ready_s,
+        peak_rss_mb=rss,
+        backlog=backlog,
+        latency=runs,
     )
 
 
-def _create_topics(client: dict[str, Any], run: str) -> dict[str, str]:
-    topics = {"input": f"bench-in-{run}", "output": f"bench-out-{run}", "dlq": f"bench-dlq-{run}"}
-    admin = KafkaAdminClient(**client)
-    admin.create_topics(
-        {
-            topics["input"]: {"num_partitions": 3, "replication_factor": 1},
-            topics["output"]: {"num_partitions": 3, "replication_factor": 1},
-            topics["dlq"]: {"num_partitions": 1, "replication_factor": 1},
-        }
-    )
-    admin.wait_for_topics(list(topics.values()), timeout_ms=30_000)
-    admin.close()
-    return topics
-
-
-def _measure_latency(
-    client: dict[str, Any],
-    consumer: KafkaConsumer,
-    topic: str,
-    payloads: list[tuple[bytes, bytes]],
+def _paced(
+    session: Session,
+    worker: BenchWorker,
+    topics: Mapping[str, str],
+    items: Sequence[tuple[bytes, bytes]],
     rate: float,
-) -> list[float]:
-    """Produce at ``rate`` in a thread; latency = label received here - tweet produced."""
-    sent_at: dict[str, float] = {}
-    producer = KafkaProducer(**client, acks="all", linger_ms=0)
+    fraction: float,
+    expected: int,
+    batch_totals: Sequence[float],
+    log: Log,
+) -> tuple[LatencyRun, list[float]]:
+    log(f"paced load: {len(items):,} tweets at {rate:,.0f}/s ({fraction:.0%} of the peak)")
+    with tempfile.TemporaryDirectory(prefix="sentistream-bench-") as folder:
+        path = Path(folder) / "payloads.tsv"
+        kcat.write_payload_file(path, items)
+        meter = session.meter({"worker": worker.pid}).start()
+        pacer = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sentistream.bench.pace",
+                "--bootstrap",
+                session.broker.bootstrap,
+                "--topic",
+                topics["input"],
+                "--rate",
+                f"{rate:.3f}",
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=len(items) / rate + 300,
+        )
+        session.wait_labels(topics, expected, timeout_s=300)
+        cpu = meter.stop()
+    report = json.loads(pacer.stdout.decode().strip().splitlines()[-1])
+    cpu |= {
+        "load generator (pacer)": report["cpu_s_pacer"],
+        "load generator (kcat)": report["cpu_s_kcat"],
+    }
+    mean_batch, total, count = _mean_batch(worker, (batch_totals[0], batch_totals[1]))
+    run = LatencyRun(
+        fraction=fraction,
+        offered_per_s=rate,
+        tweets=len(items),
+        sent_per_s=report["sent"] / max(report["seconds"], 1e-3),
+        labels_on_topic=0,
+        latency_ms={},
+        mean_batch=mean_batch,
+        cpu_s=cpu,
+        samples_ms=[],
+    )
+    return run, [total, count]
 
-    def send() -> None:
-        pacer = Pacer(rate)
-        for key, value in payloads:
-            pacer.wait()
-            sent_at[key.decode()] = time.time()
-            producer.send(topic, key=key, value=value)
-        producer.flush()
 
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    latencies: list[float] = []
-    deadline = time.monotonic() + len(payloads) / rate + 60
-    while len(latencies) < len(payloads) and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=50).values():
-            received = time.time()
-            for record in records:
-                tweet_id = json.loads(record.value)["id"]
-                if tweet_id in sent_at:
-                    latencies.append(received - sent_at[tweet_id])
-    thread.join()
-    producer.close()
-    return latencies
+def _with_latencies(run: LatencyRun, labels: Sequence[Label]) -> LatencyRun:
+    prefix = f"lat{run.fraction}-"
+    ids = {label.id for label in labels if label.id.startswith(prefix)}
+    wanted = {f"{prefix}{n}" for n in range(run.tweets)}
+    samples = sorted(latencies_ms(labels, wanted))
+    if len(ids & wanted) < run.tweets:
+        raise RuntimeError(f"{run.tweets - len(ids & wanted)} labels of the {prefix} run missing")
+    summary = {f"p{round(q * 100)}": quantile(samples, q) for q in (0.5, 0.95, 0.99)}
+    summary["max"] = samples[-1]
+    return replace(run, labels_on_topic=len(ids & wanted), latency_ms=summary, samples_ms=samples)
+
+
+def run_scale_out(
+    session: Session,
+    model_dir: Path,
+    texts: Sequence[str],
+    *,
+    workers: int,
+    worker_settings: Mapping[str, str] | None = None,
+    worker_env: Mapping[str, str] | None = None,
+    log: Log = print,
+) -> ScaleOut:
+    """``workers`` workers in one group, given their partitions, then a kcat backlog."""
+    topics = session.create_topics(f"scale{workers}")
+    group = f"g-{topics['input']}"
+    procs = [
+        BenchWorker(
+            session.broker.bootstrap,
+            model_dir,
+            topics,
+            group,
+            dict(worker_settings or {}),
+            dict(worker_env or {}),
+        )
+        for _ in range(workers)
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        _wait_assigned(procs, PARTITIONS, timeout_s=60)
+        items = payloads(texts, "scale-")
+        meter = session.meter({f"worker {n + 1}": p.pid for n, p in enumerate(procs)}).start()
+        _, fill_cpu = session.fill(topics["input"], items)
+        session.wait_labels(topics, len(items), timeout_s=600)
+        cpu = meter.stop() | {"load generator (kcat)": round(fill_cpu, 3)}
+    finally:
+        for proc in procs:
+            proc.stop()
+    count = count_labels(session.labels(topics["output"]), {k.decode() for k, _ in items})
+    log(
+        f"scale-out: {workers} worker(s), {count.distinct:,} labels in {count.span_s:.2f} s = "
+        f"{count.throughput_per_s:,.0f} tweets/s; CPU s {cpu}"
+    )
+    return ScaleOut(
+        workers=workers,
+        partitions=PARTITIONS,
+        tweets=len(items),
+        labels_on_topic=count.distinct,
+        throughput_per_s=count.throughput_per_s,
+        cpu_s=cpu,
+    )
+
+
+def _wait_assigned(procs: Sequence[BenchWorker], partitions: int, timeout_s: float) -> None:
+    """Until the group has handed out every partition and each worker holds some."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        held = [p.metric_sum("sentistream_assigned_partitions") for p in procs]
+        if sum(held) == partitions and all(held):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the group did not settle on {partitions} partitions in {timeout_s} s")
+
+
+def as_json(value: Any) -> Any:
+    """A result dataclass as JSON data, latency samples left out."""
+    data = asdict(value)
+    for run in data.get("latency", []):
+        run.pop("samples_ms", None)
+    return data

@@ -1,26 +1,27 @@
-"""The benchmark's JSON result and Markdown table."""
+"""The benchmark's JSON result and Markdown tables (one run, every figure from it)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sentistream.bench.e2e import EndToEnd
-from sentistream.bench.raw import Throughput
+__all__ = ["TARGETS", "machine", "one_thread_ceiling", "render_markdown", "write_report"]
 
-__all__ = ["machine", "write_report"]
-
-TARGETS = {
-    "raw_ceiling_per_s": 15_000,
-    "end_to_end_fraction_of_ceiling": 0.90,
-    "p99_latency_ms": 50,
-    "peak_rss_mb": 250,
-    "start_to_ready_s": 2.0,
+#: Issue 11's targets: (what, comparison, goal).
+TARGETS: dict[str, dict[str, Any]] = {
+    "end to end / one-thread ceiling (kafka-python)": {"goal": 0.6, "at_least": True},
+    "end to end / one-thread ceiling (confluent)": {"goal": 0.8, "at_least": True},
+    "p99 at 50 % of peak, ms": {"goal": 50.0, "at_least": False},
+    "p99 at 10 % of peak, ms": {"goal": 20.0, "at_least": False},
+    "peak RSS, MB": {"goal": 123.0, "at_least": False},
+    "start to ready, s": {"goal": 1.4, "at_least": False},
 }
+
+REFERENCE_BATCH = 256
 
 
 def machine() -> dict[str, Any]:
@@ -42,86 +43,177 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_report(
-    out: Path,
-    *,
-    model: dict[str, Any],
-    ceiling: list[Throughput],
-    baselines: list[Throughput],
-    end_to_end: EndToEnd | None,
-    command: str,
-) -> dict[str, Any]:
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (how busy the machine was)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def one_thread_ceiling(ceiling: Sequence[dict[str, Any]], bucket_size: int) -> float:
+    """The reference ceiling: one thread, length buckets, batches of 256 (else the best
+    one-thread figure)."""
+    one = [row for row in ceiling if row["threads"] == "1 thread"]
+    for row in one:
+        if row["batch_size"] == REFERENCE_BATCH and str(bucket_size) in row["name"]:
+            return float(row["per_second"])
+    return max((float(row["per_second"]) for row in one), default=float("nan"))
+
+
+def _targets(result: dict[str, Any], bucket_size: int) -> list[dict[str, Any]]:
+    rows = []
+    for entry in result["models"]:
+        reference = one_thread_ceiling(entry["ceiling"], bucket_size)
+        for e2e in entry["end_to_end"]:
+            where = f"{entry['model']['folder']}, {e2e['kafka_client']}"
+            by_fraction = {run["fraction"]: run for run in e2e["latency"]}
+            measured = {
+                f"end to end / one-thread ceiling ({e2e['kafka_client']})": e2e["backlog"][
+                    "throughput_per_s"
+                ]
+                / reference,
+                "peak RSS, MB": e2e["peak_rss_mb"],
+                "start to ready, s": e2e["start_to_ready_s"],
+            }
+            for fraction, name in (
+                (0.5, "p99 at 50 % of peak, ms"),
+                (0.1, "p99 at 10 % of peak, ms"),
+            ):
+                if fraction in by_fraction:
+                    measured[name] = by_fraction[fraction]["latency_ms"]["p99"]
+            for name, value in measured.items():
+                target = TARGETS[name]
+                met = value >= target["goal"] if target["at_least"] else value <= target["goal"]
+                rows.append(
+                    {
+                        "target": name,
+                        "where": where,
+                        "goal": target["goal"],
+                        "measured": value,
+                        "met": met,
+                    }
+                )
+    return rows
+
+
+def write_report(out: Path, result: dict[str, Any], *, bucket_size: int) -> dict[str, Any]:
+    """``bench.json`` (without latency samples) and ``bench.md`` in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    best = max(ceiling, key=lambda t: t.per_second)
-    result: dict[str, Any] = {
-        "command": command,
-        "machine": machine(),
-        "model": model,
-        "ceiling": [asdict(t) | {"per_second": t.per_second} for t in ceiling],
-        "baselines": [asdict(t) | {"per_second": t.per_second} for t in baselines],
-        "end_to_end": asdict(end_to_end) if end_to_end else None,
-    }
-    status = {"raw_ceiling_per_s": best.per_second}
-    if end_to_end:
-        status |= {
-            "end_to_end_fraction_of_ceiling": end_to_end.throughput_per_s / best.per_second,
-            "p99_latency_ms": end_to_end.latency_ms["p99"],
-            "peak_rss_mb": end_to_end.peak_rss_mb,
-            "start_to_ready_s": end_to_end.start_to_ready_s,
-        }
-    result["targets"] = {
-        name: {
-            "target": TARGETS[name],
-            "measured": value,
-            "met": value >= TARGETS[name]
-            if name in ("raw_ceiling_per_s", "end_to_end_fraction_of_ceiling")
-            else value <= TARGETS[name],
-        }
-        for name, value in status.items()
-    }
+    result = dict(result)
+    result["targets"] = _targets(result, bucket_size)
+    samples = result.pop("samples", {})
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "bench.md").write_text(render_markdown(result))
+    (out / "latency-samples.json").write_text(json.dumps(samples) + "\n")
+    (out / "bench.md").write_text(render_markdown(result, bucket_size))
     return result
 
 
-def render_markdown(result: dict[str, Any]) -> str:
+def _n(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _cpu(cpu: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in cpu.items())
+
+
+def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
     m = result["machine"]
     lines = [
-        f"Measured with `{result['command']}` on {m['cores']} cores ({m['cpu']}), "
-        f"Python {m['python']}, ONNX Runtime {m['onnxruntime']}; model "
-        f"{result['model']['name']} {result['model']['version']} "
-        f"({result['model']['lstm_op']}, {result['model']['quantization']}).",
-        "",
-        "| what | batch | tweets/s |",
-        "|---|---:|---:|",
+        f"Measured with `{result['command']}` on {result['date']}: {m['cores']} cores "
+        f"({m['cpu']}), Python {m['python']}, ONNX Runtime {m['onnxruntime']}. Load average "
+        f"(1/5/15 min) at the start {result['load_average_start']}, at the end "
+        f"{result['load_average_end']}.",
     ]
-    for row in result["ceiling"]:
+    if result.get("worker_settings") or result.get("worker_env"):
         lines.append(
-            f"| ceiling (no Kafka): {row['name']} | {row['batch_size']} | "
-            f"{row['per_second']:,.0f} |"
+            f"\nWorker settings {result.get('worker_settings') or 'default'}, extra worker "
+            f"environment {result.get('worker_env') or 'none'}."
         )
-    for row in result["baselines"]:
-        lines.append(f"| baseline: {row['name']} | 1 | {row['per_second']:,.0f} |")
-    e2e = result["end_to_end"]
-    if e2e:
-        lines.append(
-            f"| worker end to end through Kafka (backlog of {e2e['tweets']:,}, "
-            f"{e2e['worker_settings'].get('processing_guarantee', 'at-least-once')}) | "
-            f"≤ {e2e['worker_settings'].get('max_batch_size', 'default')} | "
-            f"{e2e['throughput_per_s']:,.0f} |"
-        )
+    for entry in result["models"]:
+        lines += _model_section(entry, bucket_size)
+    if result["scale_out"]:
         lines += [
             "",
-            f"Produce→label latency at {e2e['offered_rate_per_s']:,.0f} tweets/s offered "
-            f"({e2e['latency_tweets']:,} tweets): p50 {e2e['latency_ms']['p50']:.1f} ms, "
-            f"p95 {e2e['latency_ms']['p95']:.1f} ms, p99 {e2e['latency_ms']['p99']:.1f} ms. "
-            f"Worker start to ready {e2e['start_to_ready_s']:.2f} s; peak RSS "
-            f"{e2e['peak_rss_mb']:.0f} MB.",
+            "### Scale-out (first model; workers started on empty topics, then a kcat backlog)",
+            "",
+            "| workers | partitions | tweets | labels on the output topic | tweets/s | CPU s |",
+            "|---:|---:|---:|---:|---:|---|",
         ]
-    lines += ["", "| target | goal | measured | met |", "|---|---:|---:|:---:|"]
-    for name, row in result["targets"].items():
-        lines.append(
-            f"| {name} | {row['target']:,} | {row['measured']:,.3g} | "
-            f"{'yes' if row['met'] else 'no'} |"
-        )
+        for row in result["scale_out"]:
+            lines.append(
+                f"| {row['workers']} | {row['partitions']} | {_n(row['tweets'])} | "
+                f"{_n(row['labels_on_topic'])} | {_n(row['throughput_per_s'])} | "
+                f"{_cpu(row['cpu_s'])} |"
+            )
+    if result.get("targets"):
+        lines += ["", "### Targets (issue 11)", "", "| target | where | goal | measured | met |"]
+        lines.append("|---|---|---:|---:|:---:|")
+        for row in result["targets"]:
+            lines.append(
+                f"| {row['target']} | {row['where']} | {row['goal']:g} | "
+                f"{row['measured']:,.3g} | {'yes' if row['met'] else 'no'} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _model_section(entry: dict[str, Any], bucket_size: int) -> list[str]:
+    model = entry["model"]
+    lines = [
+        "",
+        f"## `{model['folder']}` ({model['name']} {model['version']}, {model['lstm_op']}, "
+        f"{model['quantization']})",
+        "",
+        f"### Ceiling: ONNX Runtime alone, tweets/s ({entry['mean_tokens']:.1f} tokens a tweet "
+        "on average)",
+        "",
+    ]
+    columns = sorted({(row["threads"], row["name"]) for row in entry["ceiling"]})
+    batches = sorted({row["batch_size"] for row in entry["ceiling"]})
+    lines.append(
+        "| batch | "
+        + " | ".join(f"{t}, {n.removeprefix('ONNX Runtime, ')}" for t, n in columns)
+        + " |"
+    )
+    lines.append("|---:|" + "---:|" * len(columns))
+    for batch in batches:
+        cells = []
+        for threads, name in columns:
+            found = [
+                r["per_second"]
+                for r in entry["ceiling"]
+                if (r["threads"], r["name"], r["batch_size"]) == (threads, name, batch)
+            ]
+            cells.append(_n(found[0]) if found else "")
+        lines.append(f"| {batch} | " + " | ".join(cells) + " |")
+    for row in entry["baselines"]:
+        lines.append(f"\nBaseline, {row['name']}: {_n(row['per_second'])} tweets/s.")
+    lines += ["", "### Per-stage cost (one thread)", "", "| stage | µs per tweet |", "|---|---:|"]
+    lines += [f"| {s['stage']} | {s['us_per_tweet']:.1f} |" for s in entry["stages"]]
+    reference = one_thread_ceiling(entry["ceiling"], bucket_size)
+    for e2e in entry["end_to_end"]:
+        backlog = e2e["backlog"]
+        lines += [
+            "",
+            f"### End to end, `{e2e['kafka_client']}`",
+            "",
+            "| run | tweets | tweets/s | / one-thread ceiling | mean batch | CPU s |",
+            "|---|---:|---:|---:|---:|---|",
+            f"| backlog (kcat, before the clock) | {_n(backlog['tweets'])} | "
+            f"{_n(backlog['throughput_per_s'])} | {backlog['throughput_per_s'] / reference:.2f} | "
+            f"{backlog['mean_batch']:.0f} | {_cpu(backlog['cpu_s'])} |",
+            "",
+            f"Labels counted on the output topic: {_n(backlog['labels_on_topic'])} "
+            f"({backlog['duplicates']} duplicates) over {backlog['span_s']:.2f} s; the worker's "
+            f"own counter said {_n(backlog['worker_labeled_total'])}. Start to ready "
+            f"{e2e['start_to_ready_s']:.2f} s, peak RSS {e2e['peak_rss_mb']:.0f} MB.",
+            "",
+            "| load | offered/s | sent/s | p50 ms | p95 ms | p99 ms | max ms | mean batch "
+            "| CPU s |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for run in e2e["latency"]:
+            ms = run["latency_ms"]
+            lines.append(
+                f"| {run['fraction']:.0%} | {_n(run['offered_per_s'])} | {_n(run['sent_per_s'])} | "
+                f"{ms['p50']:.0f} | {ms['p95']:.0f} | {ms['p99']:.0f} | {ms['max']:.0f} | "
+                f"{run['mean_batch']:.1f} | {_cpu(run['cpu_s'])} |"
+            )
+    return lines

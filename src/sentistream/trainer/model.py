@@ -40,6 +40,8 @@ class ModelConfig:
     num_labels: int = 3
     learning_rate: float = 2e-3
     mask_zero: bool = True
+    train_embedding: bool = True
+    """False keeps the word vectors as they start (GloVe's), so unseen words stay comparable."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +71,7 @@ def build_model(
         config.embedding_dim,
         mask_zero=config.mask_zero,
         embeddings_initializer=initializer,
+        trainable=config.train_embedding,
         name="embedding",
     )(tokens)
     x = keras.layers.SpatialDropout1D(config.spatial_dropout, name="spatial_dropout")(x)

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from sentistream.dataset import DatasetError, Encoding, LabelledTweets, load_labelled
+from sentistream.text import TextConfig, Vocabulary, pad
 
 __all__ = [
     "ClassWeight",
@@ -26,12 +27,13 @@ __all__ = [
     "Part",
     "PreparedSource",
     "Split",
+    "encode_for_training",
     "load_sources",
     "pooled",
     "sample_weights",
 ]
 
-ClassWeight = Literal["balanced", "none"]
+ClassWeight = Literal["balanced-per-source", "balanced", "none"]
 
 
 @dataclass(frozen=True)
@@ -142,16 +144,33 @@ def load_sources(
 def sample_weights(
     sources: Sequence[PreparedSource], split: str, class_weight: ClassWeight
 ) -> npt.NDArray[np.float32]:
-    """Source weight x class-balancing weight per row, scaled to a mean of 1 on ``split``."""
-    source_weight = [s.spec.weight for s in sources for _ in s.parts[split].labels]
-    labels = [label for s in sources for label in s.parts[split].labels]
-    weights = np.asarray(source_weight, dtype=np.float64)
+    """Per-row loss weights on ``split``, scaled to a mean of 1.
+
+    * ``balanced-per-source``: inside each source every class weighs the same in total, and
+      the source as a whole weighs its weight times its rows. A source whose negatives are
+      rare (SemEval's) then teaches negatives as strongly as neutrals, whatever other sources
+      hold.
+    * ``balanced``: every class weighs the same in total over the pooled rows, after the
+      source weights.
+    * ``none``: the source weight alone.
+    """
+    parts: list[npt.NDArray[np.float64]] = []
+    for source in sources:
+        labels = source.parts[split].labels
+        weights = np.full(len(labels), source.spec.weight, dtype=np.float64)
+        if class_weight == "balanced-per-source" and labels:
+            counts = Counter(labels)
+            per_class = {c: len(labels) / (len(counts) * n) for c, n in counts.items()}
+            weights *= np.asarray([per_class[label] for label in labels])
+        parts.append(weights)
+    weights = np.concatenate(parts) if parts else np.zeros(0)
     if class_weight == "balanced":
-        totals: Counter[str] = Counter()
-        for label, weight in zip(labels, weights, strict=True):
-            totals[label] += weight
-        per_class = {c: weights.sum() / (len(totals) * t) for c, t in totals.items()}
-        weights = weights * np.asarray([per_class[label] for label in labels])
+        pooled_labels = [label for s in sources for label in s.parts[split].labels]
+        totals: dict[str, float] = {}
+        for label, weight in zip(pooled_labels, weights, strict=True):
+            totals[label] = totals.get(label, 0.0) + float(weight)
+        balance = {c: float(weights.sum()) / (len(totals) * t) for c, t in totals.items()}
+        weights = weights * np.asarray([balance[label] for label in pooled_labels])
     scaled: npt.NDArray[np.float32] = (weights / weights.mean()).astype(np.float32)
     return scaled
 
@@ -160,3 +179,15 @@ def pooled(sources: Sequence[PreparedSource], split: str) -> tuple[list[str], li
     texts = [t for s in sources for t in s.parts[split].texts]
     labels = [label for s in sources for label in s.parts[split].labels]
     return texts, labels
+
+
+def encode_for_training(
+    texts: Sequence[str], vocab: Vocabulary, config: TextConfig
+) -> npt.NDArray[np.int32]:
+    """Token ids as the network is fitted on them: the worker's own encoding, padded to maxlen.
+
+    The worker runs the same :meth:`Vocabulary.encode_text` and pads each micro-batch only to
+    its longest tweet (never beyond ``maxlen``); with the masked model and post-padding that
+    is the same input (``tests/unit/test_text.py`` checks both paths against each other).
+    """
+    return pad([vocab.encode_text(text, config) for text in texts], config.maxlen, config.padding)

@@ -41,13 +41,14 @@ from sentistream.manifest import (
     utc_now,
 )
 from sentistream.scoring import evaluate_probabilities, format_table
-from sentistream.text import TextConfig, Vocabulary, pad, tokenize
+from sentistream.text import TextConfig, Vocabulary, tokenize
 from sentistream.trainer.model import ModelConfig, build_model
 from sentistream.trainer.sources import (
     ClassWeight,
     DataSource,
     PreparedSource,
     Split,
+    encode_for_training,
     load_sources,
     pooled,
     sample_weights,
@@ -90,7 +91,7 @@ class TrainConfig:
     """Use a stratified sample of at most this many rows of each source (for smoke tests)."""
     patience: int = 2
     """Stop after this many epochs without a better validation loss (best weights are kept)."""
-    class_weight: ClassWeight = "balanced"
+    class_weight: ClassWeight = "balanced-per-source"
     glove: bool = True
     baseline: bool = True
     plots: bool = True
@@ -164,8 +165,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
     log(f"vocabulary: {vocab.size} ids (num_words {config.num_words}), maxlen {config.maxlen}")
 
     def encode(texts: Sequence[str]) -> npt.NDArray[np.int32]:
-        ids = [vocab.encode_text(text, text_config) for text in texts]
-        return pad(ids, config.maxlen, text_config.padding)
+        return encode_for_training(texts, vocab, text_config)
 
     fitted = _fit(config, sources, vocab, encode, log)
 

@@ -29,8 +29,10 @@ from sentistream.worker.flow import FlowControl, FlowDecision
 from sentistream.worker.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
 from sentistream.worker.messages import InputFormat, InputRecord
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.model_slot import ModelSlot, ServedModel
 from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
 from sentistream.worker.publish import Publisher, Topics
+from sentistream.worker.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
 
@@ -74,6 +76,8 @@ class Worker:
         model_info: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         guarantee: ProcessingGuarantee | None = None,
+        model_slot: ModelSlot | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -103,6 +107,8 @@ class Worker:
         self._lag_partitions: set[TopicPartition] = set()
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
+        self.model_slot = model_slot
+        self.shadow = shadow
 
     @property
     def in_flight(self) -> int:
@@ -122,13 +128,19 @@ class Worker:
 
     def step(self) -> None:
         now = self.clock.monotonic()
+        if self.model_slot is not None:  # between two micro-batches: a new model may go in
+            swapped = self.model_slot.poll(now)
+            if swapped is not None:
+                self.use_model(swapped)
         if self.paused:
             self.source.pause(self.source.assignment())  # newly assigned ones too
         room = min(self.batcher.room, self.flow.room(self.in_flight))
         # kafka-python wants max_records >= 1; with no room every partition is paused.
-        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), max(1, room))
+        asked = max(1, room)
+        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         for records in polled.values():
             self.batcher.add(records, self.clock.monotonic())
+        self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
         now = self.clock.monotonic()
         if self.batcher.ready(now):
             self._process(self.batcher.take())
@@ -148,6 +160,13 @@ class Worker:
             self._process(self.batcher.take())
         return self.guarantee.close(deadline)
 
+    def use_model(self, model: ServedModel) -> None:
+        """Classify with ``model`` from the next micro-batch on; its outputs name it."""
+        self.classify.classifier = model.classifier
+        self.publisher.model_info = dict(model.info)
+        for label in model.classifier.labels:
+            self.metrics.labeled.labels(label=label)
+
     # -- stages ---------------------------------------------------------------------------
 
     def _process(self, records: list[InputRecord]) -> None:
@@ -155,6 +174,8 @@ class Worker:
             self.metrics.consumed.labels(topic=topic).inc(count)
         verdicts = self.classify(records)
         deliveries = self.publisher.publish(records, verdicts, self.clock.time() * 1000)
+        if self.shadow is not None:  # never blocks: a shadow that is behind drops and counts
+            self.shadow.offer(records, verdicts, self.publisher.model_info)
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
 

@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import numpy as np
@@ -25,6 +26,13 @@ from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_ret
 from sentistream.worker.kafka_transactions import KafkaTransactionalSink
 from sentistream.worker.loop import Worker
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.model_slot import (
+    ModelSlot,
+    ServedModel,
+    ThreadRunner,
+    manifest_fingerprint,
+    warm_up,
+)
 from sentistream.worker.ports import (
     DeadLetterFailed,
     DeliveryFailed,
@@ -36,9 +44,10 @@ from sentistream.worker.ports import (
 )
 from sentistream.worker.publish import Topics
 from sentistream.worker.settings import WorkerSettings
+from sentistream.worker.shadow import Shadow
 from sentistream.worker.topics import check_topics
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "run_worker"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "load_served", "run_worker"]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -83,6 +92,15 @@ class _Process:
         self.stop_requested_at: float | None = None
         self.connection = ConnectionState(started_at=time.monotonic())
         self.worker: Worker | None = None
+        self.models: ModelSlot | None = None
+
+    def request_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP: look for a new model at the next step (only sets a flag)."""
+        if self.models is None:
+            log.info("received SIGHUP before the model was loaded: nothing to reload")
+            return
+        log.info("received SIGHUP: checking %s for a new model", self.settings.model_dir)
+        self.models.request_check()
 
     def request_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
@@ -125,17 +143,23 @@ class _Process:
         return started + self.settings.shutdown_timeout_s
 
 
-def _load_model(settings: WorkerSettings) -> tuple[SentimentModel, dict[str, str]]:
-    model = SentimentModel.load(settings.model_dir, threads=settings.ort_threads)
+def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
+    """Load and verify the model in ``folder`` (a symlink is followed once, so every file comes
+    from one folder) as the worker serves it."""
+    folder = folder.resolve()
+    fingerprint = manifest_fingerprint(folder)
+    model = SentimentModel.load(folder, threads=settings.ort_threads)
     info = {"name": model.manifest.name, "version": model.manifest.version, "sha256": model.sha256}
     log.info(
         "model %s %s (sha256 %s…) loaded from %s",
         info["name"],
         info["version"],
         model.sha256[:12],
-        settings.model_dir,
+        folder,
     )
-    return model, info
+    return ServedModel(
+        OnnxClassifier(model, settings.length_bucket_size), info, fingerprint, folder
+    )
 
 
 def quiet_kafka_logs(level: str) -> None:
@@ -181,20 +205,30 @@ def run_worker(settings: WorkerSettings) -> int:
         return EXIT_SETUP
     signal.signal(signal.SIGTERM, process.request_stop)
     signal.signal(signal.SIGINT, process.request_stop)
+    signal.signal(signal.SIGHUP, process.request_reload)
+    runner = ThreadRunner()
     try:
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
-        model, model_info = _load_model(settings)
-        metrics.model.info(model_info)
-        return _serve(settings, process, model, model_info, metrics, started)
+        served = load_served(settings.model_dir, settings)
+        process.models = ModelSlot(
+            served,
+            metrics,
+            folder=settings.model_dir,
+            load=lambda folder: load_served(folder, settings),
+            runner=runner,
+            interval_s=settings.model_check_interval_s,
+            now=time.monotonic(),
+        )
+        return _serve(settings, process, process.models, metrics, started)
     finally:
+        runner.close()
         server.close()
 
 
 def _serve(
     settings: WorkerSettings,
     process: _Process,
-    model: SentimentModel,
-    model_info: dict[str, str],
+    models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
 ) -> int:
@@ -216,7 +250,7 @@ def _serve(
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
     try:
-        return _consume(settings, process, source, model, model_info, metrics, started)
+        return _consume(settings, process, source, models, metrics, started)
     finally:
         source.close(max(0.1, process.deadline() - time.monotonic()))
 
@@ -240,8 +274,7 @@ def _consume(
     settings: WorkerSettings,
     process: _Process,
     source: KafkaSource,
-    model: SentimentModel,
-    model_info: dict[str, str],
+    models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
 ) -> int:
@@ -275,6 +308,70 @@ def _consume(
     if sink is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
+    shadow, shadow_sink = _start_shadow(settings, source, metrics)
+    try:
+        return _run_loop(settings, process, source, sink, models, metrics, started, shadow)
+    finally:
+        if shadow is not None:
+            shadow.close(1.0)
+        if shadow_sink is not None:
+            shadow_sink.close(1.0)
+
+
+def _start_shadow(
+    settings: WorkerSettings, source: KafkaSource, metrics: WorkerMetrics
+) -> tuple[Shadow | None, KafkaSink | None]:
+    """The shadow model with a producer of its own, or none. A shadow that cannot start is
+    logged and left out: it never stops the primary."""
+    if not settings.shadow_model_dir:
+        return None, None
+    topic = settings.shadow_topic or f"{settings.output_topic}.shadow"
+    if topic not in source.topics():
+        if not settings.create_topics:
+            log.error(
+                "shadow model off: the shadow topic %s does not exist (create it, or start with "
+                "--create-topics)",
+                topic,
+            )
+            return None, None
+        create_topics(settings, {topic: 3})
+        log.info("created %s (3 partitions)", topic)
+    try:
+        model = load_served(Path(settings.shadow_model_dir), settings)
+        warm_up(model.classifier)
+    except Exception as exc:  # a broken shadow is reported, and the primary serves on
+        log.error("shadow model off: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
+        return None, None
+    sink = KafkaSink(settings)
+    log.info(
+        "shadow model %s %s labels %.0f %% of the tweets into %s",
+        model.info["name"],
+        model.info["version"],
+        settings.shadow_fraction * 100,
+        topic,
+    )
+    shadow = Shadow(
+        model.classifier,
+        model.info,
+        sink,
+        topic,
+        metrics,
+        fraction=settings.shadow_fraction,
+        now_ms=lambda: time.time() * 1000,
+    )
+    return shadow.start(), sink
+
+
+def _run_loop(
+    settings: WorkerSettings,
+    process: _Process,
+    source: KafkaSource,
+    sink: KafkaSink,
+    models: ModelSlot,
+    metrics: WorkerMetrics,
+    started: float,
+    shadow: Shadow | None,
+) -> int:
     source.subscribe()
     clock = SystemClock()
     guarantee: ProcessingGuarantee | None = None
@@ -285,7 +382,7 @@ def _consume(
     worker = process.worker = Worker(
         source,
         sink,
-        OnnxClassifier(model, settings.length_bucket_size),
+        models.current.classifier,
         metrics,
         policy=BatchPolicy(
             max_batch_size=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000
@@ -294,7 +391,9 @@ def _consume(
         input_format=settings.input_format,
         max_record_bytes=settings.max_record_bytes,
         max_in_flight=settings.max_in_flight or None,
-        model_info=model_info,
+        model_info=models.current.info,
+        model_slot=models,
+        shadow=shadow,
         clock=clock,
         guarantee=guarantee,
     )

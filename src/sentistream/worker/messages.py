@@ -8,11 +8,14 @@ Input value (``--input-format``):
 * ``auto``: a value starting with ``{`` must be such an object; otherwise a value that parses as
   a JSON string is that string, and anything else is plain text.
 
-Hostile input is refused here, as ``invalid_json``, rather than left to fail later: nesting
-deeper than Python's recursion limit, integers of more digits than Python converts, ``NaN``,
-``Infinity`` and numbers that overflow to infinity (the output is strict RFC 8259 JSON), and
-strings holding lone surrogates (``"\\ud800"`` decodes but cannot be written back as UTF-8).
-A UTF-8 byte-order mark before the value is ignored.
+JSON is read and written with ``orjson`` (about 5 µs less per tweet than the standard
+library's ``json`` each way). Hostile input is refused here, as ``invalid_json``, rather than
+left to fail later: nesting deeper than 1,024 levels, numbers that overflow to infinity
+(integers of hundreds of digits among them), ``NaN`` and ``Infinity`` (the output is strict
+RFC 8259 JSON), and strings holding lone surrogates (``"\\ud800"`` could not be written back
+as UTF-8). orjson reads an integer beyond 64 bits as a float; an ``id`` that is not a string,
+an integer, a boolean or null is therefore read again with the standard library, so an id is
+always kept exactly as given. A UTF-8 byte-order mark before the value is ignored.
 
 Output value: one JSON object per input (see :func:`encode_label`). Dead letters keep the
 original key, value and headers and add Kafka Connect's error headers.
@@ -20,12 +23,15 @@ original key, value and headers and add Kafka Connect's error headers.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+
+import orjson
 
 __all__ = [
     "HEADER_PREFIX",
@@ -123,21 +129,47 @@ def _finite_float(text: str) -> float:
 
 
 def _loads(raw: str) -> Any:
-    """``json.loads`` that refuses what strict JSON cannot carry back out."""
+    """Strict JSON: orjson refuses deep nesting, NaN/Infinity, overflowing numbers and lone
+    surrogates with :class:`orjson.JSONDecodeError` (a ``ValueError``)."""
     try:
-        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError as exc:
-        raise InvalidMessage("invalid_json", "value is nested too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, 1e400, a 5,000-digit integer
+        return orjson.loads(raw)
+    except ValueError as exc:
         raise InvalidMessage("invalid_json", f"value is not valid JSON: {exc}") from exc
 
 
-def _check_writable(tweet: Tweet) -> None:
-    """The tweet can be written back as strict UTF-8 JSON (lone surrogates cannot)."""
+def _loads_exact(raw: str) -> Any:
+    """The standard library's reading of a document orjson accepted: integers stay exact."""
     try:
-        tweet.text.encode("utf-8")
-        json.dumps(tweet.id, allow_nan=False, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, ValueError, RecursionError) as exc:
+        return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:  # pragma: no cover - orjson refused deeper nesting first
+        raise InvalidMessage("invalid_json", "value is nested too deeply") from exc
+    except ValueError as exc:  # a 5,000-digit integer
+        raise InvalidMessage("invalid_json", f"value is not valid JSON: {exc}") from exc
+
+
+_SIMPLE_ID = (str, int, bool, type(None))
+
+
+def _is_json_string(raw: str) -> bool:
+    """Whether the standard library reads ``raw`` as a JSON string (it accepts lone
+    surrogates, which orjson refuses)."""
+    try:
+        return isinstance(json.loads(raw), str)
+    except ValueError:
+        return False
+
+
+def _check_writable(tweet: Tweet) -> None:
+    """The tweet can be written back as strict UTF-8 JSON.
+
+    Lone surrogates never get this far (the UTF-8 decoder and orjson refuse them); an ``id``
+    other than a string, integer, boolean or null is checked by writing it.
+    """
+    if isinstance(tweet.id, _SIMPLE_ID):
+        return
+    try:
+        _dumps(tweet.id)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidMessage(
             "invalid_json", f"value cannot be written back as UTF-8 JSON: {exc}"
         ) from exc
@@ -152,6 +184,8 @@ def _parse(raw: str, input_format: InputFormat) -> Tweet:
             try:
                 parsed = _loads(raw)
             except InvalidMessage:
+                if _is_json_string(raw):  # one orjson refuses: it holds a lone surrogate
+                    raise
                 return Tweet(raw)
             if isinstance(parsed, str):
                 return Tweet(parsed)
@@ -170,11 +204,28 @@ def _parse(raw: str, input_format: InputFormat) -> Tweet:
         raise InvalidMessage(
             "missing_text", f"`text` is a {type(text).__name__}, expected a string"
         )
-    return Tweet(text, parsed.get("id"))
+    tweet_id = parsed.get("id")
+    if not isinstance(tweet_id, _SIMPLE_ID):  # a float may be an integer orjson rounded
+        tweet_id = _loads_exact(raw).get("id")
+    return Tweet(text, tweet_id)
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso(millis: float) -> str:
+    """ISO 8601 UTC with milliseconds (cached: a micro-batch shares its ``labeled_at``, and
+    tweets produced in the same millisecond their ``event_time``)."""
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; integers beyond 64 bits (which orjson refuses) through the
+    standard library."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
 
 
 def encode_label(
@@ -185,13 +236,22 @@ def encode_label(
     model: dict[str, str],
     now_ms: float,
 ) -> bytes:
-    """The output value for one labelled tweet."""
-    return json.dumps(
+    """The output value for one labelled tweet.
+
+    Raises ``ValueError`` for a probability that is not finite (orjson would write ``null``
+    for it) and ``TypeError`` for a value JSON cannot hold.
+    """
+    rounded = {}
+    for name, p in probabilities.items():
+        if not math.isfinite(p):
+            raise ValueError(f"Out of range float values are not JSON compliant: {name}={p}")
+        rounded[name] = round(p, 6)
+    return _dumps(
         {
             "id": tweet.id,
             "text": tweet.text,
             "label": label,
-            "probabilities": {name: round(p, 6) for name, p in probabilities.items()},
+            "probabilities": rounded,
             "model": model,
             "source": {
                 "topic": record.topic,
@@ -200,11 +260,8 @@ def encode_label(
             },
             "event_time": _iso(record.timestamp) if record.timestamp >= 0 else None,
             "labeled_at": _iso(now_ms),
-        },
-        ensure_ascii=False,
-        allow_nan=False,
-        separators=(",", ":"),
-    ).encode("utf-8")
+        }
+    )
 
 
 #: Longest ``exception.message`` header, in characters (an exception may quote its input).

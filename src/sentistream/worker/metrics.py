@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["COMMIT_FAILURE_REASONS", "DEAD_LETTER_REASONS", "TRANSACTION_OUTCOMES", "WorkerMetrics"]
+__all__ = [
+    "COMMIT_FAILURE_REASONS",
+    "DEAD_LETTER_REASONS",
+    "SHADOW_DROP_REASONS",
+    "TRANSACTION_OUTCOMES",
+    "WorkerMetrics",
+]
 
 #: Every ``reason`` a dead letter can carry; each counter series exists at 0 from the start.
 DEAD_LETTER_REASONS = (
@@ -22,6 +28,7 @@ DEAD_LETTER_REASONS = (
 )
 COMMIT_FAILURE_REASONS = ("rebalance", "unavailable")
 TRANSACTION_OUTCOMES = ("committed", "aborted")
+SHADOW_DROP_REASONS = ("behind", "failed")
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -62,6 +69,11 @@ class WorkerMetrics:
     oldest_unacked: Gauge
     transactions: Counter
     model: Info
+    model_reloads: Counter
+    model_reload_failures: Counter
+    shadow_agreement: Gauge
+    shadow_compared: Counter
+    shadow_dropped: Counter
 
     @classmethod
     def create(
@@ -82,6 +94,11 @@ class WorkerMetrics:
             metrics.commit_failures.labels(reason=reason)
         for outcome in TRANSACTION_OUTCOMES:
             metrics.transactions.labels(outcome=outcome)
+        for reason in SHADOW_DROP_REASONS:
+            metrics.shadow_dropped.labels(reason=reason)
+        for agree in ("true", "false"):
+            metrics.shadow_compared.labels(agree=agree)
+        metrics.shadow_agreement.set(float("nan"))  # no shadow, or nothing compared yet
         return metrics
 
     @classmethod
@@ -177,4 +194,33 @@ class WorkerMetrics:
                 registry=registry,
             ),
             model=Info("sentistream_model", "The model being served.", registry=registry),
+            model_reloads=Counter(
+                "sentistream_model_reloads",
+                "New models swapped in without a restart (the manifest changed, or SIGHUP).",
+                registry=registry,
+            ),
+            model_reload_failures=Counter(
+                "sentistream_model_reload_failures",
+                "New models refused (verification or warm-up failed); the old one kept serving.",
+                registry=registry,
+            ),
+            shadow_agreement=Gauge(
+                "sentistream_shadow_agreement_ratio",
+                "Share of the last 1,000 tweets the shadow model labelled as the primary did "
+                "(NaN without a shadow model or before its first batch).",
+                registry=registry,
+            ),
+            shadow_compared=Counter(
+                "sentistream_shadow_compared_records",
+                "Tweets the shadow model labelled, by whether it agreed with the primary.",
+                ["agree"],
+                registry=registry,
+            ),
+            shadow_dropped=Counter(
+                "sentistream_shadow_dropped_records",
+                "Tweets the shadow model did not label: reason=behind (its queue was full) or "
+                "failed (it raised); the primary labelled them as usual.",
+                ["reason"],
+                registry=registry,
+            ),
         )

@@ -41,6 +41,24 @@ class WorkerSettings(KafkaConnection):
         Path("models/sentistream-lstm"),
         description="Model folder (model.onnx, vocab.json, manifest.json).",
     )
+    model_check_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often to look for a new model in model-dir (its manifest changed; a "
+        "symlink switched): it is loaded, verified and warmed up aside, then swapped in "
+        "between two micro-batches (0: only on SIGHUP).",
+    )
+    shadow_model_dir: str = Field(
+        "",
+        description="A second model folder that labels the same micro-batches off the primary's "
+        "path, into shadow-topic, beside the primary's label (empty: no shadow).",
+    )
+    shadow_fraction: float = Field(
+        1.0, gt=0, le=1, description="Share of the labelled tweets the shadow model sees."
+    )
+    shadow_topic: str = Field(
+        "", description="Topic of the shadow model's labels (empty: <output-topic>.shadow)."
+    )
     input_format: Literal["auto", "json", "text"] = Field(
         "auto",
         description="json: an object with `text` (and optional `id`) or a JSON string; "

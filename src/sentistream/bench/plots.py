@@ -1,0 +1,89 @@
+"""The benchmark's figures (PNG), drawn from the same run as its tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["latency_distribution", "throughput_by_batch"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def throughput_by_batch(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Ceiling tweets/s against batch size: a panel per model, a line per threads and calls."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
+    for ax, entry in zip(axes[0], models, strict=True):
+        series: dict[str, list[tuple[int, float]]] = {}
+        for row in entry["ceiling"]:
+            label = f"{row['threads']}, {row['name'].removeprefix('ONNX Runtime, ')}"
+            series.setdefault(label, []).append((row["batch_size"], row["per_second"]))
+        for label, points in sorted(series.items()):
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        for e2e in entry["end_to_end"]:
+            ax.axhline(
+                e2e["backlog"]["throughput_per_s"],
+                linestyle="--",
+                color="black",
+                label=f"worker end to end ({e2e['kafka_client']})",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size (tweets)")
+        ax.set_ylabel("tweets/s")
+        ax.set_title(Path(entry["model"]["folder"]).name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def latency_distribution(
+    models: Sequence[Mapping[str, Any]],
+    samples: Mapping[str, Mapping[str, list[float]]],
+    path: Path,
+) -> Path:
+    """Produce→label latency CDF at each load: a panel per model and client."""
+    plt = _pyplot()
+    panels = [
+        (entry, e2e)
+        for entry in models
+        for e2e in entry["end_to_end"]
+        if f"{entry['model']['folder']}|{e2e['kafka_client']}" in samples
+    ]
+    fig, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False
+    )
+    for ax, (entry, e2e) in zip(axes[0], panels, strict=False):
+        runs = samples[f"{entry['model']['folder']}|{e2e['kafka_client']}"]
+        for run in e2e["latency"]:
+            values = sorted(runs.get(str(run["fraction"]), []))
+            if not values:
+                continue
+            share = [(i + 1) / len(values) for i in range(len(values))]
+            ax.plot(
+                [max(v, 0.5) for v in values],
+                share,
+                label=f"{run['fraction']:.0%} of peak ({run['offered_per_s']:,.0f}/s)",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("produce → label stored (ms)")
+        ax.set_ylabel("share of tweets")
+        ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,286 @@
+"""Per-tweet cost of each stage of the worker's hot path, measured one stage at a time.
+
+Each stage runs the worker's own code over the same tweets (best of ``repeats`` runs):
+
+* ``decode``: :func:`sentistream.worker.messages.decode` of the JSON value;
+* ``tokenize``: cleaning, tokenizing and id lookup (``Classifier.encode``);
+* ``infer``: ONNX Runtime over micro-batches (``Classifier.predict_ids``, length buckets as
+  the worker runs them) and the conversion of the probabilities to Python lists;
+* ``classify``: the whole classify stage (:class:`~sentistream.worker.classify.Classify`:
+  the three above plus the per-record guards, labels and metrics);
+* ``build output``: :func:`~sentistream.worker.messages.encode_label`;
+* ``publish``: the whole publish stage into a sink that accepts everything at no cost
+  (:class:`~sentistream.worker.publish.Publisher`: build output, headers, callbacks);
+* with a broker, ``send``: the worker's Kafka sink (``KafkaSink.send`` for every label, one
+  flush at the end), and ``poll``: the worker's Kafka source reading the same records back.
+
+Run alone: ``python -m sentistream.bench.stages --model-dir models/sentistream-lstm``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentistream.inference import SentimentModel
+from sentistream.worker.classify import Classify, Labelled
+from sentistream.worker.main import OnnxClassifier
+from sentistream.worker.messages import InputRecord, Tweet, decode, encode_label
+from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.publish import Publisher, Topics
+
+__all__ = ["BenchRecord", "StageCost", "measure_stages", "payloads"]
+
+MODEL_INFO = {"name": "bench", "version": "1", "sha256": "0" * 64}
+
+
+@dataclass(frozen=True)
+class StageCost:
+    stage: str
+    tweets: int
+    seconds: float
+
+    @property
+    def us_per_tweet(self) -> float:
+        return self.seconds / self.tweets * 1e6
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """A consumed record as the worker sees it (what kafka-python's ConsumerRecord has)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
+def payloads(texts: Sequence[str], prefix: str) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` per tweet: the key is the id, the value ``{"id": ..., "text": ...}``."""
+    return [
+        (f"{prefix}{n}".encode(), json.dumps({"id": f"{prefix}{n}", "text": t}).encode())
+        for n, t in enumerate(texts)
+    ]
+
+
+class _Accepted:
+    """A delivery that is already acknowledged."""
+
+    is_done = True
+    exception = None
+
+    def failed(self) -> bool:
+        return False
+
+    def add_callback(self, fn: Callable[..., object], *args: object) -> object:
+        return self
+
+
+class _NullSink:
+    def __init__(self) -> None:
+        self.accepted = _Accepted()
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition_hint: int | None,
+    ) -> _Accepted:
+        return self.accepted
+
+    def flush(self, timeout_s: float) -> bool:
+        return True
+
+    def close(self, timeout_s: float) -> None:
+        return None
+
+
+def _best(run: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def measure_stages(
+    model: SentimentModel,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    bucket_size: int = 32,
+    bootstrap: str | None = None,
+    repeats: int = 3,
+) -> list[StageCost]:
+    """The cost of each stage over ``texts`` (see the module's docstring)."""
+    now_ms = time.time() * 1000
+    records: list[InputRecord] = [
+        BenchRecord("tweets", n % 4, n, int(now_ms), key, value)
+        for n, (key, value) in enumerate(payloads(texts, "stage-"))
+    ]
+    classifier = OnnxClassifier(model, bucket_size)
+    metrics = WorkerMetrics.create()
+    classify = Classify(classifier, metrics)
+    batches = _batches(records, batch_size)
+
+    tweets: list[Tweet] = [decode(r.value, "auto", 16_384) for r in records]
+    ids = [classifier.encode(t.text) for t in tweets]
+    verdicts = [v for batch in batches for v in classify(batch)]
+    labelled = [v for v in verdicts if isinstance(v, Labelled)]
+    if len(labelled) != len(records):
+        raise RuntimeError(f"only {len(labelled)} of {len(records)} tweets were labelled")
+    publisher = Publisher(
+        _NullSink(),
+        Topics("labels", "dlq"),
+        model_info=MODEL_INFO,
+        max_request_bytes=1_048_576,
+        on_labeled=lambda *_: None,
+        on_dead_lettered=lambda *_: None,
+    )
+
+    def run_decode() -> None:
+        for record in records:
+            decode(record.value, "auto", 16_384)
+
+    def run_tokenize() -> None:
+        for tweet in tweets:
+            classifier.encode(tweet.text)
+
+    def run_infer() -> None:
+        for batch in _batches(ids, batch_size):
+            classifier.predict_ids(batch).tolist()
+
+    def run_classify() -> None:
+        for batch in batches:
+            classify(batch)
+
+    def run_build() -> None:
+        for record, verdict in zip(records, labelled, strict=True):
+            encode_label(
+                record, verdict.tweet, verdict.label, verdict.probabilities, MODEL_INFO, now_ms
+            )
+
+    def run_publish() -> None:
+        for start in range(0, len(records), batch_size):
+            end = start + batch_size
+            publisher.publish(records[start:end], labelled[start:end], now_ms)
+
+    stages = [
+        ("decode", run_decode),
+        ("tokenize", run_tokenize),
+        ("infer", run_infer),
+        ("classify (decode + tokenize + infer + labels)", run_classify),
+        ("build output", run_build),
+        ("publish (build output + hand-over, no Kafka)", run_publish),
+    ]
+    costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
+    if bootstrap is not None:
+        values = [
+            encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
+            for r, v in zip(records, labelled, strict=True)
+        ]
+        costs += _kafka_stages(bootstrap, records, values, batch_size)
+    return costs
+
+
+def _kafka_stages(
+    bootstrap: str, records: Sequence[InputRecord], values: Sequence[bytes], batch_size: int
+) -> list[StageCost]:
+    """``send`` through the worker's sink, then ``poll`` the same records with its source."""
+    from kafka import KafkaAdminClient
+
+    from sentistream.worker.kafka_io import KafkaSink, KafkaSource
+    from sentistream.worker.settings import WorkerSettings
+
+    topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics({topic: {"num_partitions": 4, "replication_factor": 1}})
+        admin.wait_for_topics([topic], timeout_ms=30_000)
+    finally:
+        admin.close()
+    settings = WorkerSettings(
+        bootstrap_servers=bootstrap,
+        input_topic=topic,
+        group_id=f"{topic}-group",
+        max_batch_size=batch_size,
+    )
+    sink = KafkaSink(settings)
+    sink.send(topic, b"warm-up", b"{}", [], 0)
+    sink.flush(30)
+    started = time.perf_counter()
+    for record, value in zip(records, values, strict=True):
+        sink.send(topic, record.key, value, [], record.partition)
+    sink.flush(60)
+    sent = time.perf_counter() - started
+    sink.close(5)
+
+    source = KafkaSource(settings)
+    source.subscribe()
+    wanted, got, polling = len(records) + 1, 0, 0.0
+    deadline = time.monotonic() + 120
+    while got < wanted and time.monotonic() < deadline:
+        started = time.perf_counter()
+        polled = source.poll(100, batch_size)
+        count = sum(len(batch) for batch in polled.values())
+        if got:  # the clock starts once the group is joined and the first fetch is in
+            polling += time.perf_counter() - started
+        got += count
+    source.close()
+    if got < wanted:
+        raise RuntimeError(f"read back only {got} of {wanted} records from {topic}")
+    return [
+        StageCost("send (KafkaSink.send + flush)", len(records), sent),
+        StageCost("poll (KafkaSource.poll)", len(records), polling),
+    ]
+
+
+def render(costs: Sequence[StageCost]) -> str:
+    lines = ["| stage | µs per tweet |", "|---|---:|"]
+    lines += [f"| {c.stage} | {c.us_per_tweet:,.1f} |" for c in costs]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from sentistream.bench.raw import sample
+    from sentistream.dataset import load_labelled
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("models/sentistream-lstm"))
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/sentiment140-100k/sentiment140-100k.csv"),
+    )
+    parser.add_argument("--tweets", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    model = SentimentModel.load(args.model_dir, threads=1)
+    texts = sample(load_labelled(args.data).texts, args.tweets)
+    costs = measure_stages(model, texts, bootstrap=args.bootstrap_servers, repeats=args.repeats)
+    if args.json:
+        print(json.dumps({c.stage: c.us_per_tweet for c in costs}, indent=2))
+    else:
+        print(render(costs))
+
+
+if __name__ == "__main__":
+    main()

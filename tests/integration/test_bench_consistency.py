@@ -1,0 +1,73 @@
+"""The benchmark's end-to-end figures are counts of labels on the output topic (not timed).
+
+A small backlog and one short paced run through a real broker and worker; the test reads the
+output topic itself, with another client, and finds the benchmark's figures there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from kafka import KafkaConsumer
+
+from sentistream.bench.e2e import Broker, Session, run_end_to_end
+from tests.integration.worker_process import SHIPPED_MODEL
+
+TWEETS = 300
+
+
+@pytest.fixture
+def session(kafka_bootstrap: str):
+    if shutil.which("kcat") is None:
+        message = "the benchmark needs kcat: apt-get install -y kcat (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    session = Session(Broker(kafka_bootstrap, None))
+    yield session
+    session.close()
+
+
+def read_output(bootstrap: str, topic: str) -> list[tuple[int, str]]:
+    """(stored time, tweet id) of every label, read with kafka-python."""
+    import json
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    try:
+        out: list[tuple[int, str]] = []
+        empty = 0
+        while empty < 5:
+            polled = consumer.poll(timeout_ms=500)
+            empty = 0 if polled else empty + 1
+            for records in polled.values():
+                out += [(r.timestamp, json.loads(r.value)["id"]) for r in records]
+        return out
+    finally:
+        consumer.close()
+
+
+def test_the_end_to_end_figures_are_counted_on_the_output_topic(session: Session):
+    texts = [f"tweet {n}: what a {'great' if n % 2 else 'awful'} day" for n in range(TWEETS)]
+    result = run_end_to_end(
+        session, SHIPPED_MODEL, texts, fractions=(0.5,), latency_seconds=1.0, log=lambda _: None
+    )
+
+    labels = read_output(session.broker.bootstrap, result.topics["output"])
+    backlog = [(stamp, tweet_id) for stamp, tweet_id in labels if tweet_id.startswith("backlog-")]
+    ids = {tweet_id for _, tweet_id in backlog}
+    assert ids == {f"backlog-{n}" for n in range(TWEETS)}
+    assert result.backlog.labels_on_topic == len(ids) == TWEETS
+    span = (max(s for s, _ in backlog) - min(s for s, _ in backlog)) / 1000
+    assert result.backlog.span_s == pytest.approx(span)
+    assert result.backlog.throughput_per_s == pytest.approx(TWEETS / max(span, 1e-3))
+    assert result.backlog.worker_labeled_total == TWEETS  # the worker agrees, as a cross-check
+
+    (paced,) = result.latency
+    paced_ids = {tweet_id for _, tweet_id in labels if tweet_id.startswith("lat0.5-")}
+    assert paced.labels_on_topic == len(paced_ids) == paced.tweets
+    assert len(paced.samples_ms) == paced.tweets
+    assert paced.latency_ms["p50"] <= paced.latency_ms["p99"] <= paced.latency_ms["max"]
