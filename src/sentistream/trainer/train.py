@@ -40,7 +40,7 @@ from sentistream.manifest import (
     sha256_file,
     utc_now,
 )
-from sentistream.scoring import evaluate_probabilities, format_table
+from sentistream.scoring import HEADLINE_KEYS, evaluate_probabilities, format_table
 from sentistream.text import TextConfig, Vocabulary, tokenize
 from sentistream.trainer.model import ModelConfig, build_model
 from sentistream.trainer.sources import (
@@ -333,7 +333,7 @@ def _manifest(
     epochs_run: int,
     duration: float,
 ) -> Manifest:
-    headline = ("n", "accuracy", "macro_f1", "macro_recall", "binary_accuracy", "binary_n")
+    headline = HEADLINE_KEYS
     return Manifest(
         name=config.name,
         version=utc_now().replace(":", "").replace("-", "")[:15],

@@ -106,6 +106,12 @@ class KafkaSource:
             bootstrap_timeout_ms=8_000,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
+            # A group that formed before the input topic's partitions were in the metadata
+            # (a topic created moments before, leaders not yet elected) gets an empty
+            # assignment; it rebalances only when a metadata refresh shows the partitions.
+            # kafka-python refreshes every 5 minutes by default; seen in the tests as a worker
+            # ready with no partitions for a minute. 5 s bounds that.
+            metadata_max_age_ms=5_000,
         )
         # The membership the records polled since the last batch_group() were fetched under;
         # _MIXED once two polls disagree.
