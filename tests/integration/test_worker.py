@@ -216,7 +216,12 @@ def test_two_workers_share_partitions_and_one_stopping_hands_over(
         time.sleep(0.2)
     ids = produce_json(kafka_bootstrap, topics.input, real_tweets(2000))
     consume_all(kafka_bootstrap, topics.output, until=200, timeout=60)
-    assert b.metric("sentistream_records_consumed_total") > 0, "the second worker did no work"
+    # The first 200 labels can all come from one worker on a loaded machine; the second must
+    # still take its share of the 2,000 (its partitions hold about half of them).
+    deadline = time.monotonic() + 30
+    while b.metric("sentistream_records_consumed_total") == 0:
+        assert time.monotonic() < deadline, "the second worker did no work"
+        time.sleep(0.2)
     assert b.terminate() == 0
     deadline = time.monotonic() + 30
     while a.metric("sentistream_assigned_partitions") != 3:
