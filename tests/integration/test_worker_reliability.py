@@ -156,6 +156,41 @@ def test_kafka_source_commit_leaves_out_partitions_it_does_not_own(
         reader.close()
 
 
+def _owned_partitions(source: KafkaSource) -> list[int]:
+    return sorted(tp.partition for tp in source.assignment())
+
+
+def test_a_source_polling_without_waiting_takes_up_partitions_added_to_its_topic(
+    kafka_bootstrap: str, topic_factory: TopicFactory, kafka_admin: KafkaAdminClient
+) -> None:
+    """The join kafka-python 3.0.12 loses: a rebalance the leader starts because the topic's
+    metadata changed, while the loop polls with ``timeout_ms=0`` (as it does whenever a
+    micro-batch is due). Without the repair in ``kafka_io._finish_lost_join`` the source keeps
+    its one partition for good (reproduced 4 of 4 times); with it, all three within a
+    metadata refresh (5 s) and a rejoin."""
+    from kafka.admin import NewPartitions
+
+    topic = topic_factory(partitions=1)
+    settings = WorkerSettings(
+        bootstrap_servers=kafka_bootstrap, input_topic=topic, group_id=f"g-{uuid.uuid4().hex[:8]}"
+    )
+    source = KafkaSource(settings)
+    try:
+        source.subscribe()
+        deadline = time.monotonic() + 30
+        while not source.assignment():
+            assert time.monotonic() < deadline, "never assigned"
+            source.poll(100, 10)
+        assert _owned_partitions(source) == [0]
+        kafka_admin.create_partitions({topic: NewPartitions(total_count=3)})
+        deadline = time.monotonic() + 30
+        while _owned_partitions(source) != [0, 1, 2] and time.monotonic() < deadline:
+            source.poll(0, 10)
+        assert _owned_partitions(source) == [0, 1, 2]
+    finally:
+        source.close(0.0)
+
+
 def _set_produce_quota(admin: KafkaAdminClient, client_id: str, rate: float | None) -> None:
     """Set (or with None remove) a ``producer_byte_rate`` quota for ``client_id``.
 

@@ -78,6 +78,35 @@ def _same_generation(a: Any, b: Any) -> bool:
     return bool(a.generation_id == b.generation_id and a.member_id == b.member_id)
 
 
+def _finish_lost_join(consumer: KafkaConsumer) -> bool:
+    """Rejoin when kafka-python (3.0.12 and earlier 3.0 releases) lost a finished group join.
+
+    A rebalance the group leader starts because the subscribed topics' metadata changed (a
+    partition added, or the snapshot taken at start) is "needed" only until the leader has
+    computed the assignment. If the poll's timeout runs out while the SyncGroup request is
+    in flight (a poll with ``timeout_ms=0``, which the loop makes whenever a micro-batch is
+    due, hits that every time), the next poll sees no rejoin needed and never applies the
+    finished join: the member holds no partitions (or its old ones), sends no heartbeats and
+    labels nothing, while the loop runs on. Seen in the integration tests as a worker ready
+    for a moment and then idle for good; reproduced by growing the input topic while a
+    consumer polls with ``timeout_ms=0``.
+
+    The state is read from kafka-python's coordinator (private: each attribute is looked up
+    defensively, so a release without them makes this a no-op). Asking for a rejoin makes the
+    next poll send a fresh JoinGroup, which completes normally because a requested rejoin
+    stays needed until it is applied. Returns True when it asked.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    join = getattr(coordinator, "_join_task", None)
+    if coordinator is None or join is None or not getattr(join, "is_done", False):
+        return False
+    if not getattr(coordinator, "rejoining", False) or coordinator.need_rejoin():
+        return False
+    log.warning("consumer: kafka-python finished a group join without applying it; rejoining")
+    coordinator.request_rejoin()
+    return True
+
+
 def _names(partitions: Any) -> str:
     return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
 
@@ -124,6 +153,16 @@ class KafkaSource:
 
     def subscribe(self) -> None:
         self._consumer.subscribe([self._topic], listener=_LoggingListener())
+        # One metadata round trip now, so the group leader's first assignment is made from
+        # metadata that already shows the subscribed topic. Without it kafka-python assigns
+        # from a snapshot taken before the topic's metadata arrived, sees the snapshot change
+        # a moment later and rebalances the whole group again: two rebalances for every
+        # worker that starts (and that second one is the join kafka-python can lose, see
+        # _finish_lost_join).
+        try:
+            self._consumer.topics()
+        except KafkaError as exc:  # the cost is only the extra rebalance
+            log.debug("consumer: no metadata before the first poll (%s)", exc)
 
     def poll(
         self, timeout_ms: int, max_records: int
@@ -135,6 +174,7 @@ class KafkaSource:
             # (a broker restarting); it reconnects by itself, so this is a poll with nothing.
             self._unreachable(exc, timeout_ms)
             return {}
+        _finish_lost_join(self._consumer)
         if self._outage_since is not None:
             log.info(
                 "consumer: Kafka reachable again after %.0f s",
