@@ -451,9 +451,15 @@ def _run(fn: Callable[..., object], args: tuple[object, ...]) -> None:
 
 class ConfluentSink:
     def __init__(
-        self, settings: WorkerSettings, overrides: Mapping[str, Any] | None = None
+        self,
+        settings: WorkerSettings,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        max_block_s: float = MAX_BLOCK_S,
     ) -> None:
-        """``overrides``: more producer properties (the transactional sink's)."""
+        """``overrides``: more producer properties (the transactional sink's);
+        ``max_block_s``: how long a send waits for room in librdkafka's queue."""
+        self._max_block_s = max_block_s
         self._producer = Producer(
             {
                 **librdkafka_config(settings.client_config()),
@@ -502,12 +508,12 @@ class ConfluentSink:
     ) -> Delivery:
         """Raises librdkafka's :class:`KafkaException` for a record it refuses (too large,
         ...); :class:`SinkUnavailable` when it cannot take any record (its queue still full
-        after :data:`MAX_BLOCK_S`, the topic unknown, the producer closed or failed)."""
+        for ``max_block_s``, the topic unknown, the producer closed or failed)."""
         if self._closed:
             raise SinkUnavailable("the producer is closed")
         delivery = ConfluentDelivery(self._serve)
         partition = self._partition_for(topic, partition_hint)
-        deadline = time.monotonic() + MAX_BLOCK_S
+        deadline = time.monotonic() + self._max_block_s
         while True:
             try:
                 self._producer.produce(
@@ -522,7 +528,7 @@ class ConfluentSink:
             except BufferError:  # librdkafka's queue is full: wait for acknowledgements
                 if time.monotonic() >= deadline:
                     raise SinkUnavailable(
-                        f"the producer's queue stayed full for {MAX_BLOCK_S:g} s"
+                        f"the producer's queue stayed full for {self._max_block_s:g} s"
                     ) from None
                 self._producer.poll(0.05)
             except KafkaException as exc:

@@ -70,14 +70,15 @@ class ConfluentTransactionalSink(ConfluentSink):
     def __init__(self, settings: WorkerSettings) -> None:
         self.transactional_id = settings.effective_transactional_id()
         self._timeout_s = settings.transaction_timeout_s
+        # The broker aborts a transaction left open this long (librdkafka: 1 s at least).
+        open_ms = max(1_000, int(2 * self._timeout_s * 1000))
         super().__init__(
             settings,
             {
                 "transactional.id": self.transactional_id,
-                # The broker aborts a transaction left open this long.
-                "transaction.timeout.ms": int(2 * self._timeout_s * 1000),
+                "transaction.timeout.ms": open_ms,
                 # librdkafka wants a record's delivery timeout within the transaction's.
-                "delivery.timeout.ms": int(2 * self._timeout_s * 1000),
+                "delivery.timeout.ms": open_ms,
             },
         )
         self._held: list[HeldDelivery] = []
