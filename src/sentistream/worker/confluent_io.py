@@ -98,7 +98,8 @@ _DEFERRED = frozenset(
     }
 )
 #: Errors of a connection attempt that retrying cannot cure (credentials, certificates).
-_CANNOT_CONNECT = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+_AUTH = KafkaError._AUTHENTICATION
+_CANNOT_CONNECT = frozenset({_AUTH, KafkaError._SSL})
 #: A send refused because the producer, not the record, is unusable.
 _UNAVAILABLE = frozenset(
     {KafkaError._UNKNOWN_TOPIC, KafkaError._FATAL, KafkaError._STATE, KafkaError._DESTROY}
@@ -211,7 +212,9 @@ class ConfluentSource:
             refused = [e for e in self._connect_errors if e.code() in _CANNOT_CONNECT]
             self._consumer.close()
             if refused:
-                raise CannotConnect(refused[0].str()) from None
+                error = refused[0]
+                kind = "authentication failed" if error.code() == _AUTH else "TLS handshake failed"
+                raise CannotConnect(f"{kind}: {error.str()}") from None
             raise KafkaUnreachable(str(exc.args[0] if exc.args else exc)) from exc
         finally:
             self._connect_errors.clear()
