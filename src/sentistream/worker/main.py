@@ -166,10 +166,14 @@ def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
 
 
 def quiet_kafka_logs(level: str) -> None:
-    """kafka-python logs several ERROR/WARNING lines per reconnect attempt; the worker says
-    what matters itself, so kafka-python's logger sits under ours (all of it at DEBUG)."""
+    """kafka-python (and librdkafka) log several ERROR/WARNING lines per reconnect attempt;
+    the worker says what matters itself, so the clients' loggers sit under ours (all of it
+    at DEBUG)."""
     ours = logging.getLevelName(level)
-    logging.getLogger("kafka").setLevel(logging.INFO if ours <= logging.DEBUG else logging.CRITICAL)
+    for name in ("kafka", "confluent_kafka"):
+        logging.getLogger(name).setLevel(
+            logging.INFO if ours <= logging.DEBUG else logging.CRITICAL
+        )
 
 
 def run_worker(settings: WorkerSettings) -> int:
