@@ -14,8 +14,8 @@ from confluent_kafka import KafkaError, KafkaException
 from sentistream.connection import KafkaConnection
 from sentistream.worker.clients import ClientMissing, kafka_client
 from sentistream.worker.confluent_config import librdkafka_config
+from sentistream.worker.confluent_delivery import ConfluentDelivery
 from sentistream.worker.confluent_io import (
-    ConfluentDelivery,
     ConfluentSink,
     ConfluentSource,
     KafkaUnreachable,

@@ -7,16 +7,10 @@ auto-creation, ``read_committed`` under exactly-once; ``acks=all``, idempotence,
 
 **Who serves librdkafka's callbacks.** librdkafka runs delivery reports and rebalance
 callbacks only inside ``poll()``/``consume()``/``flush()`` on the calling thread. The
-consumer's are served by :meth:`ConfluentSource.poll` (the loop's own call). The producer's
-are served in the loop too, with no thread of ours: every :meth:`ConfluentSink.send` and
-:meth:`~ConfluentSink.flush` polls the producer, and so does asking a pending
-:class:`ConfluentDelivery` whether it :attr:`~ConfluentDelivery.is_done` (what
-:class:`~sentistream.worker.guarantee.AtLeastOnce` asks each step, and what the shutdown's
-flush waits for). A background thread calling ``poll(0.05)`` would run the callbacks (and
-the metrics they update) up to one idle poll (0.1 s) sooner, but it would be one more
-thread on a 2-core machine, racing the loop for the GIL, whose death would silently stop
-every acknowledgement; the loop already looks at its deliveries every step, so it is the
-natural place to serve them.
+consumer's (rebalances) are served by :meth:`ConfluentSource.poll`, the loop's own call. The
+producer's are served by the loop (every send and flush, and asking a pending delivery
+whether it is done) and, so that they run when Kafka acknowledges rather than at the next
+step, by a daemon thread: see :mod:`sentistream.worker.confluent_delivery`.
 
 librdkafka's log lines go to the ``confluent_kafka`` logger (served by the same polls), which
 the worker keeps quiet as it keeps kafka-python's: it says what matters itself.
@@ -31,8 +25,9 @@ never committed out of order.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NamedTuple
@@ -49,6 +44,7 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from sentistream.worker.confluent_config import librdkafka_config
+from sentistream.worker.confluent_delivery import ConfluentDelivery, DeliveryServer
 from sentistream.worker.connect import CannotConnect
 from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
 from sentistream.worker.ports import (
@@ -62,7 +58,6 @@ from sentistream.worker.ports import (
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = [
-    "ConfluentDelivery",
     "ConfluentRecord",
     "ConfluentSink",
     "ConfluentSource",
@@ -414,66 +409,6 @@ def _commit_error(exc: KafkaException) -> Exception:
     return exc
 
 
-class ConfluentDelivery:
-    """A produced record's acknowledgement, as the loop's :class:`Delivery`; completed by
-    librdkafka's delivery report (:meth:`complete`).
-
-    Asking :attr:`is_done` of a pending delivery serves the producer's callbacks
-    (``poll(0)``): the loop's step is what runs librdkafka's delivery reports (see the
-    module docstring). Callbacks, like kafka-python's, run on success only, with the
-    record's metadata (the librdkafka :class:`Message`) after their own arguments; an
-    exception inside one is logged, never raised into librdkafka's poll.
-    """
-
-    __slots__ = ("_callbacks", "_done", "_error", "_serve", "value")
-
-    def __init__(self, serve: Callable[[], object]) -> None:
-        self._serve = serve
-        self._done = False
-        self._error: BaseException | None = None
-        self._callbacks: list[tuple[Callable[..., object], tuple[object, ...]]] = []
-        self.value: Message | None = None
-
-    @property
-    def is_done(self) -> bool:
-        if not self._done:
-            self._serve()
-        return self._done
-
-    @property
-    def exception(self) -> BaseException | None:
-        return self._error
-
-    def failed(self) -> bool:
-        return self.is_done and self._error is not None
-
-    def add_callback(self, fn: Callable[..., object], *args: object) -> ConfluentDelivery:
-        if self._done:
-            if self._error is None:
-                _run(fn, (*args, self.value))
-        else:
-            self._callbacks.append((fn, args))
-        return self
-
-    def complete(self, error: KafkaError | None, message: Message | None) -> None:
-        """librdkafka's ``on_delivery``: the broker acknowledged, or gave up on, the record."""
-        if error is not None:
-            self._error = KafkaException(error)
-        self.value = message
-        self._done = True
-        callbacks, self._callbacks = self._callbacks, []
-        if error is None:
-            for fn, args in callbacks:
-                _run(fn, (*args, message))
-
-
-def _run(fn: Callable[..., object], args: tuple[object, ...]) -> None:
-    try:
-        fn(*args)
-    except Exception:  # a metric callback failing must not fail librdkafka's poll
-        log.exception("delivery callback %r failed", fn)
-
-
 class ConfluentSink:
     def __init__(
         self,
@@ -504,6 +439,9 @@ class ConfluentSink:
             }
         )
         self._serve = lambda: self._producer.poll(0)
+        self._lock = threading.Lock()
+        self._server = DeliveryServer(self._producer)
+        self._server.start()
         self._partition_counts: dict[str, int] = {}
         self._closed = False
 
@@ -537,7 +475,7 @@ class ConfluentSink:
         for ``max_block_s``, the topic unknown, the producer closed or failed)."""
         if self._closed:
             raise SinkUnavailable("the producer is closed")
-        delivery = ConfluentDelivery(self._serve)
+        delivery = ConfluentDelivery(self._serve, self._lock)
         partition = self._partition_for(topic, partition_hint)
         deadline = time.monotonic() + self._max_block_s
         while True:
@@ -578,6 +516,7 @@ class ConfluentSink:
         if self._closed:
             return
         self._closed = True
+        self._server.stop()
         if not self.flush(timeout_s):
             log.warning("producer closed with deliveries still pending (not committed)")
             self._producer.purge()

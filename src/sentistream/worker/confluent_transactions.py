@@ -88,6 +88,7 @@ class ConfluentTransactionalSink(ConfluentSink):
             self._producer.init_transactions(self._timeout_s)
         except KafkaException as exc:
             self._closed = True
+            self._server.stop()
             self._producer.close()
             raise TransactionFailed(
                 f"cannot initialise transactions as {self.transactional_id!r}: {exc}"
