@@ -192,10 +192,12 @@ class ConfluentSource:
                 # A group formed before the topic's partitions were in the metadata rebalances
                 # when a refresh shows them (see kafka_io).
                 "topic.metadata.refresh.interval.ms": 5_000,
-                "error_cb": self._connect_errors.append,
+                "error_cb": self._on_client_error,
                 "logger": LIBRDKAFKA_LOG,
             }
         )
+        self._checking = True
+        self._fatal: KafkaError | None = None
         self._generation = 0
         self._batch_group: Membership | None = None
         self._outage_since: float | None = None
@@ -220,6 +222,21 @@ class ConfluentSource:
             raise KafkaUnreachable(str(exc.args[0] if exc.args else exc)) from exc
         finally:
             self._connect_errors.clear()
+            self._checking = False
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        """librdkafka's ``error_cb`` (run inside our polls): while connecting, collected to say
+        why; afterwards, a fatal error stops the worker at the next poll, the others (all
+        brokers down) an outage librdkafka recovers from, said once; a single connection
+        closed (brokers close idle ones) is only noted."""
+        if self._checking:
+            self._connect_errors.append(error)
+        elif error.fatal():
+            self._fatal = error
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._on_error(error)
+        else:
+            log.info("consumer: %s", error.str())
 
     def topics(self) -> set[str]:
         """Every topic the cluster lists (one metadata round trip)."""
@@ -247,7 +264,10 @@ class ConfluentSource:
     def poll(
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[ConfluentRecord]]:
+        generation = self._generation
         messages = self._take(timeout_ms, max_records)
+        if self._fatal is not None:
+            raise KafkaException(self._fatal)
         polled: dict[TopicPartition, list[ConfluentRecord]] = {}
         for message in messages:
             error = message.error()
@@ -269,11 +289,11 @@ class ConfluentSource:
                 )
                 self._outage_since = None
             group = self._batch_group
-            if group is None:
-                self._batch_group = Membership(
-                    self._generation, self._consumer.consumer_group_metadata()
-                )
-            elif group.generation != self._generation:
+            if self._generation != generation:  # a rebalance inside this poll
+                self._batch_group = _MIXED
+            elif group is None:
+                self._batch_group = Membership(generation, self._consumer.consumer_group_metadata())
+            elif group.generation != generation:
                 self._batch_group = _MIXED
         return polled
 
