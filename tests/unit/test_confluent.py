@@ -309,3 +309,30 @@ def test_a_missing_confluent_kafka_says_what_to_install(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
     with pytest.raises(ClientMissing, match=r"pip install 'sentistream\[confluent\]'"):
         kafka_client("confluent")
+
+
+def test_the_worker_without_confluent_kafka_stops_in_one_line_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentistream.worker.main import EXIT_SETUP, run_worker
+
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)
+    caplog.set_level(logging.INFO, "sentistream")
+    assert run_worker(WorkerSettings(kafka_client="confluent", metrics_port=0)) == EXIT_SETUP
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "--kafka-client confluent needs confluent-kafka: pip install 'sentistream[confluent]'"
+    ]
+
+
+def test_the_worker_imports_confluent_kafka_only_when_asked_for() -> None:
+    import subprocess
+
+    code = (
+        "import sys, sentistream.worker.main, sentistream.cli\n"
+        "print('confluent_kafka' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
