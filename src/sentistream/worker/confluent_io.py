@@ -227,8 +227,9 @@ class ConfluentSource:
     def _on_client_error(self, error: KafkaError) -> None:
         """librdkafka's ``error_cb`` (run inside our polls): while connecting, collected to say
         why; afterwards, a fatal error stops the worker at the next poll, the others (all
-        brokers down) an outage librdkafka recovers from, said once; a single connection
-        closed (brokers close idle ones) is only noted."""
+        brokers down) an outage librdkafka recovers from, said once; the rest (each failed
+        reconnection attempt, a broker closing an idle connection) only at DEBUG: during an
+        outage librdkafka reports one every reconnect backoff."""
         if self._checking:
             self._connect_errors.append(error)
         elif error.fatal():
@@ -236,7 +237,7 @@ class ConfluentSource:
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._on_error(error)
         else:
-            log.info("consumer: %s", error.str())
+            log.debug("consumer: %s", error.str())
 
     def topics(self) -> set[str]:
         """Every topic the cluster lists (one metadata round trip)."""
