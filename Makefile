@@ -71,14 +71,16 @@ export: $(VENV)/.installed
 	cp $(RUN)/keras/training-curves.png $(RUN)/keras/confusion-matrices.png docs/model/
 	cat $(RUN)/model-card.md
 
-# Both model folders through a throw-away broker; the load comes from kcat (Debian package
+# Both model folders, each with both Kafka clients, through a throw-away broker; the load comes from kcat (Debian package
 # kcat). The figures go to docs/bench/ for BENCHMARKS.md.
+# BENCH_CLIENTS: the worker's Kafka client(s) measured end to end (kafka-python, confluent, both).
 BENCH_FLAGS ?=
+BENCH_CLIENTS ?= both
 bench: $(VENV)/.installed
 	$(KAFKA) fetch
 	@command -v kcat >/dev/null || { echo "make bench needs kcat: apt-get install -y kcat" >&2; exit 1; }
 	$(VENV)/bin/sentistream bench --out runs/bench --model-dir $(MODEL) \
-		--extra-model-dir $(MODEL)-int8 $(BENCH_FLAGS) \
+		--extra-model-dir $(MODEL)-int8 --kafka-client $(BENCH_CLIENTS) $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 	mkdir -p docs/bench
 	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \

@@ -2,10 +2,13 @@
 # sentistream worker image: ONNX Runtime + kafka-python, no TensorFlow.
 #   docker build -f docker/worker.Dockerfile -t sentistream-worker:local .
 # Also runs `sentistream produce|tail|predict|bench` (same dependencies).
+# With the optional librdkafka client (--kafka-client confluent):
+#   docker build -f docker/worker.Dockerfile --build-arg WORKER_EXTRAS=worker,confluent ...
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
+ARG WORKER_EXTRAS=worker
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -15,10 +18,10 @@ WORKDIR /src
 # Dependencies first, against a stub package, so editing src/ does not reinstall them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p src/sentistream && touch src/sentistream/__init__.py \
-    && pip install ".[worker]" \
+    && pip install ".[${WORKER_EXTRAS}]" \
     && pip uninstall -y sentistream
 COPY src ./src
-RUN pip install --no-deps ".[worker]" \
+RUN pip install --no-deps ".[${WORKER_EXTRAS}]" \
     && python -c "import sys, sentistream.cli; assert 'tensorflow' not in sys.modules"
 
 FROM ${PYTHON_IMAGE}

@@ -886,10 +886,10 @@ def worker(**flags: Any) -> None:
     "--kafka-client",
     "kafka_clients",
     multiple=True,
-    type=click.Choice(["kafka-python"]),
+    type=click.Choice(["kafka-python", "confluent", "both"]),
     default=("kafka-python",),
     show_default=True,
-    help="Kafka client(s) of the worker to measure end to end.",
+    help="Kafka client(s) of the worker to measure end to end (repeatable; both: each).",
 )
 @click.option(
     "--fractions",
@@ -994,16 +994,23 @@ def bench(
     from sentistream.bench.plots import latency_distribution, throughput_by_batch
     from sentistream.bench.raw import sample
     from sentistream.bench.report import load_average, machine, write_report
-    from sentistream.bench.run import BenchConfig, run_bench
+    from sentistream.bench.run import BenchConfig, expand_kafka_clients, run_bench
     from sentistream.dataset import load_labelled
+    from sentistream.worker.clients import ClientMissing, kafka_client
 
+    clients = expand_kafka_clients(kafka_clients)
+    try:
+        for name in clients:
+            kafka_client(name)  # type: ignore[arg-type]  # the click.Choice above
+    except ClientMissing as exc:
+        raise click.UsageError(str(exc)) from None
     config = BenchConfig(
         model_dirs=[model_dir, *extra_model_dirs],
         texts=sample(load_labelled(data).texts, tweets),
         ceiling_tweets=ceiling_tweets,
         batch_sizes=[int(b) for b in batch_sizes.split(",")],
         bucket_size=bucket_size,
-        kafka_clients=kafka_clients,
+        kafka_clients=clients,
         fractions=[float(f) for f in fractions.split(",")],
         latency_seconds=latency_seconds,
         scale_out=scale_out,

@@ -236,13 +236,22 @@ def topics(topic_factory: TopicFactory) -> Topics:
 
 
 @pytest.fixture
+def kafka_client() -> str:
+    """The worker's ``--kafka-client``; a test marked ``@both_clients`` (worker_process) runs
+    once per client, every other test on the default."""
+    return "kafka-python"
+
+
+@pytest.fixture
 def start_worker(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, kafka_client: str
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start ``sentistream worker`` processes on ``topics``; all are killed at the end."""
+    """Start ``sentistream worker`` processes on ``topics`` (with ``kafka_client`` unless a
+    ``kafka_client`` setting is given); all are killed at the end."""
     started: list[WorkerProcess] = []
 
     def start(**settings: str) -> WorkerProcess:
+        settings.setdefault("kafka_client", kafka_client)
         worker = WorkerProcess(kafka_bootstrap, topics, tmp_path, **settings)
         started.append(worker)
         return worker

@@ -16,6 +16,7 @@ from tests.integration.test_worker import records_in
 from tests.integration.worker_process import (
     Topics,
     WorkerProcess,
+    both_clients,
     consume_all,
     read_all,
     real_tweets,
@@ -69,6 +70,7 @@ def wait_until_out(worker: WorkerProcess, count: int, timeout: float = 180) -> N
         time.sleep(0.5)
 
 
+@both_clients
 def test_sigkill_mid_batch_then_restart_each_input_is_seen_exactly_once(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:

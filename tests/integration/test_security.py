@@ -17,6 +17,7 @@ from tests.integration.worker_process import (
     REPO_ROOT,
     Topics,
     WorkerProcess,
+    both_clients,
     requires_shipped_model,
 )
 
@@ -57,8 +58,9 @@ def secured_topics(secured_broker: SecuredBroker) -> Topics:
 
 
 @requires_shipped_model
+@both_clients
 def test_every_command_works_over_sasl_ssl_with_scram(
-    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path
+    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path, kafka_client: str
 ) -> None:
     env = secured_broker.client_env()
     tweets = tmp_path / "tweets.txt"
@@ -73,6 +75,7 @@ def test_every_command_works_over_sasl_ssl_with_scram(
         secured_topics,
         tmp_path,
         **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+        kafka_client=kafka_client,
     )
     try:
         worker.wait_ready()
@@ -166,6 +169,38 @@ def test_the_worker_stops_within_seconds_when_the_broker_refuses_it(
         # kafka-python sometimes sees only the broker closing the connection, not the
         # refusal, and the worker retries once or twice more.
         assert took < 45, took
+    finally:
+        worker.close()
+
+
+@requires_shipped_model
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong password", "authentication failed"),
+        ("untrusted CA", "TLS handshake failed"),
+    ],
+)
+def test_the_confluent_worker_stops_within_seconds_when_the_broker_refuses_it(
+    secured_broker: SecuredBroker, secured_topics: Topics, tmp_path, case: str, expected: str
+) -> None:
+    env = _bad(secured_broker, case)
+    worker = WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+        secured_topics,
+        tmp_path,
+        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+        kafka_client="confluent",
+    )
+    started = time.monotonic()
+    try:
+        code = worker.process.wait(timeout=60)
+        assert code == 2, worker.log()
+        assert expected in worker.log()
+        assert "Traceback" not in worker.log()
+        if "SENTISTREAM_SASL_PASSWORD" in env:
+            assert env["SENTISTREAM_SASL_PASSWORD"] not in worker.log()
+        assert time.monotonic() - started < 45
     finally:
         worker.close()
 

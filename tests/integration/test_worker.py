@@ -13,6 +13,7 @@ from tests.integration.worker_process import (
     SHIPPED_MODEL,
     Topics,
     WorkerProcess,
+    both_clients,
     consume_all,
     ids_of,
     produce_json,
@@ -32,6 +33,7 @@ def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> 
         consumer.close()
 
 
+@both_clients
 def test_every_tweet_gets_exactly_one_label_and_offsets_are_committed(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -100,6 +102,7 @@ def worker_mid_stream(
     return ids, worker
 
 
+@both_clients
 def test_sigkill_mid_stream_then_restart_loses_nothing(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -145,6 +148,7 @@ BAD_INPUTS: list[tuple[str, bytes | None]] = [
 ]
 
 
+@both_clients
 def test_bad_input_is_dead_lettered_with_headers_and_neighbours_are_labeled(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:

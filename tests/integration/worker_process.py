@@ -30,6 +30,13 @@ requires_shipped_model = pytest.mark.skipif(
 )
 
 
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
+both_clients = pytest.mark.parametrize("kafka_client", KAFKA_CLIENTS)
+"""Run the test once with each ``--kafka-client`` (overrides the ``kafka_client`` fixture that
+``start_worker`` reads)."""
+
+
 def _free_port() -> int:
     import socket
 

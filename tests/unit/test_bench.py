@@ -16,6 +16,7 @@ from sentistream.bench.labels import Label, count_labels, latencies_ms, parse_la
 from sentistream.bench.pace import due, pace
 from sentistream.bench.procstat import CpuMeter, cpu_seconds, peak_rss_mb
 from sentistream.bench.report import one_thread_ceiling, render_markdown, write_report
+from sentistream.bench.run import expand_kafka_clients
 from sentistream.cli import cli
 from tests.unit.fakes import FakeClock
 
@@ -227,3 +228,31 @@ def test_the_report_judges_the_targets_against_the_reference_ceiling(tmp_path: P
     assert "| 10% | 100 | 100 | 5 | 9 | 15 | 30 | 3.0 |" in markdown
     assert "| 2 | 4 | 50,000 | 50,000 | 6,000 |" in markdown
     assert render_markdown(saved, 32) == markdown
+
+
+def test_both_kafka_clients_expand_in_order_once_each():
+    assert expand_kafka_clients(["both"]) == ("kafka-python", "confluent")
+    assert expand_kafka_clients(["confluent", "both"]) == ("confluent", "kafka-python")
+    assert expand_kafka_clients(["kafka-python"]) == ("kafka-python",)
+
+
+def test_the_report_puts_each_clients_end_to_end_figures_in_one_table(tmp_path: Path):
+    run = result()
+    e2e = run["models"][0]["end_to_end"]
+    e2e.append(
+        {
+            **e2e[0],
+            "kafka_client": "confluent",
+            "backlog": {**e2e[0]["backlog"], "throughput_per_s": 8_000.0},
+        }
+    )
+    markdown = render_markdown(write_report(tmp_path, run, bucket_size=32), 32)
+    assert "| model | client | backlog tweets/s |" in markdown
+    assert "| models/m | kafka-python | 5,000 | 0.50 | 15 | 60 | 120 | 1.00 |" in markdown
+    assert "| models/m | confluent | 8,000 | 0.80 | 15 | 60 | 120 | 1.00 |" in markdown
+    assert "### End to end, `confluent`" in markdown
+    targets = {
+        (r["target"], r["where"]): r["met"]
+        for r in write_report(tmp_path, run, bucket_size=32)["targets"]
+    }
+    assert targets[("end to end / one-thread ceiling (confluent)", "models/m, confluent")]

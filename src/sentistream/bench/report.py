@@ -129,6 +129,7 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
         )
     for entry in result["models"]:
         lines += _model_section(entry, bucket_size)
+    lines += _by_client(result, bucket_size)
     if result["scale_out"]:
         lines += [
             "",
@@ -152,6 +153,32 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
                 f"{row['measured']:,.3g} | {'yes' if row['met'] else 'no'} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _by_client(result: dict[str, Any], bucket_size: int) -> list[str]:
+    """One row per model folder and Kafka client: the end-to-end figures side by side."""
+    rows = [(entry, e2e) for entry in result["models"] for e2e in entry["end_to_end"]]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "### End to end by Kafka client",
+        "",
+        "| model | client | backlog tweets/s | / one-thread ceiling | p99 at 10 % ms "
+        "| p99 at 50 % ms | peak RSS MB | start to ready s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry, e2e in rows:
+        reference = one_thread_ceiling(entry["ceiling"], bucket_size)
+        p99 = {run["fraction"]: run["latency_ms"]["p99"] for run in e2e["latency"]}
+        cells = [f"{p99[f]:.0f}" if f in p99 else "" for f in (0.1, 0.5)]
+        throughput = e2e["backlog"]["throughput_per_s"]
+        lines.append(
+            f"| {entry['model']['folder']} | {e2e['kafka_client']} | {_n(throughput)} | "
+            f"{throughput / reference:.2f} | {cells[0]} | {cells[1]} | "
+            f"{e2e['peak_rss_mb']:.0f} | {e2e['start_to_ready_s']:.2f} |"
+        )
+    return lines
 
 
 def _model_section(entry: dict[str, Any], bucket_size: int) -> list[str]:

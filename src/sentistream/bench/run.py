@@ -35,7 +35,21 @@ from sentistream.bench.raw import (
 from sentistream.bench.stages import measure_stages
 from sentistream.inference import SentimentModel
 
-__all__ = ["BenchConfig", "run_bench"]
+__all__ = ["KAFKA_CLIENTS", "BenchConfig", "expand_kafka_clients", "run_bench"]
+
+#: The worker's Kafka clients (``--kafka-client``), in the order they are measured.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
+
+def expand_kafka_clients(names: Sequence[str]) -> tuple[str, ...]:
+    """``bench --kafka-client`` values, ``both`` expanded, each client once, in order."""
+    clients: list[str] = []
+    for name in names:
+        for client in KAFKA_CLIENTS if name == "both" else (name,):
+            if client not in clients:
+                clients.append(client)
+    return tuple(clients)
+
 
 Log = Callable[[str], None]
 

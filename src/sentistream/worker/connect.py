@@ -18,11 +18,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ConnectionState", "describe_socket_error", "probe", "wait_until_reachable"]
+__all__ = [
+    "CannotConnect",
+    "ConnectionState",
+    "describe_socket_error",
+    "probe",
+    "wait_until_reachable",
+]
 
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 1.0
+
+
+class CannotConnect(Exception):  # noqa: N818
+    """Kafka answers but refuses us (credentials, certificates): retrying will not help."""
 
 
 def _split(server: str) -> tuple[str, int]:

@@ -366,13 +366,15 @@ def connect_with_retry(
     initial_backoff_s: float = 0.5,
     max_backoff_s: float = 30.0,
     sleep: Callable[[float], object] = time.sleep,
+    retry_on: tuple[type[BaseException], ...] = (KafkaError,),
 ) -> T | None:
-    """Call ``connect`` until it succeeds, backing off exponentially; None if told to stop."""
+    """Call ``connect`` until it succeeds, backing off exponentially, while it raises one of
+    ``retry_on`` (the client's errors); None if told to stop."""
     backoff = initial_backoff_s
     while not should_stop():
         try:
             return connect()
-        except KafkaError as exc:
+        except retry_on as exc:
             log.warning("%s: Kafka unavailable (%s); retrying in %.1f s", what, exc, backoff)
             sleep(backoff)
             backoff = min(max_backoff_s, backoff * 2)

@@ -18,12 +18,19 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, R
 from sentistream.connection import ConnectionSettingsError, FailureWatch
 from sentistream.inference import SentimentModel
 from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.connect import ConnectionState, wait_until_reachable
+from sentistream.worker.clients import (
+    ClientMissing,
+    KafkaClient,
+    WorkerSink,
+    WorkerSource,
+    WorkerTransactionalSink,
+    kafka_client,
+)
+from sentistream.worker.connect import CannotConnect, ConnectionState, wait_until_reachable
 from sentistream.worker.exactly_once import ExactlyOnce
 from sentistream.worker.guarantee import ProcessingGuarantee
 from sentistream.worker.http import HealthServer, make_app
-from sentistream.worker.kafka_io import KafkaSink, KafkaSource, connect_with_retry, create_topics
-from sentistream.worker.kafka_transactions import KafkaTransactionalSink
+from sentistream.worker.kafka_io import connect_with_retry, create_topics
 from sentistream.worker.loop import Worker
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.model_slot import (
@@ -59,10 +66,6 @@ EXIT_SETUP = 2
 
 #: Fatal failures of the service: the process exits 1 and its supervisor restarts it.
 FATAL = (DeliveryFailed, ModelBroken, SinkUnavailable, DeadLetterFailed, TransactionFailed)
-
-
-class CannotConnect(Exception):  # noqa: N818
-    """Kafka answers but refuses us (credentials, certificates): retrying will not help."""
 
 
 class OnnxClassifier:
@@ -163,10 +166,14 @@ def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
 
 
 def quiet_kafka_logs(level: str) -> None:
-    """kafka-python logs several ERROR/WARNING lines per reconnect attempt; the worker says
-    what matters itself, so kafka-python's logger sits under ours (all of it at DEBUG)."""
+    """kafka-python (and librdkafka) log several ERROR/WARNING lines per reconnect attempt;
+    the worker says what matters itself, so the clients' loggers sit under ours (all of it
+    at DEBUG)."""
     ours = logging.getLevelName(level)
-    logging.getLogger("kafka").setLevel(logging.INFO if ours <= logging.DEBUG else logging.CRITICAL)
+    for name in ("kafka", "confluent_kafka"):
+        logging.getLogger(name).setLevel(
+            logging.INFO if ours <= logging.DEBUG else logging.CRITICAL
+        )
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -174,17 +181,19 @@ def run_worker(settings: WorkerSettings) -> int:
     started = time.monotonic()
     quiet_kafka_logs(settings.log_level)
     log.info(
-        "starting: %s -> %s (dead letters: %s), group %s, %s, brokers %s",
+        "starting: %s -> %s (dead letters: %s), group %s, %s, brokers %s, client %s",
         settings.input_topic,
         settings.output_topic,
         settings.dlq_topic,
         settings.group_id,
         settings.processing_guarantee,
         settings.describe(),
+        settings.kafka_client,
     )
     try:
         settings.client_config()
-    except ConnectionSettingsError as exc:
+        client = kafka_client(settings.kafka_client)
+    except (ConnectionSettingsError, ClientMissing) as exc:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return EXIT_SETUP
     metrics = WorkerMetrics.create(process=True)
@@ -219,7 +228,7 @@ def run_worker(settings: WorkerSettings) -> int:
             interval_s=settings.model_check_interval_s,
             now=time.monotonic(),
         )
-        return _serve(settings, process, process.models, metrics, started)
+        return _serve(settings, client, process, process.models, metrics, started)
     finally:
         runner.close()
         server.close()
@@ -227,6 +236,7 @@ def run_worker(settings: WorkerSettings) -> int:
 
 def _serve(
     settings: WorkerSettings,
+    client: KafkaClient,
     process: _Process,
     models: ModelSlot,
     metrics: WorkerMetrics,
@@ -238,10 +248,11 @@ def _serve(
         return EXIT_OK
     try:
         source = connect_with_retry(
-            lambda: _refused_or(KafkaSource, settings),
+            lambda: _refused_or(client, settings),
             "consumer",
             should_stop=process.stop.is_set,
             sleep=process.stop.wait,
+            retry_on=client.transient,
         )
     except CannotConnect as exc:
         log.error("cannot connect to Kafka at %s: %s", settings.bootstrap_servers, exc)  # noqa: TRY400
@@ -250,17 +261,20 @@ def _serve(
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
     try:
-        return _consume(settings, process, source, models, metrics, started)
+        return _consume(settings, client, process, source, models, metrics, started)
     finally:
         source.close(max(0.1, process.deadline() - time.monotonic()))
 
 
-def _refused_or(make: type[KafkaSource], settings: WorkerSettings) -> KafkaSource:
-    """``make(settings)``; :class:`CannotConnect` when kafka-python's log says the broker
-    refused the login or the TLS handshake (it raises only a bootstrap timeout)."""
+def _refused_or(client: KafkaClient, settings: WorkerSettings) -> WorkerSource:
+    """``client.source(settings)``; :class:`CannotConnect` when kafka-python's log says the
+    broker refused the login or the TLS handshake (it raises only a bootstrap timeout; the
+    confluent source raises :class:`CannotConnect` itself)."""
+    if client.name != "kafka-python":
+        return client.source(settings)
     with FailureWatch() as watch:
         try:
-            return make(settings)
+            return client.source(settings)
         except KafkaError:
             why = watch.explain(settings)
             if why is None:
@@ -272,8 +286,9 @@ def _refused_or(make: type[KafkaSource], settings: WorkerSettings) -> KafkaSourc
 
 def _consume(
     settings: WorkerSettings,
+    client: KafkaClient,
     process: _Process,
-    source: KafkaSource,
+    source: WorkerSource,
     models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
@@ -295,22 +310,36 @@ def _consume(
             "created %s", ", ".join(f"{n} ({p} partitions)" for n, p in checked.to_create.items())
         )
     exactly_once = settings.processing_guarantee == "exactly-once"
+    transactional: WorkerTransactionalSink | None = None
+    sink: WorkerSink | None
     try:
-        sink = connect_with_retry(
-            lambda: KafkaTransactionalSink(settings) if exactly_once else KafkaSink(settings),
-            "producer",
-            should_stop=process.stop.is_set,
-            sleep=process.stop.wait,
-        )
+        if exactly_once:
+            sink = transactional = connect_with_retry(
+                lambda: client.transactional_sink(settings),
+                "producer",
+                should_stop=process.stop.is_set,
+                sleep=process.stop.wait,
+                retry_on=client.transient,
+            )
+        else:
+            sink = connect_with_retry(
+                lambda: client.sink(settings),
+                "producer",
+                should_stop=process.stop.is_set,
+                sleep=process.stop.wait,
+                retry_on=client.transient,
+            )
     except TransactionFailed as exc:
         log.error("stopping: %s", exc)  # noqa: TRY400 - the message is the whole story
         return EXIT_FAILED
     if sink is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
-    shadow, shadow_sink = _start_shadow(settings, source, metrics)
+    shadow, shadow_sink = _start_shadow(settings, client, source, metrics)
     try:
-        return _run_loop(settings, process, source, sink, models, metrics, started, shadow)
+        return _run_loop(
+            settings, process, source, sink, transactional, models, metrics, started, shadow
+        )
     finally:
         if shadow is not None:
             shadow.close(1.0)
@@ -319,8 +348,8 @@ def _consume(
 
 
 def _start_shadow(
-    settings: WorkerSettings, source: KafkaSource, metrics: WorkerMetrics
-) -> tuple[Shadow | None, KafkaSink | None]:
+    settings: WorkerSettings, client: KafkaClient, source: WorkerSource, metrics: WorkerMetrics
+) -> tuple[Shadow | None, WorkerSink | None]:
     """The shadow model with a producer of its own, or none. A shadow that cannot start is
     logged and left out: it never stops the primary."""
     if not settings.shadow_model_dir:
@@ -342,7 +371,7 @@ def _start_shadow(
     except Exception as exc:  # a broken shadow is reported, and the primary serves on
         log.error("shadow model off: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
         return None, None
-    sink = KafkaSink(settings)
+    sink = client.sink(settings)
     log.info(
         "shadow model %s %s labels %.0f %% of the tweets into %s",
         model.info["name"],
@@ -365,8 +394,9 @@ def _start_shadow(
 def _run_loop(
     settings: WorkerSettings,
     process: _Process,
-    source: KafkaSource,
-    sink: KafkaSink,
+    source: WorkerSource,
+    sink: WorkerSink,
+    transactional: WorkerTransactionalSink | None,
     models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
@@ -375,9 +405,9 @@ def _run_loop(
     source.subscribe()
     clock = SystemClock()
     guarantee: ProcessingGuarantee | None = None
-    if isinstance(sink, KafkaTransactionalSink):
+    if transactional is not None:
         guarantee = ExactlyOnce(
-            source, sink, metrics, clock, timeout_s=settings.transaction_timeout_s
+            source, transactional, metrics, clock, timeout_s=settings.transaction_timeout_s
         )
     worker = process.worker = Worker(
         source,

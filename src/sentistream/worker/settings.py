@@ -18,9 +18,10 @@ from pydantic_settings import SettingsConfigDict
 
 from sentistream.connection import ENV_PREFIX, KafkaConnection
 
-__all__ = ["ENV_PREFIX", "ProcessingGuarantee", "WorkerSettings"]
+__all__ = ["ENV_PREFIX", "KafkaClientName", "ProcessingGuarantee", "WorkerSettings"]
 
 ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
+KafkaClientName = Literal["kafka-python", "confluent"]
 
 
 class WorkerSettings(KafkaConnection):
@@ -91,6 +92,12 @@ class WorkerSettings(KafkaConnection):
         description="Most records taken from Kafka and not yet acknowledged by it (open batch "
         "plus produced); at this many the worker pauses fetching, and resumes at half "
         "(0: 4 x max-batch-size).",
+    )
+    kafka_client: KafkaClientName = Field(
+        "kafka-python",
+        description="The Kafka client library: kafka-python (pure Python, installed with the "
+        "worker) or confluent (confluent-kafka, librdkafka; `pip install "
+        "'sentistream[confluent]'`). Same settings, metrics and guarantees.",
     )
     processing_guarantee: ProcessingGuarantee = Field(
         "at-least-once",

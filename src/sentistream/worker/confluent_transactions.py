@@ -1,0 +1,183 @@
+"""confluent-kafka's transactional producer as the loop's :class:`TransactionalSink`.
+
+librdkafka's transactional calls take a timeout themselves, and say what a failure means
+on the :class:`KafkaError` they raise: ``txn_requires_abort()`` (abort and go on:
+:class:`TransactionAborted`), ``fatal()`` (fenced or broken: :class:`TransactionFailed`),
+``retriable()`` (the call did not finish in time; it could be retried, but the worker's
+deadline is spent: :class:`TransactionFailed`, so the worker exits and its restarted
+instance, with the same ``transactional.id``, aborts what this one left open). An error
+that is none of the three is a state the worker does not know how to leave: failed too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+
+from sentistream.worker.confluent_io import ConfluentSink, Membership
+from sentistream.worker.exactly_once import HeldDelivery
+from sentistream.worker.ports import (
+    Delivery,
+    SinkUnavailable,
+    TopicPartition,
+    TransactionAborted,
+    TransactionFailed,
+)
+from sentistream.worker.settings import WorkerSettings
+
+__all__ = ["ConfluentTransactionalSink", "transaction_outcome"]
+
+log = logging.getLogger(__name__)
+
+_STATE = KafkaError._STATE
+_FENCED = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
+
+
+def transaction_outcome(
+    what: str, error: KafkaError, transactional_id: str, timeout_s: float
+) -> TransactionAborted | TransactionFailed:
+    """The port's outcome of a transactional call that failed with ``error``."""
+    if error.fatal() or error.code() in _FENCED:
+        if error.code() in _FENCED:
+            return TransactionFailed(
+                f"{what}: fenced: another worker took over transactional id "
+                f"{transactional_id!r} ({error.name()})"
+            )
+        return TransactionFailed(f"{what}: the producer is in a fatal state ({error.str()})")
+    if error.txn_requires_abort():
+        return TransactionAborted(f"{what}: {error.str()}")
+    if error.retriable():
+        return TransactionFailed(f"{what} did not finish within {timeout_s:.1f} s ({error.str()})")
+    return TransactionFailed(f"{what}: {error.str()}")
+
+
+def _error_of(exc: KafkaException) -> KafkaError:
+    error = exc.args[0] if exc.args else None
+    return error if isinstance(error, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+
+
+class ConfluentTransactionalSink(ConfluentSink):
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.transactional_id = settings.effective_transactional_id()
+        self._timeout_s = settings.transaction_timeout_s
+        # The broker aborts a transaction left open this long (librdkafka: 1 s at least).
+        open_ms = max(1_000, int(2 * self._timeout_s * 1000))
+        super().__init__(
+            settings,
+            {
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": open_ms,
+                # librdkafka wants a record's delivery timeout within the transaction's.
+                "delivery.timeout.ms": open_ms,
+            },
+        )
+        self._held: list[HeldDelivery] = []
+        self._sent = False
+        self._failed = False
+        try:
+            self._producer.init_transactions(self._timeout_s)
+        except KafkaException as exc:
+            self._closed = True
+            self._server.stop()
+            self._producer.close()
+            raise TransactionFailed(
+                f"cannot initialise transactions as {self.transactional_id!r}: {exc}"
+            ) from exc
+        log.info("transactional producer ready as %r", self.transactional_id)
+
+    def begin(self) -> None:
+        try:
+            self._producer.begin_transaction()
+        except KafkaException as exc:
+            raise TransactionFailed(f"cannot begin a transaction: {exc}") from exc
+        self._held, self._sent = [], False
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition_hint: int | None,
+    ) -> Delivery:
+        """As :meth:`ConfluentSink.send`; a send refused because the transaction already
+        failed becomes a failed delivery (the batch is aborted, not this record blamed)."""
+        try:
+            held = HeldDelivery(super().send(topic, key, value, headers, partition_hint))
+        except KafkaException as exc:
+            error = _error_of(exc)
+            if not (error.txn_requires_abort() or error.fatal()):
+                raise
+            held = HeldDelivery(None, exc)
+        except SinkUnavailable as exc:
+            # librdkafka refuses sends with _STATE once the transaction is in an abortable
+            # error: abort the batch (the abort fails, and the worker stops, if it is worse).
+            cause = exc.__cause__
+            if not (isinstance(cause, KafkaException) and _error_of(cause).code() == _STATE):
+                raise
+            held = HeldDelivery(None, cause)
+        self._sent = True
+        self._held.append(held)
+        return held
+
+    def send_offsets(
+        self, offsets: Mapping[TopicPartition, int], group: object, timeout_s: float
+    ) -> None:
+        if not isinstance(group, Membership):
+            raise TypeError(f"not a confluent consumer's group: {group!r}")
+        positions = [KafkaTopicPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()]
+        self._call(
+            "adding the offsets to the transaction",
+            lambda: self._producer.send_offsets_to_transaction(
+                positions, group.metadata, timeout_s
+            ),
+            timeout_s,
+        )
+
+    def commit(self, timeout_s: float) -> None:
+        self._call(
+            "committing the transaction",
+            lambda: self._producer.commit_transaction(timeout_s),
+            timeout_s,
+        )
+        held, self._held = self._held, []
+        for delivery in held:
+            delivery.release()
+
+    def abort(self, timeout_s: float) -> None:
+        self._held = []
+        try:
+            self._call(
+                "aborting the transaction",
+                lambda: self._producer.abort_transaction(timeout_s),
+                timeout_s,
+            )
+        except TransactionAborted as exc:  # an abort that fails is not abortable
+            raise TransactionFailed(str(exc)) from exc
+
+    def close(self, timeout_s: float) -> None:
+        """Abort the open transaction if anything was sent in it, then close."""
+        if self._sent and not self._failed and not self._closed:
+            try:
+                self.abort(min(timeout_s, 5.0))
+            except TransactionFailed as exc:
+                log.info("open transaction left to the broker to abort: %s", exc)
+        super().close(timeout_s)
+
+    def _call(self, what: str, call: Callable[[], object], timeout_s: float) -> None:
+        try:
+            call()
+        except KafkaException as exc:
+            outcome = transaction_outcome(what, _error_of(exc), self.transactional_id, timeout_s)
+            self._failed = isinstance(outcome, TransactionFailed)
+            raise outcome from exc
