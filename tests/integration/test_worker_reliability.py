@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from tests.integration.worker_process import (
     SHIPPED_MODEL,
     Topics,
     WorkerProcess,
+    both_clients,
     consume_all,
     ids_of,
     produce_json,
@@ -125,6 +127,55 @@ def test_hostile_records_are_each_one_dead_letter_and_the_worker_keeps_going(
     assert (tombstone.key, tombstone.value) == (None, b"")
     assert worker.process.poll() is None, worker.log()
     assert "Traceback" not in worker.log()
+    assert worker.terminate() == 0, worker.log()
+
+
+KCAT = shutil.which("kcat")
+
+
+@pytest.mark.skipif(
+    KCAT is None,
+    reason="kcat is missing (apt-get install kcat): it writes "
+    "the header key kafka-python's producer cannot",
+)
+@both_clients
+def test_a_record_the_client_cannot_read_is_dead_lettered_and_the_worker_reads_on(
+    kafka_bootstrap: str,
+    topics: Topics,
+    start_worker: Callable[..., WorkerProcess],
+    kafka_client: str,
+) -> None:
+    """A header key that is not UTF-8 (the protocol says string; librdkafka writes any
+    bytes): kafka-python raised CorruptRecordError out of every poll at that offset, and
+    confluent-kafka a SystemError from ``headers()``, so the worker stopped at every start."""
+    assert KCAT is not None
+
+    def kcat(value: bytes, *header: bytes) -> None:
+        args = [KCAT.encode(), b"-P", b"-b", kafka_bootstrap.encode(), b"-t"]
+        args += [topics.input.encode(), b"-p", b"0", *header]
+        subprocess.run(args, input=value + b"\n", check=True, timeout=30)
+
+    kcat(b'{"id": "before", "text": "what a lovely day"}')
+    kcat(b'{"id": "unreadable", "text": "fine words"}', b"-H", b"\xff\xfe=v")
+    kcat(b'{"id": "after", "text": "what a lovely day"}')
+
+    worker = start_worker()
+    worker.wait_ready()
+    out = consume_all(kafka_bootstrap, topics.output, until=2, idle=1.0)
+    dead = consume_all(kafka_bootstrap, topics.dlq, until=1, idle=1.0)
+    assert sorted(ids_of(out)) == ["after", "before"]
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["sentistream.errors.reason"] == b"unreadable_record"
+    assert headers["__connect.errors.offset"] == b"1"
+    assert (
+        b"UTF-8" in headers["__connect.errors.exception.message"]
+        or b"utf-8" in (headers["__connect.errors.exception.message"])
+    )
+    assert (
+        worker.metric("sentistream_records_dead_lettered_total", {"reason": "unreadable_record"})
+        == 1
+    )
     assert worker.terminate() == 0, worker.log()
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from sentistream.worker.messages import InputFormat
+from sentistream.worker.messages import InputFormat, UnreadableRecord
 from sentistream.worker.metrics import COMMIT_FAILURE_REASONS, DEAD_LETTER_REASONS
 from sentistream.worker.ports import DeadLetterFailed, SinkUnavailable, TopicPartition
 from tests.unit.fakes import FakeClassifier, FakeRecord, FakeSink, Sent
@@ -93,6 +93,23 @@ def test_a_hostile_value_is_one_dead_letter_and_the_neighbours_are_labelled(
     assert dead.header("sentistream.errors.reason") == reason.encode()
     for sent in h.sink.to(OUT):
         json.loads(sent.value or b"", parse_constant=pytest.fail)  # strict JSON out
+    assert h.source.committed() == {TP0: 3}
+
+
+def test_a_record_the_client_could_not_read_is_one_dead_letter_naming_its_offset():
+    """What the Kafka adapters hand over in place of a record they cannot parse (a header key
+    that is not UTF-8): counted, dead-lettered with where it is, committed past."""
+    unreadable = UnreadableRecord(IN, 0, 1, "CorruptRecordError: header key is not UTF-8")
+    h = make([rec(0, GOOD), unreadable, rec(2, GOOD)], batch=3)  # type: ignore[list-item]
+    run_all(h)
+
+    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT]
+    dead = h.sink.to(DLQ)[0]
+    assert (dead.key, dead.value) == (None, b"")
+    assert dead.header("sentistream.errors.reason") == b"unreadable_record"
+    assert dead.header("__connect.errors.offset") == b"1"
+    assert b"header key is not UTF-8" in (dead.header("__connect.errors.exception.message") or b"")
+    assert h.metric("sentistream_records_dead_lettered_total", reason="unreadable_record") == 1
     assert h.source.committed() == {TP0: 3}
 
 

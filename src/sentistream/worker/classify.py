@@ -19,7 +19,7 @@ from sentistream.worker.messages import (
     InputRecord,
     InvalidMessage,
     Tweet,
-    decode,
+    decode_record,
     internal_error,
 )
 from sentistream.worker.metrics import WorkerMetrics
@@ -86,7 +86,7 @@ class Classify:
         tweets: dict[int, Tweet] = {}
         for index, record in enumerate(records):
             try:
-                tweet = decode(record.value, self.input_format, self.max_record_bytes)
+                tweet = decode_record(record, self.input_format, self.max_record_bytes)
                 row = self.classifier.encode(tweet.text)
             except InvalidMessage as error:
                 verdicts.append(error)

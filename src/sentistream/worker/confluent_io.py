@@ -47,6 +47,7 @@ from sentistream.worker.confluent_config import librdkafka_config
 from sentistream.worker.confluent_delivery import ConfluentDelivery, DeliveryServer
 from sentistream.worker.connect import CannotConnect
 from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.messages import UnreadableRecord
 from sentistream.worker.ports import (
     CommitDeferred,
     CommitRefused,
@@ -136,16 +137,36 @@ class ConfluentRecord(NamedTuple):
     headers: list[tuple[str, bytes | None]]
 
 
-def _record(message: Message) -> ConfluentRecord:
+def _record(message: Message) -> ConfluentRecord | UnreadableRecord:
     kind, timestamp = message.timestamp()
-    return ConfluentRecord(
+    topic, partition, offset = (
         message.topic() or "",
         message.partition() or 0,
         message.offset() or 0,
+    )
+    try:
+        headers = message.headers() or []
+    except (SystemError, UnicodeDecodeError) as exc:
+        # confluent-kafka decodes header keys as UTF-8 and fails with a SystemError (its
+        # UnicodeDecodeError as the cause) for one that is not: that record is dead-lettered.
+        cause = exc.__cause__ or exc
+        problem = f"a header key is not UTF-8 ({type(cause).__name__}: {cause})"
+        log.error(  # noqa: TRY400 - the problem is the whole story
+            "consumer: the record at %s-%d offset %d cannot be read (%s): dead-lettering it",
+            topic,
+            partition,
+            offset,
+            problem,
+        )
+        return UnreadableRecord(topic, partition, offset, problem, timestamp=timestamp)
+    return ConfluentRecord(
+        topic,
+        partition,
+        offset,
         -1 if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
         message.key(),  # bytes: no deserializer configured
         message.value(),
-        message.headers() or [],  # type: ignore[arg-type]
+        headers,  # type: ignore[arg-type]
     )
 
 
@@ -264,12 +285,12 @@ class ConfluentSource:
 
     def poll(
         self, timeout_ms: int, max_records: int
-    ) -> Mapping[TopicPartition, Sequence[ConfluentRecord]]:
+    ) -> Mapping[TopicPartition, Sequence[ConfluentRecord | UnreadableRecord]]:
         generation = self._generation
         messages = self._take(timeout_ms, max_records)
         if self._fatal is not None:
             raise KafkaException(self._fatal)
-        polled: dict[TopicPartition, list[ConfluentRecord]] = {}
+        polled: dict[TopicPartition, list[ConfluentRecord | UnreadableRecord]] = {}
         for message in messages:
             error = message.error()
             if error is not None:

@@ -26,6 +26,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
+    CorruptRecordError,
     IllegalGenerationError,
     IllegalStateError,
     KafkaError,
@@ -37,7 +38,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import InputRecord
+from sentistream.worker.messages import InputRecord, UnreadableRecord
 from sentistream.worker.ports import (
     CommitDeferred,
     CommitRefused,
@@ -174,6 +175,8 @@ class KafkaSource:
             # (a broker restarting); it reconnects by itself, so this is a poll with nothing.
             self._unreachable(exc, timeout_ms)
             return {}
+        except CorruptRecordError as exc:
+            return self._skip_unreadable(exc)
         _finish_lost_join(self._consumer)
         if self._outage_since is not None:
             log.info(
@@ -188,6 +191,35 @@ class KafkaSource:
             elif self._batch_group is not _MIXED and not _same_generation(self._batch_group, group):
                 self._batch_group = _MIXED
         return {TopicPartition(tp.topic, tp.partition): records for tp, records in polled.items()}
+
+    def _skip_unreadable(
+        self, exc: CorruptRecordError
+    ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
+        """kafka-python could not parse the record at a partition's position (a header key
+        that is not UTF-8, a failed CRC) and raises at every poll from there: seek past it and
+        hand the loop an :class:`UnreadableRecord` to dead-letter in its place.
+
+        Which partition and offset: the fetcher's in-line records (private, read-only; it
+        raises from there when no record came before the bad one, and next time otherwise),
+        whose next offset is the bad record's. Without them the error propagates as before.
+        """
+        fetcher = getattr(self._consumer, "_fetcher", None)
+        pending = getattr(fetcher, "_next_partition_records", None)
+        tp = getattr(pending, "topic_partition", None)
+        offset = getattr(pending, "next_fetch_offset", None)
+        if tp is None or not isinstance(offset, int) or tp not in self._consumer.assignment():
+            raise exc
+        log.error(
+            "consumer: the record at %s-%d offset %d cannot be read (%s): dead-lettering it "
+            "in its place and reading on",
+            tp.topic,
+            tp.partition,
+            offset,
+            exc,
+        )
+        self._consumer.seek(tp, offset + 1)
+        record = UnreadableRecord(tp.topic, tp.partition, offset, str(exc))
+        return {TopicPartition(tp.topic, tp.partition): [record]}
 
     def _unreachable(self, exc: Exception, timeout_ms: int) -> None:
         now = time.monotonic()

@@ -38,9 +38,11 @@ __all__ = [
     "InputRecord",
     "InvalidMessage",
     "Tweet",
+    "UnreadableRecord",
     "clean_headers",
     "dead_letter_headers",
     "decode",
+    "decode_record",
     "encode_label",
     "internal_error",
 ]
@@ -72,6 +74,25 @@ class InputRecord(Protocol):
 
 
 @dataclass(frozen=True)
+class UnreadableRecord:
+    """A record the Kafka client could not parse (kafka-python raises ``CorruptRecordError``
+    for, e.g., a header key that is not UTF-8), in place of the record at its offset: the
+    consumer skips past it and the loop dead-letters this with reason ``unreadable_record``,
+    so it is counted and committed past instead of stopping the worker at every start. Its key,
+    value and headers are unknown (empty); the dead letter's ``__connect.errors.*`` headers
+    name the topic, partition and offset to fetch the raw bytes from (``kcat -C -o``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    problem: str
+    timestamp: int = -1
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
 class Tweet:
     text: str
     id: Any = None
@@ -98,6 +119,15 @@ class InvalidMessage(ValueError):  # noqa: N818 - names the record, not a bug
 def internal_error(exc: BaseException, stage: str) -> InvalidMessage:
     """Whatever a record's handling raised, as that record's dead-letter verdict."""
     return InvalidMessage("internal_error", f"{stage}: {type(exc).__name__}: {exc}", cause=exc)
+
+
+def decode_record(record: InputRecord, input_format: InputFormat, max_bytes: int) -> Tweet:
+    """:func:`decode` of the record's value; an :class:`UnreadableRecord` is refused first."""
+    if isinstance(record, UnreadableRecord):
+        raise InvalidMessage(
+            "unreadable_record", f"the Kafka client could not read it: {record.problem}"
+        )
+    return decode(record.value, input_format, max_bytes)
 
 
 def decode(value: bytes | None, input_format: InputFormat, max_bytes: int) -> Tweet:

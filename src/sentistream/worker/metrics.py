@@ -25,6 +25,7 @@ DEAD_LETTER_REASONS = (
     "empty_text",
     "inference_error",
     "internal_error",
+    "unreadable_record",
 )
 COMMIT_FAILURE_REASONS = ("rebalance", "unavailable")
 TRANSACTION_OUTCOMES = ("committed", "aborted")
