@@ -100,7 +100,7 @@ class Worker:
     ) -> None:
         """``pipeline_depth``: batches that may be between the batcher and the publisher
         (0 or 1: none pipelined, inference on the loop's thread); above 1 they are inferred
-        by ``runner`` (default: a thread of the worker's own, ended by :meth:`close`)."""
+        by ``runner`` (default: a thread of the worker's own, ended by :meth:`drain`)."""
         self.source = source
         self.sink = sink
         self.metrics = metrics
@@ -201,6 +201,7 @@ class Worker:
         while len(self.stage) and self.stage.wait(self._left(deadline)):
             self._publish_finished()
         report = self.guarantee.close(deadline)
+        self.close()
         unfinished = len(self.batcher) + self.stage.records
         if not unfinished:
             return report
@@ -213,7 +214,8 @@ class Worker:
 
     def close(self) -> None:
         """End the inference thread the worker started, if any (a running inference finishes
-        on its own; nothing waits for it)."""
+        on its own; nothing waits for it). :meth:`drain` ends with it; after a fatal error
+        the process exits, and the thread with it."""
         if self._own_runner is not None:
             self._own_runner.close()
 
