@@ -72,23 +72,36 @@ def test_batches_are_published_in_poll_order_when_inference_finishes_out_of_orde
     assert h.source.commits == [{TP0: 3, TP1: 3}]
 
 
-def test_the_next_batch_is_polled_and_encoded_while_the_model_runs_and_the_poll_does_not_wait():
+def test_the_next_batch_is_polled_and_encoded_while_the_model_runs():
     runner = ManualRunner(finish_on_wait=False)
     h = make(texts(4), batch=2, poll_timeout_s=0.1, pipeline_depth=2, runner=runner)
     h.worker.step()
-    assert h.source.polls == [(100, 2)]
-    h.worker.step()  # batch A with the model: B is polled without waiting, and submitted
-    assert h.source.polls[-1] == (0, 2)
+    h.worker.step()  # batch A with the model: B is polled and submitted meanwhile
+    assert h.source.polls == [(100, 2), (100, 2)]
     assert runner.pending == 2
     assert h.classifier.calls == []  # nothing inferred yet: the test's "thread" has not run
+    assert runner.waits == []  # the consumer had records: the loop did not wait for the model
 
-    h.worker.step()  # idle, batches with the model: the loop waits on the model, not Kafka
-    assert h.source.polls[-1] == (0, 2)
-    assert runner.waits == [0.1]
+
+def test_once_the_consumer_is_drained_the_loop_waits_for_the_model_not_in_an_idle_poll():
+    runner = ManualRunner(finish_on_wait=False)
+    h = make(texts(3), batch=2, wait_s=0.5, poll_timeout_s=0.1, pipeline_depth=2, runner=runner)
+    h.worker.step()  # A submitted
+    h.worker.step()  # one record, fewer than asked: the consumer is drained
+    assert h.source.polls == [(100, 2), (100, 2)]
+    h.clock.advance(0.2)
+    h.worker.step()  # the model first, for at most what is left of the open batch's wait
+    assert runner.waits == [pytest.approx(0.3)]
+    assert h.sink.sent == []
+
     runner.complete_all()
-    h.worker.step()
-    assert len(h.sink.sent) == 4
-    h.worker.step()  # nothing with the model: back to the idle poll timeout
+    h.clock.advance(0.3)
+    h.worker.step()  # A is back: published before the poll; the open batch is due and goes
+    assert len(h.sink.sent) == 2
+    assert h.source.polls[-1] == (0, 1)
+    runner.finish_on_wait = True
+    h.worker.step()  # waits for B, publishes it, then polls idle
+    assert len(h.sink.sent) == 3
     assert h.source.polls[-1] == (100, 2)
 
 
@@ -259,8 +272,9 @@ def test_a_broken_model_on_the_thread_still_stops_the_worker_and_nothing_is_comm
         runner=runner,
     )
     h.worker.step()
+    h.worker.step()  # the consumer is drained
     with pytest.raises(ModelBroken):
-        h.worker.step()  # the idle step waits for the model; its failure comes back here
+        h.worker.step()  # waits for the model; its failure comes back to the loop's thread
     assert h.sink.sent == []
     assert h.source.commits == []
 
@@ -271,6 +285,7 @@ def test_whatever_else_the_inference_raises_comes_back_to_the_loop_thread():
             raise MemoryError("out of memory (fake)")
 
     h = make(texts(2), batch=2, classifier=Crashing(), pipeline_depth=2, runner=ManualRunner())
+    h.worker.step()
     h.worker.step()
     with pytest.raises(MemoryError):
         h.worker.step()

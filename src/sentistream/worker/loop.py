@@ -9,6 +9,8 @@ own module: :mod:`.batcher`, :mod:`.classify`, :mod:`.pipeline`, :mod:`.publish`
 Pipelining (``pipeline_depth`` > 1): the loop's thread polls, decodes and encodes a batch
 (:meth:`Classify.prepare`) and hands it to the :class:`~.pipeline.InferenceStage`, whose
 thread runs the model while the loop polls the next batch and publishes the previous one.
+Once a poll finds the consumer drained, the loop waits for the model (at most as long as the
+next poll would wait) before polling again, so a finished batch never sits behind an idle poll.
 Finished batches come back in the order they were polled and are published, offered to the
 shadow and tracked on the loop's thread, exactly as in the synchronous path (depth 0 or 1:
 the same stage, run inline). At most ``pipeline_depth`` batches are between the batcher and
@@ -132,6 +134,8 @@ class Worker:
             max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
         )
         self.paused = False
+        self._drained = False
+        """The last poll brought fewer records than asked: the consumer had no more."""
         self._lag_partitions: set[TopicPartition] = set()
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
@@ -165,20 +169,23 @@ class Worker:
         room = min(self.batcher.room, self.flow.room(self.in_flight))
         # kafka-python wants max_records >= 1; with no room every partition is paused.
         asked = max(1, room)
-        wait_s = self.batcher.wait_s(now)
-        # While batches are with the model the poll does not wait: the loop waits for the
-        # model instead (below), so a finished batch never sits behind an idle poll.
-        polled = self.source.poll(0 if len(self.stage) else int(wait_s * 1000), asked)
+        if self._drained and len(self.stage):
+            # The consumer had nothing more: wait for the model rather than in an idle poll,
+            # so a finished batch never sits behind one. (The poll's timeout is not cut to 0
+            # instead: kafka-python 3.0.12 polled with a zero or 1 ms timeout through a
+            # rebalance was seen to stop in mid-join for good, every later poll empty.)
+            self._finish_pending(now + self.batcher.wait_s(now))
+            now = self.clock.monotonic()
+        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         got = 0
         for records in polled.values():
             self.batcher.add(records, self.clock.monotonic())
             got += len(records)
         self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
+        self._drained = got < asked
         now = self.clock.monotonic()
         if self.batcher.ready(now):
             self._submit(self.batcher.take())
-        elif got == 0 and len(self.stage):
-            self.stage.wait(wait_s)
         self._publish_finished()
         self.guarantee.poll(now)
         self._flow()
@@ -198,8 +205,7 @@ class Worker:
             self._publish_finished()
         if len(self.batcher) and not self.stage.full:
             self._submit(self.batcher.take())
-        while len(self.stage) and self.stage.wait(self._left(deadline)):
-            self._publish_finished()
+        self._finish_pending(deadline)
         report = self.guarantee.close(deadline)
         self.close()
         unfinished = len(self.batcher) + self.stage.records
@@ -252,6 +258,12 @@ class Worker:
             self.shadow.offer(records, verdicts, info)
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
+
+    def _finish_pending(self, deadline: float) -> None:
+        """Wait for the batches with the model, publishing each as it is back, until none is
+        left or ``deadline`` (monotonic) passes."""
+        while len(self.stage) and self.stage.wait(self._left(deadline)):
+            self._publish_finished()
 
     def _left(self, deadline: float) -> float:
         return max(0.0, deadline - self.clock.monotonic())
