@@ -16,8 +16,9 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,7 @@ __all__ = [
     "FakeTransactionLog",
     "FakeTransactionalSink",
     "FakeTransactionalSource",
+    "ManualRunner",
     "RecordMetadata",
     "Sent",
 ]
@@ -409,6 +411,53 @@ class FakeClassifier:
     @classmethod
     def expected_label(cls, text: str) -> str:
         return "positive" if len(text.split()) % 2 == 0 else "negative"
+
+
+# -- the inference thread ------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class ManualRunner:
+    """An inference thread the test drives: a submitted job runs only when the test calls
+    :meth:`complete` (any pending job, so jobs can finish out of order), or when the loop
+    waits for it: a wait without timeout always (a thread finishes in the end), a wait with
+    one only if ``finish_on_wait`` is set; then it and the jobs before it run, as one thread
+    would run them. A wait that does not finish returns at once: nothing sleeps.
+    ``waits`` keeps each timeout the loop waited with (None: as long as it takes)."""
+
+    def __init__(self, *, finish_on_wait: bool = True) -> None:
+        self.finish_on_wait = finish_on_wait
+        self.waits: list[float | None] = []
+        self._jobs: list[tuple[Callable[[], Any], Future[Any]]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.append((fn, future))
+        return future
+
+    def complete(self, index: int = 0) -> None:
+        """Run the ``index``-th job still pending (0: the oldest)."""
+        fn, future = self._jobs.pop(index)
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # kept in the future, as a thread's executor does
+            future.set_exception(exc)
+
+    def complete_all(self) -> None:
+        while self._jobs:
+            self.complete()
+
+    def wait(self, future: Future[Any], timeout_s: float | None) -> bool:
+        self.waits.append(timeout_s)
+        if timeout_s is None or (self.finish_on_wait and timeout_s > 0):
+            while not future.done() and self._jobs:
+                self.complete()
+        return future.done()
 
 
 # -- transactions (exactly-once) -------------------------------------------------------------

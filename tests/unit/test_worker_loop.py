@@ -18,6 +18,7 @@ from sentistream.worker.kafka_io import connect_with_retry
 from sentistream.worker.loop import Worker
 from sentistream.worker.messages import InputFormat
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.pipeline import Runner
 from sentistream.worker.ports import DeliveryFailed, ModelBroken, TopicPartition
 from sentistream.worker.publish import Topics
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
@@ -78,6 +79,8 @@ def make(
     max_in_flight: int | None = None,
     source: FakeSource | None = None,
     sink: FakeSink | None = None,
+    pipeline_depth: int = 1,
+    runner: Runner | None = None,
 ) -> Harness:
     source = source if source is not None else FakeSource(records)
     sink = sink if sink is not None else FakeSink(auto_ack=auto_ack)
@@ -103,6 +106,8 @@ def make(
         max_request_bytes=sink.max_request_size,
         model_info=MODEL_INFO,
         clock=clock,
+        pipeline_depth=pipeline_depth,
+        runner=runner,
     )
     return Harness(source, sink, classifier, clock, registry, worker)
 

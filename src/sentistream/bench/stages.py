@@ -11,6 +11,10 @@ Each stage runs the worker's own code over the same tweets (best of ``repeats`` 
 * ``build output``: :func:`~sentistream.worker.messages.encode_label`;
 * ``publish``: the whole publish stage into a sink that accepts everything at no cost
   (:class:`~sentistream.worker.publish.Publisher`: build output, headers, callbacks);
+* ``classify + publish``, then the same ``pipelined``: both stages for every micro-batch as
+  the worker's loop runs them through its :class:`~sentistream.worker.pipeline.InferenceStage`,
+  inline (``pipeline_depth`` 1), then with inference on a thread of its own (depth 2) while
+  the caller decodes, encodes and publishes the batches around it;
 * with a broker, ``send``: the worker's Kafka sink (``KafkaSink.send`` for every label, one
   flush at the end), and ``poll``: the worker's Kafka source reading the same records back.
 
@@ -33,6 +37,7 @@ from sentistream.worker.classify import Classify, Labelled
 from sentistream.worker.main import OnnxClassifier
 from sentistream.worker.messages import InputRecord, Tweet, decode, encode_label
 from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
 from sentistream.worker.publish import Publisher, Topics
 
 __all__ = ["BenchRecord", "StageCost", "measure_stages", "payloads"]
@@ -181,6 +186,7 @@ def measure_stages(
             end = start + batch_size
             publisher.publish(records[start:end], labelled[start:end], now_ms)
 
+    thread = ThreadRunner()
     stages = [
         ("decode", run_decode),
         ("tokenize", run_tokenize),
@@ -188,8 +194,19 @@ def measure_stages(
         ("classify (decode + tokenize + infer + labels)", run_classify),
         ("build output", run_build),
         ("publish (build output + hand-over, no Kafka)", run_publish),
+        (
+            "classify + publish, one thread (pipeline depth 1)",
+            lambda: _through_stage(classify, publisher, batches, InlineRunner(), 1, now_ms),
+        ),
+        (
+            "classify + publish, pipelined (depth 2)",
+            lambda: _through_stage(classify, publisher, batches, thread, 2, now_ms),
+        ),
     ]
-    costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
+    try:
+        costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
+    finally:
+        thread.close()
     if bootstrap is not None:
         values = [
             encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
@@ -197,6 +214,34 @@ def measure_stages(
         ]
         costs += _kafka_stages(bootstrap, records, values, batch_size)
     return costs
+
+
+def _through_stage(
+    classify: Classify,
+    publisher: Publisher,
+    batches: Sequence[Sequence[InputRecord]],
+    runner: Runner,
+    depth: int,
+    now_ms: float,
+) -> None:
+    """Every batch through the worker's inference stage, as its loop runs it: prepare,
+    submit (waiting for the oldest when full), publish what is back, in order."""
+    stage = InferenceStage(classify, runner, depth)
+
+    def publish_finished() -> None:
+        while (done := stage.take()) is not None:
+            publisher.publish(done.batch.records, done.verdicts, now_ms, done.model_info)
+
+    for batch in batches:
+        prepared = classify.prepare(batch)
+        while stage.full:
+            stage.wait(None)
+            publish_finished()
+        stage.submit(prepared, MODEL_INFO)
+        publish_finished()
+    while len(stage):
+        stage.wait(None)
+        publish_finished()
 
 
 def _kafka_stages(

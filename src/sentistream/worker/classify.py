@@ -6,6 +6,11 @@ becomes that record's :class:`InvalidMessage` (``internal_error`` with the excep
 when it is not a known kind of bad input). Inference runs once per batch; if it fails, the
 batch is split in halves until only the records at fault fail. Only the model itself failing
 (:class:`ModelBroken`) escapes.
+
+The three steps are separate methods so that inference can run on a thread of its own
+(:mod:`sentistream.worker.pipeline`): :meth:`Classify.prepare` (decode and encode, on the
+loop's thread), :meth:`Classify.infer` (the model, with the halving retry; any thread) and
+:meth:`Classify.finish` (labels and the failure tracker, on the loop's thread, in order).
 """
 
 from __future__ import annotations
@@ -25,7 +30,15 @@ from sentistream.worker.messages import (
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.ports import Classifier, InferenceError, ModelBroken
 
-__all__ = ["MAX_FAILED_BATCHES", "Classify", "FailureTracker", "Labelled", "Verdict"]
+__all__ = [
+    "MAX_FAILED_BATCHES",
+    "Classify",
+    "FailureTracker",
+    "Inferred",
+    "Labelled",
+    "PreparedBatch",
+    "Verdict",
+]
 
 #: Batches in a row whose every record failed inference before the model is declared broken.
 MAX_FAILED_BATCHES = 20
@@ -39,6 +52,25 @@ class Labelled:
 
 
 Verdict = Labelled | InvalidMessage
+Inferred = list[float] | InvalidMessage
+"""One row's inference outcome: its probabilities, or why it failed."""
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A micro-batch decoded and encoded, awaiting inference: the records, the classifier
+    that encoded them (the one that must infer them), a verdict per record already decided
+    (None where inference decides), and for those the record's index, ids and tweet."""
+
+    records: list[InputRecord]
+    classifier: Classifier
+    verdicts: list[Verdict | None]
+    good: list[int]
+    ids: list[list[int]]
+    tweets: list[Tweet]
+
+    def __len__(self) -> int:
+        return len(self.records)
 
 
 class FailureTracker:
@@ -80,14 +112,22 @@ class Classify:
         self.failures = FailureTracker()
 
     def __call__(self, records: Sequence[InputRecord]) -> list[Verdict]:
+        """The three steps at once, on the caller's thread."""
+        batch = self.prepare(records)
+        return self.finish(batch, self.infer(batch))
+
+    def prepare(self, records: Sequence[InputRecord]) -> PreparedBatch:
+        """Decode and encode each record (guarded per record) with the classifier in use now;
+        the batch keeps that classifier, so a model swapped in later never sees its ids."""
+        classifier = self.classifier
         verdicts: list[Verdict | None] = []
         good: list[int] = []
         ids: list[list[int]] = []
-        tweets: dict[int, Tweet] = {}
+        tweets: list[Tweet] = []
         for index, record in enumerate(records):
             try:
                 tweet = decode_record(record, self.input_format, self.max_record_bytes)
-                row = self.classifier.encode(tweet.text)
+                row = classifier.encode(tweet.text)
             except InvalidMessage as error:
                 verdicts.append(error)
                 continue
@@ -97,31 +137,44 @@ class Classify:
             verdicts.append(None)
             good.append(index)
             ids.append(row)
-            tweets[index] = tweet
-        results = self._infer_split(ids)
-        self.failures.observe(len(ids), sum(isinstance(r, InvalidMessage) for r in results))
-        labels = self.classifier.labels
-        for index, result in zip(good, results, strict=True):
+            tweets.append(tweet)
+        return PreparedBatch(list(records), classifier, verdicts, good, ids, tweets)
+
+    def infer(self, batch: PreparedBatch) -> list[Inferred]:
+        """Run the batch's own classifier over its ids, splitting in halves around rows that
+        fail. Touches nothing but the batch and the (thread-safe) metrics, so it may run on
+        another thread than :meth:`prepare` and :meth:`finish`."""
+        return self._infer_split(batch.classifier, batch.ids)
+
+    def finish(self, batch: PreparedBatch, results: Sequence[Inferred]) -> list[Verdict]:
+        """Probabilities → labels; raises :class:`ModelBroken` when the failure tracker says
+        so. Call in the order the batches were prepared."""
+        self.failures.observe(len(batch.ids), sum(isinstance(r, InvalidMessage) for r in results))
+        verdicts = list(batch.verdicts)
+        labels = batch.classifier.labels
+        for index, tweet, result in zip(batch.good, batch.tweets, results, strict=True):
             if isinstance(result, InvalidMessage):
                 verdicts[index] = result
                 continue
             try:
-                verdicts[index] = _labelled(tweets[index], labels, result)
+                verdicts[index] = _labelled(tweet, labels, result)
             except Exception as exc:  # e.g. a row of the wrong width
                 verdicts[index] = internal_error(exc, "label")
         return [v for v in verdicts if v is not None]
 
-    def _infer_split(self, ids: list[list[int]]) -> list[list[float] | InvalidMessage]:
+    def _infer_split(self, classifier: Classifier, ids: list[list[int]]) -> list[Inferred]:
         if not ids:
             return []
         started = time.perf_counter()
         try:
-            probabilities = self.classifier.predict_ids(ids)
+            probabilities = classifier.predict_ids(ids)
         except InferenceError as exc:
             if len(ids) == 1:
                 return [InvalidMessage("inference_error", f"inference failed: {exc}")]
             middle = len(ids) // 2
-            return self._infer_split(ids[:middle]) + self._infer_split(ids[middle:])
+            return self._infer_split(classifier, ids[:middle]) + self._infer_split(
+                classifier, ids[middle:]
+            )
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(ids))
         rows: list[list[float]] = probabilities.tolist()

@@ -3,8 +3,25 @@
 This module knows no Kafka client, no ONNX Runtime and no HTTP: it talks to the ports in
 :mod:`sentistream.worker.ports` and reads time from a :class:`Clock`, so tests drive
 :meth:`Worker.step` with in-memory fakes and a fake clock, and never sleep. Each stage is its
-own module: :mod:`.batcher`, :mod:`.classify`, :mod:`.publish`, :mod:`.guarantee`,
-:mod:`.flow`.
+own module: :mod:`.batcher`, :mod:`.classify`, :mod:`.pipeline`, :mod:`.publish`,
+:mod:`.guarantee`, :mod:`.flow`.
+
+Pipelining (``pipeline_depth`` > 1): the loop's thread polls, decodes and encodes a batch
+(:meth:`Classify.prepare`) and hands it to the :class:`~.pipeline.InferenceStage`, whose
+thread runs the model while the loop polls the next batch and publishes the previous one.
+Once a poll finds the consumer drained, the loop waits for the model (at most as long as the
+next poll would wait) before polling again, so a finished batch never sits behind an idle poll.
+Finished batches come back in the order they were polled and are published, offered to the
+shadow and tracked on the loop's thread, exactly as in the synchronous path (depth 0 or 1:
+the same stage, run inline). At most ``pipeline_depth`` batches are between the batcher and
+the publisher, and their records count as in flight, so pausing still bounds memory. Each
+batch keeps the classifier that encoded it and that model's info, so a model swapped in
+while it is being inferred changes only the batches after it. A batch still being inferred
+when its partitions are revoked is published anyway (at-least-once: the new owner may label
+those records again, as with deliveries in flight today); its offsets are not committed
+here. Exactly-once runs the synchronous path (see :func:`~.main.effective_pipeline_depth`):
+its transaction for a batch is tied to the consumer's group generation of the polls since
+the previous batch, which pipelining would mix up.
 
 Error kinds:
 
@@ -30,6 +47,7 @@ from sentistream.worker.guarantee import AtLeastOnce, ProcessingGuarantee, Shutd
 from sentistream.worker.messages import InputFormat, InputRecord
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.model_slot import ModelSlot, ServedModel
+from sentistream.worker.pipeline import Finished, InferenceStage, InlineRunner, Runner, ThreadRunner
 from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
 from sentistream.worker.publish import Publisher, Topics
 from sentistream.worker.shadow import Shadow
@@ -42,9 +60,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_REQUEST_BYTES = 1_048_576
 
 
-def default_max_in_flight(max_batch_size: int) -> int:
-    """Four micro-batches: room for one being built and three awaiting acknowledgement."""
-    return 4 * max_batch_size
+def default_max_in_flight(max_batch_size: int, pipeline_depth: int = 1) -> int:
+    """Room for one micro-batch being built, ``pipeline_depth`` (at least one) being
+    classified and three awaiting acknowledgement: four batches without pipelining."""
+    return (3 + max(1, pipeline_depth)) * max_batch_size
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,12 @@ class Worker:
         guarantee: ProcessingGuarantee | None = None,
         model_slot: ModelSlot | None = None,
         shadow: Shadow | None = None,
+        pipeline_depth: int = 1,
+        runner: Runner | None = None,
     ) -> None:
+        """``pipeline_depth``: batches that may be between the batcher and the publisher
+        (0 or 1: none pipelined, inference on the loop's thread); above 1 they are inferred
+        by ``runner`` (default: a thread of the worker's own, ended by :meth:`drain`)."""
         self.source = source
         self.sink = sink
         self.metrics = metrics
@@ -100,10 +124,18 @@ class Worker:
         self.guarantee: ProcessingGuarantee = guarantee or AtLeastOnce(
             source, sink, metrics, self.clock, commit_interval_s=policy.commit_interval_s
         )
+        self._own_runner: ThreadRunner | None = None
+        if pipeline_depth <= 1:
+            runner = InlineRunner()
+        elif runner is None:
+            runner = self._own_runner = ThreadRunner()
+        self.stage = InferenceStage(self.classify, runner, max(1, pipeline_depth))
         self.flow = FlowControl.for_limit(
-            max_in_flight or default_max_in_flight(policy.max_batch_size)
+            max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
         )
         self.paused = False
+        self._drained = False
+        """The last poll brought fewer records than asked: the consumer had no more."""
         self._lag_partitions: set[TopicPartition] = set()
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
@@ -112,7 +144,7 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return len(self.batcher) + self.guarantee.in_flight
+        return len(self.batcher) + self.stage.records + self.guarantee.in_flight
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -137,13 +169,24 @@ class Worker:
         room = min(self.batcher.room, self.flow.room(self.in_flight))
         # kafka-python wants max_records >= 1; with no room every partition is paused.
         asked = max(1, room)
+        if self._drained and len(self.stage):
+            # The consumer had nothing more: wait for the model rather than in an idle poll,
+            # so a finished batch never sits behind one. (The poll's timeout is not cut to 0
+            # instead: kafka-python 3.0.12 polled with a zero or 1 ms timeout through a
+            # rebalance was seen to stop in mid-join for good, every later poll empty.)
+            self._finish_pending(now + self.batcher.wait_s(now))
+            now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
+        got = 0
         for records in polled.values():
             self.batcher.add(records, self.clock.monotonic())
+            got += len(records)
         self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
+        self._drained = got < asked
         now = self.clock.monotonic()
         if self.batcher.ready(now):
-            self._process(self.batcher.take())
+            self._submit(self.batcher.take())
+        self._publish_finished()
         self.guarantee.poll(now)
         self._flow()
         assigned = self._observe_lag()
@@ -154,11 +197,33 @@ class Worker:
         self.state = WorkerState(assigned, self.in_flight, self.paused, now, oldest)
 
     def drain(self, timeout_s: float = 20.0) -> ShutdownReport:
-        """Finish the batch in hand, wait for deliveries, commit; all within ``timeout_s``."""
+        """Finish the batch in hand and the batches with the model, publish them, wait for
+        deliveries, commit; all within ``timeout_s``. Records the model did not finish in
+        time are reported undelivered (not committed: a restart redoes them)."""
         deadline = self.clock.monotonic() + timeout_s
-        if len(self.batcher):
-            self._process(self.batcher.take())
-        return self.guarantee.close(deadline)
+        while self.stage.full and self.stage.wait(self._left(deadline)):
+            self._publish_finished()
+        if len(self.batcher) and not self.stage.full:
+            self._submit(self.batcher.take())
+        self._finish_pending(deadline)
+        report = self.guarantee.close(deadline)
+        self.close()
+        unfinished = len(self.batcher) + self.stage.records
+        if not unfinished:
+            return report
+        detail = f"{unfinished} record(s) still with the model when the shutdown timeout passed"
+        return ShutdownReport(
+            report.undelivered + unfinished,
+            report.committed,
+            "; ".join(d for d in (report.detail, detail) if d),
+        )
+
+    def close(self) -> None:
+        """End the inference thread the worker started, if any (a running inference finishes
+        on its own; nothing waits for it). :meth:`drain` ends with it; after a fatal error
+        the process exits, and the thread with it."""
+        if self._own_runner is not None:
+            self._own_runner.close()
 
     def use_model(self, model: ServedModel) -> None:
         """Classify with ``model`` from the next micro-batch on; its outputs name it."""
@@ -169,15 +234,39 @@ class Worker:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _process(self, records: list[InputRecord]) -> None:
+    def _submit(self, records: list[InputRecord]) -> None:
+        """Decode and encode a closed batch, then hand it to the model; when the stage is
+        full, the oldest batch there is waited for and published first."""
         for topic, count in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic=topic).inc(count)
-        verdicts = self.classify(records)
-        deliveries = self.publisher.publish(records, verdicts, self.clock.time() * 1000)
+        batch = self.classify.prepare(records)
+        while self.stage.full:
+            if not self.stage.wait(None):
+                raise RuntimeError("the inference runner gave up waiting for a batch")
+            self._publish_finished()
+        self.stage.submit(batch, self.publisher.model_info)
+
+    def _publish_finished(self) -> None:
+        """Publish the batches back from the model, in the order they were polled."""
+        while (finished := self.stage.take()) is not None:
+            self._publish(finished)
+
+    def _publish(self, finished: Finished) -> None:
+        records, verdicts, info = finished.batch.records, finished.verdicts, finished.model_info
+        deliveries = self.publisher.publish(records, verdicts, self.clock.time() * 1000, info)
         if self.shadow is not None:  # never blocks: a shadow that is behind drops and counts
-            self.shadow.offer(records, verdicts, self.publisher.model_info)
+            self.shadow.offer(records, verdicts, info)
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
+
+    def _finish_pending(self, deadline: float) -> None:
+        """Wait for the batches with the model, publishing each as it is back, until none is
+        left or ``deadline`` (monotonic) passes."""
+        while len(self.stage) and self.stage.wait(self._left(deadline)):
+            self._publish_finished()
+
+    def _left(self, deadline: float) -> float:
+        return max(0.0, deadline - self.clock.monotonic())
 
     def _flow(self) -> None:
         decision = self.flow.decide(self.in_flight, self.paused)

@@ -54,7 +54,15 @@ from sentistream.worker.settings import WorkerSettings
 from sentistream.worker.shadow import Shadow
 from sentistream.worker.topics import check_topics
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "OnnxClassifier", "load_served", "run_worker"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SETUP",
+    "OnnxClassifier",
+    "effective_pipeline_depth",
+    "load_served",
+    "run_worker",
+]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -391,6 +399,19 @@ def _start_shadow(
     return shadow.start(), sink
 
 
+def effective_pipeline_depth(settings: WorkerSettings) -> int:
+    """The pipeline depth the worker runs: exactly-once runs the synchronous path (1).
+
+    Its transaction for a batch takes the group generation of the polls since the previous
+    batch (``batch_group``), and an abort rewinds the consumer; with batches still in the
+    pipeline both would mix batches up, so correctness wins over the overlap.
+    """
+    if settings.processing_guarantee == "exactly-once" and settings.pipeline_depth > 1:
+        log.info("exactly-once: inference is not pipelined (pipeline depth 1)")
+        return 1
+    return settings.pipeline_depth
+
+
 def _run_loop(
     settings: WorkerSettings,
     process: _Process,
@@ -426,6 +447,7 @@ def _run_loop(
         shadow=shadow,
         clock=clock,
         guarantee=guarantee,
+        pipeline_depth=effective_pipeline_depth(settings),
     )
     if process.stop.is_set():
         worker.stop()

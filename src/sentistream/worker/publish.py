@@ -77,31 +77,37 @@ class Publisher:
         self._on_dead_lettered = on_dead_lettered
 
     def publish(
-        self, records: Sequence[InputRecord], verdicts: Sequence[Verdict], now_ms: float
+        self,
+        records: Sequence[InputRecord],
+        verdicts: Sequence[Verdict],
+        now_ms: float,
+        model_info: dict[str, str] | None = None,
     ) -> list[Delivery]:
+        """``model_info``: the model that labelled this batch (default: :attr:`model_info`);
+        a batch inferred before a model swap still names the model that labelled it."""
+        info = self.model_info if model_info is None else model_info
         return [
-            self._one(record, verdict, now_ms)
+            self._one(record, verdict, now_ms, info)
             for record, verdict in zip(records, verdicts, strict=True)
         ]
 
-    def _one(self, record: InputRecord, verdict: Verdict, now_ms: float) -> Delivery:
+    def _one(
+        self, record: InputRecord, verdict: Verdict, now_ms: float, info: dict[str, str]
+    ) -> Delivery:
         if isinstance(verdict, Labelled):
             try:
-                return self._label(record, verdict, now_ms)
+                return self._label(record, verdict, now_ms, info)
             except SinkUnavailable:
                 raise
             except Exception as exc:  # this record's fault: its dead letter
                 verdict = internal_error(exc, "publish")
         return self.dead_letter(record, verdict)
 
-    def _label(self, record: InputRecord, labelled: Labelled, now_ms: float) -> Delivery:
+    def _label(
+        self, record: InputRecord, labelled: Labelled, now_ms: float, info: dict[str, str]
+    ) -> Delivery:
         value = encode_label(
-            record,
-            labelled.tweet,
-            labelled.label,
-            labelled.probabilities,
-            self.model_info,
-            now_ms,
+            record, labelled.tweet, labelled.label, labelled.probabilities, info, now_ms
         )
         delivery = self.sink.send(
             self.topics.output,

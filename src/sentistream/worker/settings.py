@@ -83,6 +83,14 @@ class WorkerSettings(KafkaConnection):
         description="Inside a micro-batch, tweets of similar length run together in ONNX "
         "Runtime calls of this many rows (0: one call per micro-batch).",
     )
+    pipeline_depth: int = Field(
+        2,
+        ge=0,
+        le=16,
+        description="Micro-batches handed to ONNX Runtime on a thread of its own while the "
+        "loop polls, decodes and publishes; their records count as in flight (0 or 1: no "
+        "pipelining, inference on the loop's thread; exactly-once always runs 1).",
+    )
     max_record_bytes: int = Field(
         16_384, ge=1, description="Larger input values are dead-lettered as `oversized`."
     )
@@ -91,7 +99,7 @@ class WorkerSettings(KafkaConnection):
         ge=0,
         description="Most records taken from Kafka and not yet acknowledged by it (open batch "
         "plus produced); at this many the worker pauses fetching, and resumes at half "
-        "(0: 4 x max-batch-size).",
+        "(0: (3 + pipeline-depth) x max-batch-size, 4 x without pipelining).",
     )
     kafka_client: KafkaClientName = Field(
         "kafka-python",
