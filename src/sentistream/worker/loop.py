@@ -171,9 +171,9 @@ class Worker:
         asked = max(1, room)
         if self._drained and len(self.stage):
             # The consumer had nothing more: wait for the model rather than in an idle poll,
-            # so a finished batch never sits behind one. (The poll's timeout is not cut to 0
-            # instead: kafka-python 3.0.12 polled with a zero or 1 ms timeout through a
-            # rebalance was seen to stop in mid-join for good, every later poll empty.)
+            # so a finished batch never sits behind one. (Waiting here rather than cutting the
+            # poll's timeout to 0 also keeps zero-timeout polls rare: kafka-python 3.0.12 can
+            # lose a group join polled that way, see kafka_io._finish_lost_join.)
             self._finish_pending(now + self.batcher.wait_s(now))
             now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
