@@ -19,7 +19,7 @@ import socket
 import subprocess
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,12 +242,28 @@ def kafka_client() -> str:
     return "kafka-python"
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so a fixture's teardown knows the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def start_worker(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path, kafka_client: str
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    topics: Topics,
+    tmp_path: Path,
+    kafka_client: str,
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start ``sentistream worker`` processes on ``topics`` (with ``kafka_client`` unless a
-    ``kafka_client`` setting is given); all are killed at the end."""
+    ``kafka_client`` setting is given); all are killed at the end. When the test failed, the
+    end of each worker's log is printed (pytest shows it under "Captured stdout teardown"),
+    whatever the assertion that failed had in its message."""
     started: list[WorkerProcess] = []
 
     def start(**settings: str) -> WorkerProcess:
@@ -257,7 +273,10 @@ def start_worker(
         return worker
 
     yield start
+    report = getattr(request.node, "report_call", None)
     for worker in started:
+        if report is not None and report.failed:
+            print(f"--- the end of {worker.log_path.name} ---\n{worker.log()}")
         worker.close()
 
 

@@ -27,7 +27,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from sentistream.worker.exactly_once import HeldDelivery
 from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import InputRecord
+from sentistream.worker.messages import HeldRecord, InputRecord
 from sentistream.worker.ports import (
     CommitDeferred,
     CommitRefused,
@@ -57,18 +57,8 @@ __all__ = [
 # -- records and the source -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FakeRecord:
-    """The fields of kafka-python's ConsumerRecord that the worker reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    """Milliseconds since the epoch (-1: none)."""
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes | None]] = ()
+FakeRecord = HeldRecord
+"""A consumed record (not a fake of behaviour: the record's fields, as the worker reads them)."""
 
 
 class FakeSource:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,13 +35,13 @@ from typing import Any
 
 from sentistream.inference import SentimentModel
 from sentistream.worker.classify import Classify, Labelled
-from sentistream.worker.main import OnnxClassifier
-from sentistream.worker.messages import InputRecord, Tweet, decode, encode_label
+from sentistream.worker.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
+from sentistream.worker.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
 from sentistream.worker.publish import Publisher, Topics
 
-__all__ = ["BenchRecord", "StageCost", "measure_stages", "payloads"]
+__all__ = ["StageCost", "measure_stages", "payloads"]
 
 MODEL_INFO = {"name": "bench", "version": "1", "sha256": "0" * 64}
 
@@ -56,17 +57,19 @@ class StageCost:
         return self.seconds / self.tweets * 1e6
 
 
-@dataclass(frozen=True)
-class BenchRecord:
-    """A consumed record as the worker sees it (what kafka-python's ConsumerRecord has)."""
+def _switching_every(seconds: float, run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` with the interpreter's GIL switch interval set to ``seconds``, as the
+    pipelined worker sets it (:func:`sentistream.worker.main.share_the_gil_finely`)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes | None]] = ()
+    def switched() -> None:
+        before = sys.getswitchinterval()
+        sys.setswitchinterval(seconds)
+        try:
+            run()
+        finally:
+            sys.setswitchinterval(before)
+
+    return switched
 
 
 def payloads(texts: Sequence[str], prefix: str) -> list[tuple[bytes, bytes]]:
@@ -136,7 +139,7 @@ def measure_stages(
     """The cost of each stage over ``texts`` (see the module's docstring)."""
     now_ms = time.time() * 1000
     records: list[InputRecord] = [
-        BenchRecord("tweets", n % 4, n, int(now_ms), key, value)
+        HeldRecord("tweets", n % 4, n, int(now_ms), key, value)
         for n, (key, value) in enumerate(payloads(texts, "stage-"))
     ]
     classifier = OnnxClassifier(model, bucket_size)
@@ -199,8 +202,15 @@ def measure_stages(
             lambda: _through_stage(classify, publisher, batches, InlineRunner(), 1, now_ms),
         ),
         (
-            "classify + publish, pipelined (depth 2)",
+            "classify + publish, pipelined (depth 2), Python's 5 ms GIL switch interval",
             lambda: _through_stage(classify, publisher, batches, thread, 2, now_ms),
+        ),
+        (
+            "classify + publish, pipelined (depth 2), the worker's 0.5 ms switch interval",
+            _switching_every(
+                PIPELINE_SWITCH_INTERVAL_S,
+                lambda: _through_stage(classify, publisher, batches, thread, 2, now_ms),
+            ),
         ),
     ]
     try:

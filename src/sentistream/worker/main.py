@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -58,10 +59,12 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_SETUP",
+    "PIPELINE_SWITCH_INTERVAL_S",
     "OnnxClassifier",
     "effective_pipeline_depth",
     "load_served",
     "run_worker",
+    "share_the_gil_finely",
 ]
 
 log = logging.getLogger("sentistream.worker")
@@ -399,6 +402,25 @@ def _start_shadow(
     return shadow.start(), sink
 
 
+#: The interpreter's GIL switch interval while inference runs on a thread of its own.
+PIPELINE_SWITCH_INTERVAL_S = 0.0005
+
+
+def share_the_gil_finely() -> None:
+    """Hand the GIL back and forth every 0.5 ms instead of Python's 5 ms.
+
+    ONNX Runtime releases the GIL while a call runs, but to return it must take the GIL back,
+    and the loop's thread, busy tokenizing, gives it up only at the switch interval: each
+    inference call (a few ms for a bucket of 32 rows) then waited up to 5 ms more, and the
+    two threads barely overlapped. Measured on this machine, idle (2 cores), 20,480 tweets:
+    ``predict_ids`` (batches of 256, buckets of 32, one ORT thread) 1.47 s and tokenizing
+    0.39 s one after the other; on two threads 1.78 s at 5 ms, 1.57 s at 0.5 ms, 1.52 s at
+    0.2 ms (``session.run`` alone: 2.49 s → 2.35 s at 1 ms → 2.30 s at 0.2 ms, against 2.26 s
+    for inference by itself).
+    """
+    sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL_S)
+
+
 def effective_pipeline_depth(settings: WorkerSettings) -> int:
     """The pipeline depth the worker runs: exactly-once runs the synchronous path (1).
 
@@ -430,6 +452,9 @@ def _run_loop(
         guarantee = ExactlyOnce(
             source, transactional, metrics, clock, timeout_s=settings.transaction_timeout_s
         )
+    depth = effective_pipeline_depth(settings)
+    if depth > 1:
+        share_the_gil_finely()
     worker = process.worker = Worker(
         source,
         sink,
@@ -447,7 +472,7 @@ def _run_loop(
         shadow=shadow,
         clock=clock,
         guarantee=guarantee,
-        pipeline_depth=effective_pipeline_depth(settings),
+        pipeline_depth=depth,
     )
     if process.stop.is_set():
         worker.stop()

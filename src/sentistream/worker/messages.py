@@ -35,6 +35,7 @@ import orjson
 
 __all__ = [
     "HEADER_PREFIX",
+    "HeldRecord",
     "InputRecord",
     "InvalidMessage",
     "Tweet",
@@ -71,6 +72,21 @@ class InputRecord(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Headers: ...
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """An :class:`InputRecord` held in memory: the fields of kafka-python's ConsumerRecord that
+    the worker reads (the benchmark's stage timings and the tests' fake source use it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    """Milliseconds since the epoch (-1: none)."""
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
 
 
 @dataclass(frozen=True)
