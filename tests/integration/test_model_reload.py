@@ -24,31 +24,22 @@ import pytest
 from kafka import KafkaProducer
 
 from tests.integration.worker_process import (
-    REPO_ROOT,
+    INT8_MODEL,
     SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
+    onnx_sha,
     real_tweets,
+    requires_int8_model,
     requires_shipped_model,
 )
 
-INT8_MODEL = REPO_ROOT / "models" / "sentistream-lstm-int8"
 PARTITIONS = 3
 RATE_PER_S = 400
 TICK_S = 0.05
 
-pytestmark = [
-    requires_shipped_model,
-    pytest.mark.skipif(
-        not (INT8_MODEL / "manifest.json").is_file(),
-        reason=f"no second model folder at {INT8_MODEL} (run `make export`)",
-    ),
-]
-
-
-def onnx_sha(folder: Path) -> str:
-    return str(json.loads((folder / "manifest.json").read_text())["onnx"]["sha256"])
+pytestmark = [requires_shipped_model, requires_int8_model]
 
 
 def point(link: Path, target: Path) -> None:

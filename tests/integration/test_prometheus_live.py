@@ -31,6 +31,7 @@ from kafka import KafkaProducer
 
 from tests.integration.conftest import TopicFactory
 from tests.integration.worker_process import (
+    INT8_MODEL,
     REPO_ROOT,
     SHIPPED_MODEL,
     Topics,
@@ -57,7 +58,6 @@ PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "sentistream.json"
-INT8_MODEL = REPO_ROOT / "models" / "sentistream-lstm-int8"
 JOB = "sentistream-worker"
 
 TWEETS = 300

@@ -13,32 +13,23 @@ import pytest
 from sentistream.worker.shadow import sampled
 from tests.integration.conftest import TopicFactory
 from tests.integration.worker_process import (
-    REPO_ROOT,
+    INT8_MODEL,
     SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     consume_all,
+    onnx_sha,
     produce_json,
     real_tweets,
+    requires_int8_model,
     requires_shipped_model,
 )
 from tests.unit.fakes import FakeRecord
 
-INT8_MODEL = REPO_ROOT / "models" / "sentistream-lstm-int8"
 TWEETS = 600
 FRACTION = 0.5
 
-pytestmark = [
-    requires_shipped_model,
-    pytest.mark.skipif(
-        not (INT8_MODEL / "manifest.json").is_file(),
-        reason=f"no second model folder at {INT8_MODEL} (run `make export`)",
-    ),
-]
-
-
-def onnx_sha(folder: Path) -> str:
-    return str(json.loads((folder / "manifest.json").read_text())["onnx"]["sha256"])
+pytestmark = [requires_shipped_model, requires_int8_model]
 
 
 def picked(topic: str, source: dict[str, int]) -> bool:

@@ -179,6 +179,14 @@ def test_a_record_the_client_cannot_read_is_dead_lettered_and_the_worker_reads_o
     assert worker.terminate() == 0, worker.log()
 
 
+def _subscribe_until_assigned(source: KafkaSource, timeout_s: float = 30) -> None:
+    source.subscribe()
+    deadline = time.monotonic() + timeout_s
+    while not source.assignment():
+        assert time.monotonic() < deadline, "never assigned"
+        source.poll(100, 10)
+
+
 def test_kafka_source_commit_leaves_out_partitions_it_does_not_own(
     kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
@@ -190,11 +198,7 @@ def test_kafka_source_commit_leaves_out_partitions_it_does_not_own(
     )
     source = KafkaSource(settings)
     try:
-        source.subscribe()
-        deadline = time.monotonic() + 30
-        while not source.assignment():
-            assert time.monotonic() < deadline, "never assigned"
-            source.poll(200, 10)
+        _subscribe_until_assigned(source)
         mine, revoked = TopicPartition(owned_topic, 0), TopicPartition(other_topic, 0)
         assert source.commit({mine: 0, revoked: 7}, 5.0) == {revoked}
     finally:
@@ -227,11 +231,7 @@ def test_a_source_polling_without_waiting_takes_up_partitions_added_to_its_topic
     )
     source = KafkaSource(settings)
     try:
-        source.subscribe()
-        deadline = time.monotonic() + 30
-        while not source.assignment():
-            assert time.monotonic() < deadline, "never assigned"
-            source.poll(100, 10)
+        _subscribe_until_assigned(source)
         assert _owned_partitions(source) == [0]
         kafka_admin.create_partitions({topic: NewPartitions(total_count=3)})
         deadline = time.monotonic() + 30

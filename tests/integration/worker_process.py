@@ -28,6 +28,16 @@ requires_shipped_model = pytest.mark.skipif(
     not (SHIPPED_MODEL / "manifest.json").is_file(),
     reason=f"no shipped model at {SHIPPED_MODEL} (run `make train` to build one)",
 )
+INT8_MODEL = REPO_ROOT / "models" / "sentistream-lstm-int8"
+requires_int8_model = pytest.mark.skipif(
+    not (INT8_MODEL / "manifest.json").is_file(),
+    reason=f"no second model folder at {INT8_MODEL} (run `make export`)",
+)
+
+
+def onnx_sha(folder: Path) -> str:
+    """The sha256 of a model folder's ONNX file, from its manifest."""
+    return str(json.loads((folder / "manifest.json").read_text())["onnx"]["sha256"])
 
 
 KAFKA_CLIENTS = ("kafka-python", "confluent")
