@@ -31,7 +31,7 @@ from sentistream.settings_cli import (
     settings_options,
     unknown_variables,
 )
-from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
+from sentistream.worker.settings import ENV_PREFIX, KAFKA_CLIENTS, WorkerSettings
 
 if TYPE_CHECKING:
     from sentistream.inference import Prediction, SentimentModel
@@ -886,7 +886,7 @@ def worker(**flags: Any) -> None:
     "--kafka-client",
     "kafka_clients",
     multiple=True,
-    type=click.Choice(["kafka-python", "confluent", "both"]),
+    type=click.Choice([*KAFKA_CLIENTS, "both"]),
     default=("kafka-python",),
     show_default=True,
     help="Kafka client(s) of the worker to measure end to end (repeatable; both: each).",

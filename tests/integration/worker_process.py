@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
+from sentistream.worker.settings import KAFKA_CLIENTS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = REPO_ROOT / "models" / "sentistream-lstm"
 SAMPLE_CSV = REPO_ROOT.parent / "shared" / "data" / "sentiment140-100k" / "sentiment140-100k.csv"
@@ -39,8 +41,6 @@ def onnx_sha(folder: Path) -> str:
     """The sha256 of a model folder's ONNX file, from its manifest."""
     return str(json.loads((folder / "manifest.json").read_text())["onnx"]["sha256"])
 
-
-KAFKA_CLIENTS = ("kafka-python", "confluent")
 
 both_clients = pytest.mark.parametrize("kafka_client", KAFKA_CLIENTS)
 """Run the test once with each ``--kafka-client`` (overrides the ``kafka_client`` fixture that
@@ -167,6 +167,18 @@ def produce_json(bootstrap: str, topic: str, texts: Iterable[str], prefix: str =
     return ids
 
 
+def _reader(bootstrap: str, topic: str, isolation_level: str) -> KafkaConsumer:
+    """A group-less consumer of every partition of ``topic``, from the start."""
+    return KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+
+
 def consume_all(
     bootstrap: str,
     topic: str,
@@ -182,14 +194,7 @@ def consume_all(
     happened within ``timeout``. ``isolation_level="read_committed"`` reads as downstream
     readers of an exactly-once worker must."""
     wanted = set(cover)
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation_level,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = _reader(bootstrap, topic, isolation_level)
     records: list[Any] = []
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
@@ -230,14 +235,7 @@ def read_all(
 ) -> list[Any]:
     """Everything ``topic`` holds (as ``isolation_level`` shows it): read from the start until
     the reader has reached the end offsets and nothing new came for ``quiet_s``."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation_level,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = _reader(bootstrap, topic, isolation_level)
     records: list[Any] = []
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()

@@ -8,6 +8,7 @@ on; nothing sleeps.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentistream.worker.loop import default_max_in_flight
-from sentistream.worker.main import effective_pipeline_depth
+from sentistream.worker.main import (
+    PIPELINE_SWITCH_INTERVAL_S,
+    configure_pipeline,
+    effective_pipeline_depth,
+)
 from sentistream.worker.model_slot import ServedModel
 from sentistream.worker.pipeline import InlineRunner, ThreadRunner
 from sentistream.worker.ports import ModelBroken
@@ -331,6 +336,27 @@ def test_exactly_once_runs_without_pipelining():
     assert effective_pipeline_depth(WorkerSettings(pipeline_depth=0)) == 0
     exactly_once = WorkerSettings(pipeline_depth=3, processing_guarantee="exactly-once")
     assert effective_pipeline_depth(exactly_once) == 1
+
+
+@pytest.mark.parametrize(
+    ("worker_settings", "depth", "switch_s"),
+    [
+        (WorkerSettings(pipeline_depth=2), 2, PIPELINE_SWITCH_INTERVAL_S),
+        (WorkerSettings(pipeline_depth=1), 1, None),
+        (WorkerSettings(pipeline_depth=3, processing_guarantee="exactly-once"), 1, None),
+    ],
+)
+def test_only_a_pipelined_worker_hands_the_gil_over_every_half_millisecond(
+    worker_settings: WorkerSettings, depth: int, switch_s: float | None
+) -> None:
+    """Without the finer switch interval the two threads barely overlap (BENCHMARKS.md,
+    Pipelining); a synchronous worker keeps Python's default."""
+    before = sys.getswitchinterval()
+    try:
+        assert configure_pipeline(worker_settings) == depth
+        assert sys.getswitchinterval() == (before if switch_s is None else switch_s)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_a_worker_with_a_pipeline_starts_its_own_thread_and_drain_ends_it():

@@ -34,11 +34,9 @@ from sentistream.bench.raw import (
 )
 from sentistream.bench.stages import measure_stages
 from sentistream.inference import SentimentModel
+from sentistream.worker.settings import KAFKA_CLIENTS
 
-__all__ = ["KAFKA_CLIENTS", "BenchConfig", "expand_kafka_clients", "run_bench"]
-
-#: The worker's Kafka clients (``--kafka-client``), in the order they are measured.
-KAFKA_CLIENTS = ("kafka-python", "confluent")
+__all__ = ["BenchConfig", "expand_kafka_clients", "run_bench"]
 
 
 def expand_kafka_clients(names: Sequence[str]) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ from sentistream.worker.confluent_config import librdkafka_config
 from sentistream.worker.confluent_delivery import ConfluentDelivery, DeliveryServer
 from sentistream.worker.connect import CannotConnect
 from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import UnreadableRecord
+from sentistream.worker.messages import HeldRecord, UnreadableRecord
 from sentistream.worker.ports import (
     CommitDeferred,
     CommitRefused,
@@ -59,7 +59,6 @@ from sentistream.worker.ports import (
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = [
-    "ConfluentRecord",
     "ConfluentSink",
     "ConfluentSource",
     "KafkaUnreachable",
@@ -125,19 +124,7 @@ def commit_outcome(error: KafkaError) -> Exception | None:
     return None
 
 
-class ConfluentRecord(NamedTuple):
-    """A consumed record as the loop's :class:`InputRecord` (a tuple: cheapest to build)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
-
-
-def _record(message: Message) -> ConfluentRecord | UnreadableRecord:
+def _record(message: Message) -> HeldRecord | UnreadableRecord:
     kind, timestamp = message.timestamp()
     topic, partition, offset = (
         message.topic() or "",
@@ -159,7 +146,7 @@ def _record(message: Message) -> ConfluentRecord | UnreadableRecord:
             problem,
         )
         return UnreadableRecord(topic, partition, offset, problem, timestamp=timestamp)
-    return ConfluentRecord(
+    return HeldRecord(
         topic,
         partition,
         offset,
@@ -285,12 +272,12 @@ class ConfluentSource:
 
     def poll(
         self, timeout_ms: int, max_records: int
-    ) -> Mapping[TopicPartition, Sequence[ConfluentRecord | UnreadableRecord]]:
+    ) -> Mapping[TopicPartition, Sequence[HeldRecord | UnreadableRecord]]:
         generation = self._generation
         messages = self._take(timeout_ms, max_records)
         if self._fatal is not None:
             raise KafkaException(self._fatal)
-        polled: dict[TopicPartition, list[ConfluentRecord | UnreadableRecord]] = {}
+        polled: dict[TopicPartition, list[HeldRecord | UnreadableRecord]] = {}
         for message in messages:
             error = message.error()
             if error is not None:

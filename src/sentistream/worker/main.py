@@ -61,6 +61,7 @@ __all__ = [
     "EXIT_SETUP",
     "PIPELINE_SWITCH_INTERVAL_S",
     "OnnxClassifier",
+    "configure_pipeline",
     "effective_pipeline_depth",
     "load_served",
     "run_worker",
@@ -304,8 +305,9 @@ def _consume(
     metrics: WorkerMetrics,
     started: float,
 ) -> int:
+    existing = source.topics()
     checked = check_topics(
-        source.topics(),
+        existing,
         input_topic=settings.input_topic,
         output_topic=settings.output_topic,
         dlq_topic=settings.dlq_topic,
@@ -346,7 +348,9 @@ def _consume(
     if sink is None:
         log.info("stopped before Kafka was reachable")
         return EXIT_OK
-    shadow, shadow_sink = _start_shadow(settings, client, source, metrics)
+    shadow, shadow_sink = _start_shadow(
+        settings, client, existing | set(checked.to_create), metrics
+    )
     try:
         return _run_loop(
             settings, process, source, sink, transactional, models, metrics, started, shadow
@@ -359,14 +363,15 @@ def _consume(
 
 
 def _start_shadow(
-    settings: WorkerSettings, client: KafkaClient, source: WorkerSource, metrics: WorkerMetrics
+    settings: WorkerSettings, client: KafkaClient, topics: set[str], metrics: WorkerMetrics
 ) -> tuple[Shadow | None, WorkerSink | None]:
-    """The shadow model with a producer of its own, or none. A shadow that cannot start is
-    logged and left out: it never stops the primary."""
+    """The shadow model with a producer of its own, or none (``topics``: those the cluster
+    has, as listed at start). A shadow that cannot start is logged and left out: it never
+    stops the primary."""
     if not settings.shadow_model_dir:
         return None, None
     topic = settings.shadow_topic or f"{settings.output_topic}.shadow"
-    if topic not in source.topics():
+    if topic not in topics:
         if not settings.create_topics:
             log.error(
                 "shadow model off: the shadow topic %s does not exist (create it, or start with "
@@ -421,6 +426,15 @@ def share_the_gil_finely() -> None:
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL_S)
 
 
+def configure_pipeline(settings: WorkerSettings) -> int:
+    """The pipeline depth to run (:func:`effective_pipeline_depth`); a pipelined worker also
+    shares the GIL finely (:func:`share_the_gil_finely`)."""
+    depth = effective_pipeline_depth(settings)
+    if depth > 1:
+        share_the_gil_finely()
+    return depth
+
+
 def effective_pipeline_depth(settings: WorkerSettings) -> int:
     """The pipeline depth the worker runs: exactly-once runs the synchronous path (1).
 
@@ -452,9 +466,7 @@ def _run_loop(
         guarantee = ExactlyOnce(
             source, transactional, metrics, clock, timeout_s=settings.transaction_timeout_s
         )
-    depth = effective_pipeline_depth(settings)
-    if depth > 1:
-        share_the_gil_finely()
+    depth = configure_pipeline(settings)
     worker = process.worker = Worker(
         source,
         sink,

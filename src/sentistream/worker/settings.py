@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from sentistream.connection import ENV_PREFIX, KafkaConnection
 
-__all__ = ["ENV_PREFIX", "KafkaClientName", "ProcessingGuarantee", "WorkerSettings"]
+__all__ = [
+    "ENV_PREFIX",
+    "KAFKA_CLIENTS",
+    "KafkaClientName",
+    "ProcessingGuarantee",
+    "WorkerSettings",
+]
 
 ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
 KafkaClientName = Literal["kafka-python", "confluent"]
+#: Every ``--kafka-client``, the default first.
+KAFKA_CLIENTS: tuple[KafkaClientName, ...] = get_args(KafkaClientName)
 
 
 class WorkerSettings(KafkaConnection):
