@@ -9,8 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from sentistream.worker.clients import kafka_client as client_named
+from sentistream.worker.ports import TransactionFailed
+from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import ScriptBroker
 from tests.integration.test_worker import records_in
 from tests.integration.worker_process import (
@@ -122,6 +126,41 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
     assert set(labels) == good
     assert [i for i, n in (labels + dead).items() if n > 1] == []
     assert second.terminate() == 0, second.log()
+
+
+@both_clients
+def test_a_sink_whose_records_were_refused_as_fenced_says_fenced_when_asked_to_abort(
+    kafka_bootstrap: str, topics: Topics, kafka_client: str
+) -> None:
+    """What the worker does when a batch's record comes back fenced: flush, then abort.
+    confluent-kafka raises the fatal error from the next poll or flush (it must not escape
+    there); kafka-python 3.0.12 refuses the abort (it is bumping the epoch). Either way the
+    sink must say fenced, so the worker's last line says why it stopped."""
+    settings = WorkerSettings(
+        bootstrap_servers=kafka_bootstrap,
+        input_topic=topics.input,
+        output_topic=topics.output,
+        group_id=topics.group,
+        processing_guarantee="exactly-once",
+        transactional_id=f"fence-sink-{topics.group}",
+        kafka_client=kafka_client,
+    )
+    client = client_named(settings.kafka_client)
+    first = client.transactional_sink(settings)
+    first.begin()
+    before = first.send(topics.output, b"k", b"before", [], None)
+    assert first.flush(10)
+    assert not before.failed()
+    successor = client.transactional_sink(settings)  # InitProducerId: bumps the epoch
+    try:
+        refused = first.send(topics.output, b"k", b"after", [], None)
+        first.flush(10)
+        assert refused.failed()
+        with pytest.raises(TransactionFailed, match="fenced"):
+            first.abort(10)
+    finally:
+        first.close(1)
+        successor.close(1)
 
 
 def test_a_transaction_that_cannot_finish_in_time_stops_the_worker_and_a_restart_is_exact(

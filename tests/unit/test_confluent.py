@@ -154,6 +154,14 @@ def test_a_fenced_producer_fails_and_says_fenced() -> None:
     assert "'worker-0'" in str(outcome)
 
 
+def test_a_transactional_id_the_principal_may_not_use_fails_naming_the_acl() -> None:
+    error = KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "denied")
+    outcome = transaction_outcome("initialising", error, "worker-0", 30.0)
+    assert isinstance(outcome, TransactionFailed)
+    assert "not authorized to use transactional id 'worker-0'" in str(outcome)
+    assert "fenced" not in str(outcome)
+
+
 def test_a_fatal_error_fails() -> None:
     error = KafkaError(KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, "broken", fatal=True)
     assert isinstance(transaction_outcome("x", error, "t", 1.0), TransactionFailed)

@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message
 
 __all__ = ["ConfluentDelivery", "DeliveryServer"]
 
@@ -96,17 +96,20 @@ def _run(fn: Callable[..., object], args: tuple[object, ...]) -> None:
 
 
 class DeliveryServer(threading.Thread):
-    """Polls ``producer`` until :meth:`stop`, so delivery reports run when they arrive."""
+    """Calls ``serve`` (the sink's poll, waiting up to the given seconds) until :meth:`stop`,
+    so delivery reports run when they arrive."""
 
-    def __init__(self, producer: Producer, name: str = "sentistream-deliveries") -> None:
+    def __init__(
+        self, serve: Callable[[float], object], name: str = "sentistream-deliveries"
+    ) -> None:
         super().__init__(name=name, daemon=True)
-        self._producer = producer
+        self._serve = serve
         self._stopping = threading.Event()
 
     def run(self) -> None:
         try:
             while not self._stopping.is_set():
-                self._producer.poll(SERVE_INTERVAL_S)
+                self._serve(SERVE_INTERVAL_S)
         except Exception:  # the loop's own polls still serve every delivery
             log.exception("the delivery thread stopped; deliveries complete in the loop")
 

@@ -467,12 +467,25 @@ class ConfluentSink:
                 **(overrides or {}),
             }
         )
-        self._serve = lambda: self._producer.poll(0)
+        self._serve = lambda: self.serve(0)
         self._lock = threading.Lock()
-        self._server = DeliveryServer(self._producer)
+        self._server = DeliveryServer(self.serve)
         self._server.start()
         self._partition_counts: dict[str, int] = {}
         self._closed = False
+
+    def serve(self, timeout_s: float) -> None:
+        """Run the delivery reports that have arrived (waiting up to ``timeout_s`` for one).
+
+        confluent-kafka raises a producer's fatal error (a fenced transactional producer, a
+        broken idempotent sequence) once, from whichever poll or flush comes first, before
+        that poll runs any report. The error is not lost by catching it here: the records it
+        failed complete with their own errors, so the loop aborts the batch (and the abort
+        says fenced), and every later send is refused as :class:`SinkUnavailable`."""
+        try:
+            self._producer.poll(timeout_s)
+        except KafkaException as exc:
+            _log_fatal_or_raise(exc)
 
     def _partition_for(self, topic: str, hint: int | None) -> int:
         if hint is None:
@@ -523,7 +536,7 @@ class ConfluentSink:
                     raise SinkUnavailable(
                         f"the producer's queue stayed full for {self._max_block_s:g} s"
                     ) from None
-                self._producer.poll(0.05)
+                self.serve(0.05)
             except KafkaException as exc:
                 error = exc.args[0] if exc.args else None
                 if isinstance(error, KafkaError) and (
@@ -533,11 +546,17 @@ class ConfluentSink:
                         f"the producer cannot take records for {topic}: {error.str()}"
                     ) from exc
                 raise
-        self._producer.poll(0)
+        self.serve(0)
         return delivery
 
     def flush(self, timeout_s: float) -> bool:
-        return self._producer.flush(max(0.0, timeout_s)) == 0
+        """Whether every record sent was acknowledged (or failed) within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            return self._producer.flush(max(0.0, timeout_s)) == 0
+        except KafkaException as exc:  # a fatal error, raised once: see serve()
+            _log_fatal_or_raise(exc)
+            return self._producer.flush(max(0.0, deadline - time.monotonic())) == 0
 
     def close(self, timeout_s: float) -> None:
         """Flush for up to ``timeout_s``, then close, abandoning what is still
@@ -549,5 +568,12 @@ class ConfluentSink:
         if not self.flush(timeout_s):
             log.warning("producer closed with deliveries still pending (not committed)")
             self._producer.purge()
-            self._producer.poll(0)
+            self.serve(0)
         self._producer.close()
+
+
+def _log_fatal_or_raise(exc: KafkaException) -> None:
+    error = exc.args[0] if exc.args else None
+    if not (isinstance(error, KafkaError) and error.fatal()):
+        raise exc
+    log.error("producer: fatal error: %s", error.str())

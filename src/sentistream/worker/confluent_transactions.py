@@ -48,6 +48,11 @@ def transaction_outcome(
 ) -> TransactionAborted | TransactionFailed:
     """The port's outcome of a transactional call that failed with ``error``."""
     if error.fatal() or error.code() in _FENCED:
+        if error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            return TransactionFailed(
+                f"{what}: not authorized to use transactional id {transactional_id!r} "
+                "(the principal needs Write on that TransactionalId)"
+            )
         if error.code() in _FENCED:
             return TransactionFailed(
                 f"{what}: fenced: another worker took over transactional id "

@@ -118,9 +118,15 @@ class KafkaTransactionalSink(KafkaSink):
             delivery.release()
 
     def abort(self, timeout_s: float) -> None:
-        self._held = []
+        held, self._held = self._held, []
         if self._manager.has_fatal_error():  # kafka-python would refuse; say why
             raise self._failed("aborting the transaction", self._manager.last_error)
+        # A record refused with a stale epoch: another instance initialised this id. kafka-python
+        # 3.0.12 takes that for a recoverable error and starts bumping the epoch, a state from
+        # which it refuses to abort ("Invalid transition ... BUMPING_PRODUCER_EPOCH").
+        fenced = [d.exception for d in held if isinstance(d.exception, _FATAL)]
+        if fenced:
+            raise self._failed("aborting the transaction", fenced[0])
         try:
             self._wait("aborting the transaction", self._manager.begin_abort, timeout_s)
         except TransactionAborted as exc:  # an abort that fails is not abortable
@@ -136,7 +142,12 @@ class KafkaTransactionalSink(KafkaSink):
         super().close(timeout_s)
 
     def _failed(self, what: str, exc: BaseException | None) -> TransactionFailed:
-        cause = self._manager.last_error or exc
+        cause = exc if isinstance(exc, _FATAL) else self._manager.last_error or exc
+        if isinstance(cause, TransactionalIdAuthorizationFailedError):
+            return TransactionFailed(
+                f"{what}: not authorized to use transactional id {self.transactional_id!r} "
+                "(the principal needs Write on that TransactionalId)"
+            )
         if isinstance(cause, _FATAL):
             return TransactionFailed(
                 f"{what}: fenced: another worker took over transactional id "
