@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from kafka import KafkaAdminClient
@@ -283,7 +284,11 @@ def start_worker(
 @dataclass(frozen=True)
 class SecuredBroker:
     """A broker of its own with a SASL_SSL (SCRAM-SHA-512) and an SSL (mTLS) listener beside
-    the plaintext one, and the throw-away CA and client files kafka.sh made for it."""
+    the plaintext one, and the throw-away CA and client files kafka.sh made for it. It
+    authorizes with ACLs: every client is a super user but :attr:`ACL_USER`, who may do only
+    what a test grants it."""
+
+    ACL_USER: ClassVar[str] = "limited"
 
     broker: ScriptBroker
     sasl_ssl_port: int
@@ -306,6 +311,10 @@ class SecuredBroker:
                 env[name] = value
         return env
 
+    def acl_user_env(self) -> dict[str, str]:
+        """As :meth:`client_env`, logged in as the user without super-user rights."""
+        return {**self.client_env(), "SENTISTREAM_SASL_USERNAME": self.ACL_USER}
+
     def mtls_env(self) -> dict[str, str]:
         return {
             "SENTISTREAM_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ssl_port}",
@@ -325,7 +334,12 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured
         pytest.skip("the secured broker's certificates are made with openssl")
     port, controller_port, sasl_ssl_port, ssl_port = free_ports(4)
     broker = ScriptBroker(port, controller_port, tmp_path_factory.mktemp("kafka-tls") / "state")
-    env = {**broker.env, "KAFKA_SASL_SSL_PORT": str(sasl_ssl_port), "KAFKA_SSL_PORT": str(ssl_port)}
+    env = {
+        **broker.env,
+        "KAFKA_SASL_SSL_PORT": str(sasl_ssl_port),
+        "KAFKA_SSL_PORT": str(ssl_port),
+        "KAFKA_ACL_USER": SecuredBroker.ACL_USER,
+    }
     started = run_kafka_sh("start", env, timeout=FETCH_TIMEOUT_S + START_TIMEOUT_S)
     if started.returncode != 0:
         run_kafka_sh("stop", env)

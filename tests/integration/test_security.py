@@ -11,6 +11,15 @@ import time
 import uuid
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourceType,
+)
 
 from tests.integration.conftest import SecuredBroker
 from tests.integration.worker_process import (
@@ -216,3 +225,64 @@ def _bad(secured: SecuredBroker, case: str) -> dict[str, str]:
             "SENTISTREAM_SECURITY_PROTOCOL": "PLAINTEXT",
         }
     return env
+
+
+def _grant_all_but(secured: SecuredBroker, topics: Topics, withheld: str) -> None:
+    """ACLs for the ACL user to run a worker on ``topics``, but for ``withheld``: "group"
+    (Read on the consumer group) or "topic" (Read on the input topic)."""
+
+    def allow(kind: ResourceType, name: str, operation: ACLOperation) -> ACL:
+        pattern = ResourcePattern(kind, name, ACLResourcePatternType.LITERAL)
+        return ACL(f"User:{secured.ACL_USER}", "*", operation, ACLPermissionType.ALLOW, pattern)
+
+    names = (topics.input, topics.output, topics.dlq)
+    acls = [allow(ResourceType.TOPIC, name, ACLOperation.DESCRIBE) for name in names]
+    acls += [allow(ResourceType.TOPIC, name, ACLOperation.WRITE) for name in names[1:]]
+    if withheld != "topic":
+        acls.append(allow(ResourceType.TOPIC, topics.input, ACLOperation.READ))
+    if withheld != "group":
+        acls.append(allow(ResourceType.GROUP, topics.group, ACLOperation.READ))
+    admin = KafkaAdminClient(bootstrap_servers=secured.plaintext)  # a super user
+    try:
+        result = admin.create_acls(acls)
+        assert not result["failed"], result["failed"]
+    finally:
+        admin.close()
+
+
+@requires_shipped_model
+@both_clients
+@pytest.mark.parametrize(
+    ("withheld", "expected"),
+    [
+        ("group", "not authorized to use consumer group"),
+        ("topic", "not authorized to read topic"),
+    ],
+)
+def test_a_worker_not_authorized_to_read_stops_saying_which_acl_is_missing(
+    secured_broker: SecuredBroker,
+    secured_topics: Topics,
+    tmp_path,
+    kafka_client: str,
+    withheld: str,
+    expected: str,
+) -> None:
+    """kafka-python raises the refusal from every poll, librdkafka retries it for ever; either
+    way the worker must stop with one line naming what to grant, not a traceback or a
+    healthy-looking worker that reads nothing."""
+    _grant_all_but(secured_broker, secured_topics, withheld)
+    env = secured_broker.acl_user_env()
+    worker = WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
+        secured_topics,
+        tmp_path,
+        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
+        kafka_client=kafka_client,
+    )
+    try:
+        code = worker.process.wait(timeout=60)
+        assert code == 1, worker.log()
+        assert f"stopping: consumer: {expected}" in worker.log()
+        assert "Traceback" not in worker.log()
+    finally:
+        worker.close()

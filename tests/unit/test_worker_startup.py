@@ -116,7 +116,8 @@ def test_a_missing_topic_is_named_with_the_command_that_creates_it():
         "output topic 'tweet-labels' does not exist on k:9092; create them with "
         "`sentistream create-topics --bootstrap-servers k:9092 --input-topic tweets "
         "--output-topic tweet-labels --dlq-topic tweets.dlq` or start the worker with "
-        "--create-topics"
+        "--create-topics (on a cluster with ACLs, a topic the worker's principal may not "
+        "Describe looks missing too)"
     )
 
 

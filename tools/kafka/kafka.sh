@@ -41,6 +41,11 @@ Environment:
   KAFKA_SCRAM_PASSWORD   Its password (default: random). $KAFKA_STATE_DIR/tls/client.env
                          then holds the SENTISTREAM_* variables a client of the SASL_SSL
                          listener needs (`set -a; . .../tls/client.env; set +a`).
+  KAFKA_ACL_USER         If set (with KAFKA_SASL_SSL_PORT), the broker authorizes every
+                         request with ACLs (StandardAuthorizer): the plaintext listener, the
+                         SCRAM user and the mTLS client are super users, and this second
+                         SCRAM user (same password, created at format time) may do only what
+                         ACLs grant it.
   KAFKA_STATE_DIR        Config, data, logs and pid file
                          (default <repo>/.cache/kafka/state-$KAFKA_PORT).
   KAFKA_START_TIMEOUT    Seconds to wait for the broker to answer (default 60).
@@ -89,6 +94,7 @@ for _port_var in KAFKA_SASL_SSL_PORT KAFKA_SSL_PORT; do
         die "${_port_var} must be a number, got '${!_port_var}'"
 done
 KAFKA_SCRAM_USER="${KAFKA_SCRAM_USER:-sentistream}"
+KAFKA_ACL_USER="${KAFKA_ACL_USER:-}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
@@ -276,6 +282,16 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 listener.name.ssl.ssl.client.auth=required
 EOF
     fi
+    if secured && [[ -n "${KAFKA_ACL_USER}" ]]; then
+        cat >>"${CONFIG_FILE}" <<EOF
+
+# ACLs: everyone but ${KAFKA_ACL_USER} is a super user (ANONYMOUS: the plaintext and
+# controller listeners; the mTLS client's principal is its certificate's subject).
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS;User:${KAFKA_SCRAM_USER};User:CN=sentistream-client
+allow.everyone.if.no.acl.found=false
+EOF
+    fi
     cat >"${LOG4J_FILE}" <<EOF
 # Written by tools/kafka/kafka.sh. Kafka 4 logs through log4j2 (slf4j 1.7 -> log4j-slf4j-impl).
 status = warn
@@ -321,6 +337,9 @@ format_storage() {
     if secured; then
         # Kafka 4 creates SCRAM users at format time (no ZooKeeper to write them to later).
         scram=(--add-scram "SCRAM-SHA-512=[name=${KAFKA_SCRAM_USER},password=$(scram_password)]")
+        if [[ -n "${KAFKA_ACL_USER}" ]]; then
+            scram+=(--add-scram "SCRAM-SHA-512=[name=${KAFKA_ACL_USER},password=$(scram_password)]")
+        fi
     fi
     if ! "${JAVA}" "${JVM_OPTS[@]}" -cp "${LIB_DIR}/*" kafka.tools.StorageTool format \
         --config "${CONFIG_FILE}" "--cluster-id=${cluster_id}" "${scram[@]}" \

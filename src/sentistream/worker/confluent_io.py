@@ -53,6 +53,7 @@ from sentistream.worker.ports import (
     CommitRefused,
     Delivery,
     SinkUnavailable,
+    SourceFailed,
     TopicPartition,
     TransactionFailed,
 )
@@ -101,6 +102,10 @@ _DEFERRED = frozenset(
 #: Errors of a connection attempt that retrying cannot cure (credentials, certificates).
 _AUTH = KafkaError._AUTHENTICATION
 _CANNOT_CONNECT = frozenset({_AUTH, KafkaError._SSL})
+# Retried by librdkafka for ever; kafka-python raises them from poll(): the worker stops.
+_NOT_AUTHORIZED = frozenset(
+    {KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED}
+)
 #: A send refused because the producer, not the record, is unusable.
 _UNAVAILABLE = frozenset(
     {KafkaError._UNKNOWN_TOPIC, KafkaError._FATAL, KafkaError._STATE, KafkaError._DESTROY}
@@ -181,6 +186,7 @@ def _names(partitions: Sequence[KafkaTopicPartition]) -> str:
 class ConfluentSource:
     def __init__(self, settings: WorkerSettings) -> None:
         self._topic = settings.input_topic
+        self._group = settings.group_id
         exactly_once = settings.processing_guarantee == "exactly-once"
         self._connect_errors: list[KafkaError] = []
         self._consumer = Consumer(
@@ -240,7 +246,7 @@ class ConfluentSource:
         outage librdkafka reports one every reconnect backoff."""
         if self._checking:
             self._connect_errors.append(error)
-        elif error.fatal():
+        elif error.fatal() or error.code() in _NOT_AUTHORIZED:
             self._fatal = error
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._on_error(error)
@@ -276,7 +282,7 @@ class ConfluentSource:
         generation = self._generation
         messages = self._take(timeout_ms, max_records)
         if self._fatal is not None:
-            raise KafkaException(self._fatal)
+            raise self._failed(self._fatal)
         polled: dict[TopicPartition, list[HeldRecord | UnreadableRecord]] = {}
         for message in messages:
             error = message.error()
@@ -321,13 +327,30 @@ class ConfluentSource:
             return [first]
         return [first, *self._consumer.consume(num_messages=max_records - 1, timeout=0)]
 
+    def _failed(self, error: KafkaError) -> SourceFailed:
+        """What kafka-python's adapter says for the same refusal (librdkafka would retry an
+        authorization failure for ever, the worker looking healthy and reading nothing)."""
+        if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            why = (
+                f"not authorized to use consumer group {self._group!r} (grant the worker's "
+                "principal Read on the group)"
+            )
+        elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            why = (
+                f"not authorized to read topic {self._topic!r} (grant the worker's principal "
+                "Read and Describe on it)"
+            )
+        else:
+            why = "Kafka refused the consumer (a fatal error)"
+        return SourceFailed(f"consumer: {why}: {error.str()}")
+
     def _on_error(self, error: KafkaError) -> None:
         """A consumer event that is not a record: the end of a partition is nothing, a fatal
         error stops the worker, anything else is an outage librdkafka recovers from."""
         if error.code() == KafkaError._PARTITION_EOF:
             return
-        if error.fatal():
-            raise KafkaException(error)
+        if error.fatal() or error.code() in _NOT_AUTHORIZED:
+            raise self._failed(error)
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.warning("consumer: %s; librdkafka retries by itself", error.str())

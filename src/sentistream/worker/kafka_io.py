@@ -27,12 +27,14 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
     CommitFailedError,
     CorruptRecordError,
+    GroupAuthorizationFailedError,
     IllegalGenerationError,
     IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
     RebalanceInProgressError,
     RetriableError,
+    TopicAuthorizationFailedError,
     UnknownMemberIdError,
 )
 from kafka.structs import OffsetAndMetadata
@@ -44,6 +46,7 @@ from sentistream.worker.ports import (
     CommitRefused,
     Delivery,
     SinkUnavailable,
+    SourceFailed,
     TopicPartition,
     TransactionFailed,
 )
@@ -119,6 +122,7 @@ def _kafka_tps(partitions: Collection[TopicPartition]) -> list[KafkaTopicPartiti
 class KafkaSource:
     def __init__(self, settings: WorkerSettings) -> None:
         self._topic = settings.input_topic
+        self._group = settings.group_id
         exactly_once = settings.processing_guarantee == "exactly-once"
         self._consumer = KafkaConsumer(
             **settings.client_config(),
@@ -177,6 +181,8 @@ class KafkaSource:
             return {}
         except CorruptRecordError as exc:
             return self._skip_unreadable(exc)
+        except KafkaError as exc:  # not retriable: kafka-python would raise it at every poll
+            raise SourceFailed(f"consumer: {_refusal(exc, self._topic, self._group)}") from exc
         _finish_lost_join(self._consumer)
         if self._outage_since is not None:
             log.info(
@@ -425,3 +431,18 @@ def create_topics(settings: WorkerSettings, partitions: Mapping[str, int]) -> No
         admin.wait_for_topics(list(partitions), timeout_ms=30_000)
     finally:
         admin.close()
+
+
+def _refusal(exc: KafkaError, topic: str, group: str) -> str:
+    """What a non-retriable error out of ``poll`` means, with what the operator can do."""
+    if isinstance(exc, GroupAuthorizationFailedError):
+        return (
+            f"not authorized to use consumer group {group!r} (grant the worker's principal "
+            f"Read on the group): {exc}"
+        )
+    if isinstance(exc, TopicAuthorizationFailedError):
+        return (
+            f"not authorized to read topic {topic!r} (grant the worker's principal Read and "
+            f"Describe on it): {exc}"
+        )
+    return f"Kafka refused the consumer ({type(exc).__name__}): {exc}"

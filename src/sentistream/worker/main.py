@@ -47,6 +47,7 @@ from sentistream.worker.ports import (
     InferenceError,
     ModelBroken,
     SinkUnavailable,
+    SourceFailed,
     SystemClock,
     TransactionFailed,
 )
@@ -77,7 +78,14 @@ EXIT_SETUP = 2
 """Something to fix before starting: the metrics port is taken, a topic is missing."""
 
 #: Fatal failures of the service: the process exits 1 and its supervisor restarts it.
-FATAL = (DeliveryFailed, ModelBroken, SinkUnavailable, DeadLetterFailed, TransactionFailed)
+FATAL = (
+    DeliveryFailed,
+    ModelBroken,
+    SinkUnavailable,
+    SourceFailed,
+    DeadLetterFailed,
+    TransactionFailed,
+)
 
 
 class OnnxClassifier:

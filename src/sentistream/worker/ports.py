@@ -94,6 +94,12 @@ class SinkUnavailable(Exception):  # noqa: N818
     the service, never of the record being sent."""
 
 
+class SourceFailed(Exception):  # noqa: N818
+    """Kafka refused the consumer for good: not authorized to read the topic or use the
+    group, or the client in a state it cannot leave. Retrying cannot help; the worker exits
+    with the reason (nothing uncommitted is lost: a restart reads it again)."""
+
+
 class DeadLetterFailed(Exception):  # noqa: N818
     """Even a bare dead letter (no original key, value or headers) was refused."""
 

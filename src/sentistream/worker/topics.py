@@ -50,6 +50,7 @@ def check_topics(
     )
     error = (
         f"{named} {verb} not exist on {bootstrap_servers}; create them with `{command}` "
-        "or start the worker with --create-topics"
+        "or start the worker with --create-topics (on a cluster with ACLs, a topic the "
+        "worker's principal may not Describe looks missing too)"
     )
     return TopicCheck(missing, {}, error)
