@@ -183,7 +183,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
         )
         baseline = _per_source(sources, tfidf.probabilities, classes)
     duration = time.monotonic() - started
-    _write(config, sources, vocab, text_config, fitted, metrics, baseline, duration)
+    _write(config, _Outcome(sources, vocab, text_config, fitted, metrics, baseline, duration))
     log(f"test split per source, LSTM:\n{format_table(metrics, 'source')}")
     if baseline:
         log(f"test split per source, TF-IDF baseline:\n{format_table(baseline, 'source')}")
@@ -258,17 +258,24 @@ def _fit(
     return _Fitted(model, model_config, curves, glove_report)
 
 
-def _write(
-    config: TrainConfig,
-    sources: Sequence[PreparedSource],
-    vocab: Vocabulary,
-    text_config: TextConfig,
-    fitted: _Fitted,
-    metrics: dict[str, Any],
-    baseline: dict[str, Any],
-    duration: float,
-) -> None:
+@dataclass(frozen=True)
+class _Outcome:
+    """What a training run produced, for the files that record it."""
+
+    sources: Sequence[PreparedSource]
+    vocab: Vocabulary
+    text_config: TextConfig
+    fitted: _Fitted
+    metrics: dict[str, Any]
+    """Per source (and SemEval file): the LSTM's test-split figures."""
+    baseline: dict[str, Any]
+    """The same for the TF-IDF baseline; empty when it was skipped."""
+    duration: float
+
+
+def _write(config: TrainConfig, run: _Outcome) -> None:
     """The artifact folder: model, vocabulary, held-out tweets, report, figures, manifest."""
+    sources, vocab, fitted, metrics = run.sources, run.vocab, run.fitted, run.metrics
     config.out.mkdir(parents=True, exist_ok=True)
     fitted.model.save(config.out / KERAS_FILE)
     (config.out / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
@@ -276,7 +283,7 @@ def _write(
     report = {
         "classes": list(config.classes),
         "lstm": metrics,
-        "tfidf_baseline": baseline,
+        "tfidf_baseline": run.baseline,
         "curves": fitted.curves,
         "glove": fitted.glove,
     }
@@ -288,17 +295,7 @@ def _write(
         plot_confusion_matrices(
             {s.spec.name: metrics[s.spec.name] for s in sources}, config.out / CONFUSION_FILE
         )
-    _manifest(
-        config,
-        sources,
-        vocab,
-        text_config,
-        fitted.model_config,
-        metrics,
-        baseline,
-        fitted.epochs_run,
-        duration,
-    ).write(config.out)
+    _manifest(config, run).write(config.out)
 
 
 def _write_holdout(out: Path, sources: Sequence[PreparedSource], seed: int) -> None:
@@ -322,25 +319,15 @@ def _write_holdout(out: Path, sources: Sequence[PreparedSource], seed: int) -> N
                 writer.writerow([_TARGET[label], "", "", query, "", text])
 
 
-def _manifest(
-    config: TrainConfig,
-    sources: Sequence[PreparedSource],
-    vocab: Vocabulary,
-    text_config: TextConfig,
-    model_config: ModelConfig,
-    metrics: dict[str, Any],
-    baseline: dict[str, Any],
-    epochs_run: int,
-    duration: float,
-) -> Manifest:
+def _manifest(config: TrainConfig, run: _Outcome) -> Manifest:
     headline = HEADLINE_KEYS
     return Manifest(
         name=config.name,
         version=utc_now().replace(":", "").replace("-", "")[:15],
         created_at=utc_now(),
         labels=list(config.classes),
-        text=TextSection.of(text_config),
-        vocab=VocabSection(sha256=sha256_file(config.out / VOCAB_FILE), size=vocab.size),
+        text=TextSection.of(run.text_config),
+        vocab=VocabSection(sha256=sha256_file(config.out / VOCAB_FILE), size=run.vocab.size),
         keras_file=KERAS_FILE,
         training=TrainingSection(
             sources=[
@@ -352,17 +339,17 @@ def _manifest(
                     rows=len(s.data),
                     split={split: len(part.texts) for split, part in s.parts.items()},
                 )
-                for s in sources
+                for s in run.sources
             ],
             seed=config.seed,
-            epochs=epochs_run,
+            epochs=run.fitted.epochs_run,
             batch_size=config.batch_size,
             class_weight=config.class_weight,
             glove=config.glove,
-            hyperparameters=model_config.to_dict(),
-            metrics={name: {k: m[k] for k in headline} for name, m in metrics.items()},
-            baseline={name: {k: m[k] for k in headline} for name, m in baseline.items()},
-            duration_seconds=round(duration, 1),
+            hyperparameters=run.fitted.model_config.to_dict(),
+            metrics={name: {k: m[k] for k in headline} for name, m in run.metrics.items()},
+            baseline={name: {k: m[k] for k in headline} for name, m in run.baseline.items()},
+            duration_seconds=round(run.duration, 1),
         ),
         versions={
             "sentistream": __version__,
