@@ -72,6 +72,7 @@ def make(
     log: FakeTransactionLog | None = None,
     batch: int = 4,
     adaptive: bool = False,
+    pipeline_depth: int = 1,
 ) -> Harness:
     log = log if log is not None else FakeTransactionLog()
     source = FakeTransactionalSource(log, records)
@@ -89,8 +90,16 @@ def make(
         topics=Topics(output=OUT, dead_letter=DLQ),
         clock=clock,
         guarantee=ExactlyOnce(source, sink, metrics, clock, timeout_s=TIMEOUT_S),
+        pipeline_depth=pipeline_depth,
     )
     return Harness(log, source, sink, clock, registry, worker)
+
+
+def test_the_loop_refuses_to_pipeline_exactly_once():
+    """main runs exactly-once at depth 1; the loop itself refuses otherwise, so another
+    caller cannot mix batches up in one transaction."""
+    with pytest.raises(ValueError, match="ExactlyOnce cannot run pipelined"):
+        make([rec(0)], pipeline_depth=2)
 
 
 def ids(sent: list) -> list[str]:  # type: ignore[type-arg]

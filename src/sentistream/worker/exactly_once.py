@@ -67,6 +67,13 @@ class ExactlyOnce:
         self.sink.begin()
 
     @property
+    def pipelinable(self) -> bool:
+        """No: a batch's transaction takes the group generation of the polls since the
+        previous batch, and an abort rewinds the consumer; batches polled while an earlier one
+        is inferred would be mixed up in both."""
+        return False
+
+    @property
     def in_flight(self) -> int:
         """Nothing outlives :meth:`track`: each batch is committed or aborted there."""
         return 0

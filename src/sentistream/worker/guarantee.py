@@ -61,6 +61,10 @@ class ProcessingGuarantee(Protocol):
     def oldest_unacked_at(self) -> float | None:
         """Monotonic time the oldest batch still awaiting acknowledgement was produced."""
 
+    @property
+    def pipelinable(self) -> bool:
+        """Whether batches may be polled while earlier ones are still being inferred."""
+
     def track(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
         """A batch was published: its next offsets and one delivery per record."""
 
@@ -105,6 +109,11 @@ class AtLeastOnce:
         self._in_flight = 0
         self._committable: dict[TopicPartition, int] = {}
         self._last_commit_at = clock.monotonic()
+
+    @property
+    def pipelinable(self) -> bool:
+        """Offsets are committed per batch in order, whatever was polled since."""
+        return True
 
     @property
     def in_flight(self) -> int:

@@ -124,6 +124,11 @@ class Worker:
         self.guarantee: ProcessingGuarantee = guarantee or AtLeastOnce(
             source, sink, metrics, self.clock, commit_interval_s=policy.commit_interval_s
         )
+        if pipeline_depth > 1 and not self.guarantee.pipelinable:
+            raise ValueError(
+                f"{type(self.guarantee).__name__} cannot run pipelined (depth "
+                f"{pipeline_depth}); run it at depth 1"
+            )
         self._own_runner: ThreadRunner | None = None
         if pipeline_depth <= 1:
             runner = InlineRunner()
