@@ -214,10 +214,25 @@ def test_probes_use_the_health_endpoints_on_the_metrics_port(k8s_tools: dict[str
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["metrics"]
 
 
-def test_every_setting_the_chart_sets_is_a_worker_setting(k8s_tools: dict[str, Path]) -> None:
+@pytest.mark.parametrize("values", [(), (FULL_VALUES,)], ids=["default", "full"])
+def test_every_setting_the_chart_sets_is_a_worker_setting_with_a_valid_value(
+    k8s_tools: dict[str, Path], values: tuple[Path, ...]
+) -> None:
+    """Names and values: the full values once set ``exactly_once``, which the worker refuses
+    (exit 2 at every start, a crash loop)."""
     known = {ENV_PREFIX + name.upper() for name in WorkerSettings.model_fields}
-    chart_env = {n for n in env_of(render(k8s_tools)) if n.startswith(ENV_PREFIX)}
-    assert chart_env - known == set()
+    env = {
+        n: e for n, e in env_of(render(k8s_tools, list(values))).items() if n.startswith(ENV_PREFIX)
+    }
+    assert set(env) - known == set()
+    plain = {n: e["value"] for n, e in env.items() if "value" in e}
+    assert plain, "the chart sets no plain values"
+    fields = {n.removeprefix(ENV_PREFIX).lower(): v for n, v in plain.items()}
+    # Set from a Secret or the pod's name at run time: stand-ins of the right shape.
+    fields |= {
+        n.removeprefix(ENV_PREFIX).lower(): "from-the-cluster" for n in set(env) - set(plain)
+    }
+    WorkerSettings.model_validate(fields)  # raises on a value the worker would refuse
 
 
 def test_default_model_dir_is_the_one_baked_into_the_image(k8s_tools: dict[str, Path]) -> None:
