@@ -351,17 +351,17 @@ def test_dashboard_covers_the_operator_questions() -> None:
         'up{job="sentistream-worker"',
         "process_resident_memory_bytes",
         # issue 13: commit failures, lag in seconds, saturation, label mix, model versions,
-        # partitions and readiness, restarts and reassignments
+        # partitions and readiness, restarts and rebalances
         "sentistream_commit_failures_total",
         "sentistream_event_to_label_seconds_sum",
-        "/ $max_batch_size",
+        "/ on (instance) max by (instance) (sentistream_max_batch_size_records",
         "sentistream_inference_seconds_sum",
         "ignoring(label) group_left",
         "count(count by (sha256) (sentistream_model_info",
         "sum(sentistream_assigned_partitions",
         "count(sentistream_assigned_partitions",
         "changes(process_start_time_seconds",
-        "changes(sentistream_assigned_partitions",
+        "increase(sentistream_rebalances_total",
         # issue 12: the shadow model's agreement with the primary, and what it dropped
         "sentistream_shadow_agreement_ratio",
         "sentistream_shadow_dropped_records_total",

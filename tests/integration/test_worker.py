@@ -202,6 +202,7 @@ def test_bad_input_is_dead_lettered_with_headers_and_neighbours_are_labeled(
     assert worker.terminate() == 0
 
 
+@both_clients
 def test_two_workers_share_partitions_and_one_stopping_hands_over(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
@@ -231,6 +232,8 @@ def test_two_workers_share_partitions_and_one_stopping_hands_over(
     while a.metric("sentistream_assigned_partitions") != 3:
         assert time.monotonic() < deadline, "the survivor never took over all partitions"
         time.sleep(0.2)
+    # At least its first assignment and the one that handed it b's partitions.
+    assert a.metric("sentistream_rebalances_total") >= 2
     out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90)
     assert set(ids) <= set(ids_of(out))
     assert a.metric("sentistream_records_consumed_total") > 0

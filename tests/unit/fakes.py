@@ -70,7 +70,8 @@ class FakeSource:
     :class:`CommitDeferred`. ``assigned`` and ``lags`` override the
     default assignment (every partition ever fed) and lag (records still queued). ``paused``
     holds the paused partitions; ``poll`` takes nothing from them. ``commit`` leaves out (and
-    returns) partitions not assigned, as the Kafka adapter does.
+    returns) partitions not assigned, as the Kafka adapter does. ``rebalance_count`` is
+    what ``rebalances`` reports (a test moves it as a group would).
     """
 
     def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
@@ -84,6 +85,7 @@ class FakeSource:
         self.lags: dict[TopicPartition, int] | None = None
         self.paused: set[TopicPartition] = set()
         self.commit_timeouts: list[float] = []
+        self.rebalance_count = 0
         self.closed = False
         self.feed(*records)
 
@@ -144,6 +146,9 @@ class FakeSource:
         if self.assigned is not None:
             return set(self.assigned)
         return set(self._queues)
+
+    def rebalances(self) -> int:
+        return self.rebalance_count
 
     def lag(self) -> Mapping[TopicPartition, int]:
         if self.lags is not None:

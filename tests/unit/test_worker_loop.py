@@ -626,6 +626,21 @@ def test_metrics_after_a_run():
     assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME + 0.5
 
 
+def test_rebalances_are_counted_from_the_source_and_the_batch_limit_is_exported() -> None:
+    h = make([rec(0, "a")], batch=7)
+    assert h.metric("sentistream_max_batch_size_records") == 7
+    h.worker.step()
+    assert h.metric("sentistream_rebalances_total") == 0
+    h.source.rebalance_count = 2  # two rebalances inside the next poll, partitions unchanged
+    h.worker.step()
+    assert h.metric("sentistream_rebalances_total") == 2
+    h.worker.step()
+    assert h.metric("sentistream_rebalances_total") == 2  # counted once
+    h.source.rebalance_count = 3
+    h.worker.step()
+    assert h.metric("sentistream_rebalances_total") == 3
+
+
 # -- connecting with retry --------------------------------------------------------------------
 
 

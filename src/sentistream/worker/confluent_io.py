@@ -213,6 +213,7 @@ class ConfluentSource:
         self._checking = True
         self._fatal: KafkaError | None = None
         self._generation = 0
+        self._assignments = 0
         self._batch_group: Membership | None = None
         self._outage_since: float | None = None
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sentistream-commit")
@@ -266,6 +267,7 @@ class ConfluentSource:
     # the generation; librdkafka assigns and unassigns itself after they return.
     def _assigned(self, _consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         self._generation += 1
+        self._assignments += 1
         log.info("partitions assigned: %s", _names(partitions))
 
     def _revoked(self, _consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
@@ -389,6 +391,9 @@ class ConfluentSource:
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def rebalances(self) -> int:
+        return self._assignments
 
     # -- exactly-once (TransactionalSource) ----------------------------------------------------
 

@@ -67,10 +67,17 @@ _REFUSED = (
 
 
 class _LoggingListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs each rebalance and counts the assignments (kafka-python calls it on the loop's
+    thread, inside ``poll``); nothing else: the loop reads the assignment itself."""
+
+    def __init__(self) -> None:
+        self.assignments = 0
+
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked: %s", _names(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assignments += 1
         log.info("partitions assigned: %s", _names(assigned))
 
 
@@ -123,6 +130,7 @@ class KafkaSource:
     def __init__(self, settings: WorkerSettings) -> None:
         self._topic = settings.input_topic
         self._group = settings.group_id
+        self._listener = _LoggingListener()
         exactly_once = settings.processing_guarantee == "exactly-once"
         self._consumer = KafkaConsumer(
             **settings.client_config(),
@@ -157,7 +165,7 @@ class KafkaSource:
         return set(self._consumer.topics())
 
     def subscribe(self) -> None:
-        self._consumer.subscribe([self._topic], listener=_LoggingListener())
+        self._consumer.subscribe([self._topic], listener=self._listener)
         # One metadata round trip now, so the group leader's first assignment is made from
         # metadata that already shows the subscribed topic. Without it kafka-python assigns
         # from a snapshot taken before the topic's metadata arrived, sees the snapshot change
@@ -256,6 +264,9 @@ class KafkaSource:
         except (RetriableError, KafkaTimeoutError) as exc:
             raise CommitDeferred(str(exc)) from exc
         return dropped
+
+    def rebalances(self) -> int:
+        return self._listener.assignments
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}

@@ -142,6 +142,8 @@ class Worker:
         self._drained = False
         """The last poll brought fewer records than asked: the consumer had no more."""
         self._lag_partitions: set[TopicPartition] = set()
+        self._rebalances_seen = 0
+        metrics.max_batch_size.set(policy.max_batch_size)
         for label in classifier.labels:
             metrics.labeled.labels(label=label)
         self.model_slot = model_slot
@@ -294,6 +296,10 @@ class Worker:
         for tp in self._lag_partitions - set(lag):
             self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self._lag_partitions = set(lag)
+        rebalances = self.source.rebalances()
+        if rebalances > self._rebalances_seen:
+            self.metrics.rebalances.inc(rebalances - self._rebalances_seen)
+            self._rebalances_seen = rebalances
         assigned = len(self.source.assignment())
         self.metrics.assigned_partitions.set(assigned)
         return assigned

@@ -64,6 +64,8 @@ class WorkerMetrics:
     commits: Counter
     commit_failures: Counter
     assigned_partitions: Gauge
+    rebalances: Counter
+    max_batch_size: Gauge
     in_flight: Gauge
     paused: Gauge
     last_progress: Gauge
@@ -163,6 +165,18 @@ class WorkerMetrics:
             assigned_partitions=Gauge(
                 "sentistream_assigned_partitions",
                 "Input partitions this worker owns.",
+                registry=registry,
+            ),
+            rebalances=Counter(
+                "sentistream_rebalances",
+                "Rebalances this worker took part in (each assignment its group handed it, "
+                "even one that left its partitions as they were).",
+                registry=registry,
+            ),
+            max_batch_size=Gauge(
+                "sentistream_max_batch_size_records",
+                "The worker's --max-batch-size: the most records one micro-batch holds (the "
+                "dashboard's batch fill divides by it).",
                 registry=registry,
             ),
             in_flight=Gauge(

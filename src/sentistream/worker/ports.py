@@ -135,6 +135,10 @@ class Source(Protocol):
         """
 
     def assignment(self) -> set[TopicPartition]: ...
+    def rebalances(self) -> int:
+        """Rebalances this consumer has taken part in since it started (each assignment the
+        group handed it, even one that left its partitions as they were)."""
+
     def lag(self) -> Mapping[TopicPartition, int]:
         """High watermark minus position, per assigned partition whose both are known."""
 
