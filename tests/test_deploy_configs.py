@@ -359,6 +359,7 @@ def test_dashboard_covers_the_operator_questions() -> None:
         "ignoring(label) group_left",
         "count(count by (sha256) (sentistream_model_info",
         "sum(sentistream_assigned_partitions",
+        "max(sentistream_input_partitions",
         "count(sentistream_assigned_partitions",
         "changes(process_start_time_seconds",
         "increase(sentistream_rebalances_total",

@@ -234,6 +234,7 @@ def test_two_workers_share_partitions_and_one_stopping_hands_over(
         time.sleep(0.2)
     # At least its first assignment and the one that handed it b's partitions.
     assert a.metric("sentistream_rebalances_total") >= 2
+    assert a.metric("sentistream_input_partitions") == 3  # read from the cluster's metadata
     out = consume_all(kafka_bootstrap, topics.output, cover=ids, timeout=90)
     assert set(ids) <= set(ids_of(out))
     assert a.metric("sentistream_records_consumed_total") > 0

@@ -86,6 +86,7 @@ class FakeSource:
         self.paused: set[TopicPartition] = set()
         self.commit_timeouts: list[float] = []
         self.rebalance_count = 0
+        self.partition_count: int | None = None
         self.closed = False
         self.feed(*records)
 
@@ -149,6 +150,12 @@ class FakeSource:
 
     def rebalances(self) -> int:
         return self.rebalance_count
+
+    def input_partitions(self) -> int | None:
+        """``partition_count`` if a test set it, else the partitions ever fed."""
+        if self.partition_count is not None:
+            return self.partition_count
+        return len(self._queues) or None
 
     def lag(self) -> Mapping[TopicPartition, int]:
         if self.lags is not None:

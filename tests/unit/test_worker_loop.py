@@ -626,19 +626,25 @@ def test_metrics_after_a_run():
     assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME + 0.5
 
 
-def test_rebalances_are_counted_from_the_source_and_the_batch_limit_is_exported() -> None:
+def test_rebalances_are_counted_and_the_topic_partitions_read_after_each() -> None:
     h = make([rec(0, "a")], batch=7)
     assert h.metric("sentistream_max_batch_size_records") == 7
+    h.source.partition_count = 3
     h.worker.step()
     assert h.metric("sentistream_rebalances_total") == 0
+    assert h.metric("sentistream_input_partitions") == 0  # not read before a rebalance
     h.source.rebalance_count = 2  # two rebalances inside the next poll, partitions unchanged
     h.worker.step()
     assert h.metric("sentistream_rebalances_total") == 2
+    assert h.metric("sentistream_input_partitions") == 3
+    h.source.partition_count = 6  # partitions added: the group rebalances
     h.worker.step()
     assert h.metric("sentistream_rebalances_total") == 2  # counted once
+    assert h.metric("sentistream_input_partitions") == 3
     h.source.rebalance_count = 3
     h.worker.step()
     assert h.metric("sentistream_rebalances_total") == 3
+    assert h.metric("sentistream_input_partitions") == 6
 
 
 # -- connecting with retry --------------------------------------------------------------------

@@ -395,6 +395,17 @@ class ConfluentSource:
     def rebalances(self) -> int:
         return self._assignments
 
+    def input_partitions(self) -> int | None:
+        """One metadata request (the loop asks after each rebalance only)."""
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=1.0)
+        except KafkaException:
+            return None
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            return None
+        return len(topic.partitions)
+
     # -- exactly-once (TransactionalSource) ----------------------------------------------------
 
     def batch_group(self) -> object | None:

@@ -268,6 +268,11 @@ class KafkaSource:
     def rebalances(self) -> int:
         return self._listener.assignments
 
+    def input_partitions(self) -> int | None:
+        """From the metadata kafka-python keeps for the subscription (no request)."""
+        partitions = self._consumer.partitions_for_topic(self._topic)
+        return len(partitions) if partitions else None
+
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 

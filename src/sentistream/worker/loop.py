@@ -300,6 +300,9 @@ class Worker:
         if rebalances > self._rebalances_seen:
             self.metrics.rebalances.inc(rebalances - self._rebalances_seen)
             self._rebalances_seen = rebalances
+            partitions = self.source.input_partitions()
+            if partitions is not None:
+                self.metrics.input_partitions.set(partitions)
         assigned = len(self.source.assignment())
         self.metrics.assigned_partitions.set(assigned)
         return assigned

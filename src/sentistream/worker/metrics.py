@@ -65,6 +65,7 @@ class WorkerMetrics:
     commit_failures: Counter
     assigned_partitions: Gauge
     rebalances: Counter
+    input_partitions: Gauge
     max_batch_size: Gauge
     in_flight: Gauge
     paused: Gauge
@@ -171,6 +172,12 @@ class WorkerMetrics:
                 "sentistream_rebalances",
                 "Rebalances this worker took part in (each assignment its group handed it, "
                 "even one that left its partitions as they were).",
+                registry=registry,
+            ),
+            input_partitions=Gauge(
+                "sentistream_input_partitions",
+                "Partitions of the input topic (cluster metadata, read after each rebalance); "
+                "minus the group's assigned partitions: partitions no worker consumes.",
                 registry=registry,
             ),
             max_batch_size=Gauge(

@@ -139,6 +139,10 @@ class Source(Protocol):
         """Rebalances this consumer has taken part in since it started (each assignment the
         group handed it, even one that left its partitions as they were)."""
 
+    def input_partitions(self) -> int | None:
+        """Partitions the input topic has, from the cluster's metadata (None if unknown).
+        Asked after each rebalance (partitions added to the topic cause one)."""
+
     def lag(self) -> Mapping[TopicPartition, int]:
         """High watermark minus position, per assigned partition whose both are known."""
 
