@@ -340,6 +340,44 @@ def test_a_stalled_output_topic_pauses_the_worker_within_its_in_flight_bound(
     assert worker.terminate() == 0, worker.log()
 
 
+SHUTDOWN_TIMEOUT_S = 4.0
+
+
+@both_clients
+def test_a_stop_while_kafka_does_not_acknowledge_ends_within_the_shutdown_timeout(
+    kafka_bootstrap: str,
+    kafka_admin: KafkaAdminClient,
+    topics: Topics,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """SIGTERM with labels produced and not acknowledged (the output throttled to 1 KB/s):
+    the worker waits for them no longer than --shutdown-timeout-s in all (drain, producer,
+    consumer), commits nothing past them, exits 1 and says how many it leaves to a restart."""
+    worker = start_worker(
+        max_batch_size="64", shutdown_timeout_s=str(SHUTDOWN_TIMEOUT_S), max_in_flight="512"
+    )
+    worker.wait_ready()
+    client_id = f"sentistream-worker-{topics.group}"
+    _set_produce_quota(kafka_admin, client_id, 1_000)
+    try:
+        produce_json(kafka_bootstrap, topics.input, real_tweets(3000), prefix="stall")
+        deadline = time.monotonic() + 60
+        while worker.metric("sentistream_in_flight_records") < 64:
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        asked = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.process.wait(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        _set_produce_quota(kafka_admin, client_id, None)
+    assert code == 1, worker.log()
+    assert "not delivered or not committed" in worker.log(), worker.log()
+    # The budget, plus the interpreter's exit (threads joined, ONNX Runtime released).
+    print(f"\nstop with unacknowledged labels: exit {code} after {took:.2f} s")
+    assert took < SHUTDOWN_TIMEOUT_S + 1.5, (took, worker.log())
+
+
 def test_a_missing_output_topic_is_refused_at_start_with_the_fix(
     kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:

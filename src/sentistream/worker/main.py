@@ -77,6 +77,16 @@ EXIT_FAILED = 1
 EXIT_SETUP = 2
 """Something to fix before starting: the metrics port is taken, a topic is missing."""
 
+# The shutdown's time budget after the loop drained (all inside --shutdown-timeout-s): the
+# producer's close keeps AFTER_PRODUCER_S for the shadow and leaving the group; the shadow's
+# two closes take at most SHADOW_CLOSE_S each and keep LEAVE_GROUP_S; the consumer's close
+# (a LeaveGroup request, an offset commit already done) gets what is left, at least
+# MIN_LEAVE_GROUP_S.
+LEAVE_GROUP_S = 1.0
+SHADOW_CLOSE_S = 0.5
+AFTER_PRODUCER_S = LEAVE_GROUP_S + 2 * SHADOW_CLOSE_S
+MIN_LEAVE_GROUP_S = 0.1
+
 #: Fatal failures of the service: the process exits 1 and its supervisor restarts it.
 FATAL = (
     DeliveryFailed,
@@ -164,6 +174,10 @@ class _Process:
         """When the shutdown must be over (monotonic)."""
         started = self.stop_requested_at or time.monotonic()
         return started + self.settings.shutdown_timeout_s
+
+    def left(self, keep_s: float = 0.0) -> float:
+        """Seconds until the deadline, less ``keep_s`` kept for the steps after this one."""
+        return max(0.0, self.deadline() - keep_s - time.monotonic())
 
 
 def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
@@ -283,7 +297,7 @@ def _serve(
     try:
         return _consume(settings, client, process, source, models, metrics, started)
     finally:
-        source.close(max(0.1, process.deadline() - time.monotonic()))
+        source.close(max(MIN_LEAVE_GROUP_S, process.left()))
 
 
 def _refused_or(client: KafkaClient, settings: WorkerSettings) -> WorkerSource:
@@ -364,10 +378,11 @@ def _consume(
             settings, process, source, sink, transactional, models, metrics, started, shadow
         )
     finally:
+        # Best effort inside the deadline: a shadow's labels are for comparison only.
         if shadow is not None:
-            shadow.close(1.0)
+            shadow.close(min(SHADOW_CLOSE_S, process.left(keep_s=LEAVE_GROUP_S)))
         if shadow_sink is not None:
-            shadow_sink.close(1.0)
+            shadow_sink.close(min(SHADOW_CLOSE_S, process.left(keep_s=LEAVE_GROUP_S)))
 
 
 def _start_shadow(
@@ -500,15 +515,15 @@ def _run_loop(
     try:
         while not worker.stopping:
             worker.step()
-        # Leave time inside the deadline to leave the group and close the producer.
+        # Leave time inside the deadline to close the producer, the shadow and the consumer.
         reserve = min(3.0, settings.shutdown_timeout_s / 4)
-        report = worker.drain(max(0.0, process.deadline() - reserve - time.monotonic()))
+        report = worker.drain(process.left(keep_s=reserve))
     except FATAL as exc:
         # Nothing past the last acknowledged batch was committed: a restart redoes it.
         log.error("stopping: %s", exc)  # noqa: TRY400 - the message is the whole story
         sink.close(0.0)
         return EXIT_FAILED
-    sink.close(max(0.0, process.deadline() - time.monotonic()))
+    sink.close(process.left(keep_s=AFTER_PRODUCER_S))
     if not report.clean:
         log.error(
             "stopped with %d record(s) not delivered or not committed (%s); a restart redoes them",
