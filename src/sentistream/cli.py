@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,15 +102,25 @@ def _connection_options(command: F) -> F:
     """Every connection setting (:class:`KafkaConnection`: servers, TLS, SASL) as the worker's
     flags and variables; the command receives them as one ``connection`` argument. Put it
     right above the ``def``."""
+    return _connection_options_with({})(command)
+
+
+def _connection_options_with(defaults: Mapping[str, Any]) -> Callable[[F], F]:
+    """:func:`_connection_options` with other defaults shown by ``--help`` (``None``: no
+    default shown; the setting's own applies)."""
     names = set(KafkaConnection.model_fields)
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        flags = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-        kwargs["connection"] = build_settings(KafkaConnection, flags)
-        return command(*args, **kwargs)
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            flags = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+            kwargs["connection"] = build_settings(KafkaConnection, flags)
+            return command(*args, **kwargs)
 
-    return settings_options(KafkaConnection, ENV_PREFIX)(wrapper)  # type: ignore[return-value]
+        options = settings_options(KafkaConnection, ENV_PREFIX, defaults=defaults)
+        return options(wrapper)  # type: ignore[return-value]
+
+    return decorate
 
 
 _KNOWN_VARIABLES = {ENV_PREFIX + name.upper() for name in WorkerSettings.model_fields}
@@ -914,11 +924,6 @@ def worker(**flags: Any) -> None:
     show_default=True,
     help="Tweets for the one-at-a-time baselines.",
 )
-@click.option(
-    "--bootstrap-servers",
-    default=None,
-    help="Use this broker; by default a throw-away one is started (its CPU is then reported).",
-)
 @click.option("--skip-kafka", is_flag=True, help="Only the inference measurements.")
 @click.option(
     "--scale-out/--no-scale-out",
@@ -962,6 +967,7 @@ def worker(**flags: Any) -> None:
     show_default=True,
     help="Folder for bench.md, bench.json and the figures.",
 )
+@_connection_options_with({"bootstrap_servers": None})
 def bench(
     model_dir: Path,
     extra_model_dirs: tuple[Path, ...],
@@ -974,7 +980,6 @@ def bench(
     fractions: str,
     keras_dir: Path | None,
     baseline_tweets: int,
-    bootstrap_servers: str | None,
     skip_kafka: bool,
     scale_out: bool,
     latency_seconds: float,
@@ -982,15 +987,22 @@ def bench(
     worker_settings: tuple[str, ...],
     worker_env: tuple[str, ...],
     out: Path,
+    connection: KafkaConnection,
 ) -> None:
     """Measure the ONNX ceiling, per-stage costs, and the worker end to end through Kafka.
 
     The load comes from kcat (librdkafka), never from this process: backlogs are produced
     before the clock starts, paced loads by a separate process whose CPU is reported.
+
+    Without --bootstrap-servers (or SENTISTREAM_BOOTSTRAP_SERVERS) a throw-away PLAINTEXT
+    broker is started and its CPU reported. With it, every client of the run (kafka-python,
+    kcat, the workers) uses the connection settings below; kcat gets them in a configuration
+    file only its owner can read, the workers as SENTISTREAM_* variables.
     """
     from datetime import UTC, datetime
 
-    from sentistream.bench.kcat import KcatMissingError
+    from sentistream.bench.kcat import KcatError
+    from sentistream.bench.kcat_config import KcatConfigError
     from sentistream.bench.plots import latency_distribution, throughput_by_batch
     from sentistream.bench.raw import sample
     from sentistream.bench.report import load_average, machine, write_report
@@ -1004,6 +1016,7 @@ def bench(
             kafka_client(name)  # type: ignore[arg-type]  # the click.Choice above
     except ClientMissing as exc:
         raise click.UsageError(str(exc)) from None
+    cluster = None if skip_kafka else _bench_cluster(connection)
     config = BenchConfig(
         model_dirs=[model_dir, *extra_model_dirs],
         texts=sample(load_labelled(data).texts, tweets),
@@ -1015,7 +1028,7 @@ def bench(
         latency_seconds=latency_seconds,
         scale_out=scale_out,
         skip_kafka=skip_kafka,
-        bootstrap_servers=bootstrap_servers,
+        connection=cluster,
         worker_settings=dict(item.split("=", 1) for item in worker_settings),
         worker_env=dict(item.split("=", 1) for item in worker_env),
         keras_dir=keras_dir,
@@ -1025,7 +1038,7 @@ def bench(
     started = load_average()
     try:
         result = run_bench(config, _log)
-    except KcatMissingError as exc:
+    except (KcatError, KcatConfigError, ConnectionSettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
     result |= {
         "command": "sentistream bench " + " ".join(sys.argv[2:]),
@@ -1040,6 +1053,27 @@ def bench(
     if not skip_kafka:
         latency_distribution(written["models"], samples, out / "latency-distribution.png")
     click.echo((out / "bench.md").read_text())
+
+
+def _bench_cluster(connection: KafkaConnection) -> KafkaConnection | None:
+    """The cluster ``bench`` was pointed at, checked by connecting to it (one line saying why
+    not, before anything is measured); None when it was not, for a throw-away broker."""
+    from click.core import ParameterSource
+    from kafka import KafkaAdminClient
+
+    source = click.get_current_context().get_parameter_source("bootstrap_servers")
+    if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        if connection.security_protocol != "PLAINTEXT":
+            raise click.UsageError(
+                f"--security-protocol {connection.security_protocol} needs --bootstrap-servers "
+                "(or SENTISTREAM_BOOTSTRAP_SERVERS): without it bench starts a throw-away "
+                "PLAINTEXT broker"
+            )
+        return None
+    _connect(
+        lambda config: KafkaAdminClient(**config, client_id="sentistream-bench"), connection
+    ).close()
+    return connection
 
 
 def _load_model(model_dir: Path) -> SentimentModel:

@@ -12,7 +12,7 @@ import shutil
 import pytest
 from kafka import KafkaConsumer
 
-from sentistream.bench.e2e import Broker, Session, run_end_to_end
+from sentistream.bench.e2e import Broker, Session, plaintext, run_end_to_end
 from tests.integration.worker_process import SHIPPED_MODEL
 
 TWEETS = 300
@@ -25,7 +25,7 @@ def session(kafka_bootstrap: str):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    session = Session(Broker(kafka_bootstrap, None))
+    session = Session(Broker(plaintext(kafka_bootstrap), None))
     yield session
     session.close()
 

@@ -3,12 +3,15 @@ the right credentials work for every command; the wrong ones fail fast, saying w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
@@ -21,9 +24,12 @@ from kafka.admin import (
     ResourceType,
 )
 
+from sentistream.bench import kcat_check
 from tests.integration.conftest import SecuredBroker
 from tests.integration.worker_process import (
+    DEMO_CSV,
     REPO_ROOT,
+    SHIPPED_MODEL,
     Topics,
     WorkerProcess,
     both_clients,
@@ -286,3 +292,99 @@ def test_a_worker_not_authorized_to_read_stops_saying_which_acl_is_missing(
         assert "Traceback" not in worker.log()
     finally:
         worker.close()
+
+
+def _kcat_that_logs_in_with_scram(tmp_path: Path) -> dict[str, str] | None:
+    """Environment under which kcat runs on a librdkafka whose SCRAM login Kafka 4 brokers
+    accept (2.6.1 or later): none needed if the installed one is; else the librdkafka the
+    confluent-kafka wheel bundles, put first on LD_LIBRARY_PATH (same ABI, librdkafka.so.1);
+    None if there is neither. Debian 12's kcat 1.7.1 runs on librdkafka 2.0.2."""
+    version = kcat_check.librdkafka_version()
+    if version is not None and version >= kcat_check.SCRAM_FIXED_IN:
+        return {}
+    spec = importlib.util.find_spec("confluent_kafka")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = sorted((Path(spec.origin).parents[1] / "confluent_kafka.libs").glob("librdkafka*"))
+    if not bundled:
+        return None
+    folder = tmp_path / "librdkafka"
+    folder.mkdir()
+    (folder / "librdkafka.so.1").symlink_to(bundled[0])
+    env = {"LD_LIBRARY_PATH": str(folder)}
+    version = kcat_check.librdkafka_version({**os.environ, **env})
+    if version is None or version < kcat_check.SCRAM_FIXED_IN:
+        return None
+    return env
+
+
+def _smallest_bench(out: Path) -> list[str]:
+    """The smallest run that touches Kafka everywhere: the stage costs' send and poll
+    (kafka-python), kcat's check, backlog and output reading, a worker, one short paced run
+    through the pacer's own kcat."""
+    return [
+        "bench", "--model-dir", str(SHIPPED_MODEL), "--data", str(DEMO_CSV),
+        "--tweets", "400", "--ceiling-tweets", "64", "--batch-sizes", "64", "--repeats", "1",
+        "--baseline-tweets", "8", "--kafka-client", "kafka-python", "--no-scale-out",
+        "--fractions", "0.1", "--latency-seconds", "0.5", "--out", str(out),
+    ]  # fmt: skip
+
+
+@requires_shipped_model
+def test_bench_measures_through_sasl_ssl_without_showing_the_password(
+    secured_broker: SecuredBroker, tmp_path: Path
+) -> None:
+    if shutil.which("kcat") is None:
+        pytest.skip("the benchmark needs kcat: apt-get install -y kcat")
+    librdkafka = _kcat_that_logs_in_with_scram(tmp_path)
+    if librdkafka is None:
+        pytest.skip("kcat's librdkafka cannot log in with SCRAM to Kafka 4 (needs 2.6.1+)")
+    env = secured_broker.client_env()
+    password = env["SENTISTREAM_SASL_PASSWORD"]
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    started = time.monotonic()
+    result = sentistream(
+        *_smallest_bench(out), env={**env, **librdkafka, "TMPDIR": str(scratch)}, timeout=120
+    )
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "bench.json").read_text())
+    (model,) = report["models"]
+    (e2e,) = model["end_to_end"]
+    assert e2e["backlog"]["labels_on_topic"] == 400
+    assert e2e["backlog"]["throughput_per_s"] > 0
+    (paced,) = e2e["latency"]
+    assert paced["labels_on_topic"] == paced["tweets"] > 0
+    assert "send (KafkaSink.send + flush)" in {s["stage"] for s in model["stages"]}
+    written = [out / "bench.md", *out.glob("*.json")]
+    for text in (result.stdout, result.stderr, *(path.read_text() for path in written)):
+        assert password not in text
+    assert not list(scratch.glob("sentistream-kcat-*"))  # kcat's configuration is removed
+    assert took < 90, took
+
+
+@requires_shipped_model
+def test_bench_whose_kcat_cannot_log_in_with_scram_stops_before_measuring(
+    secured_broker: SecuredBroker, tmp_path: Path
+) -> None:
+    """Debian 12's kcat (librdkafka 2.0.2) against this Kafka 4 broker: one line naming the
+    cause, before the ceiling is measured, and nothing left behind."""
+    if shutil.which("kcat") is None:
+        pytest.skip("the benchmark needs kcat: apt-get install -y kcat")
+    version = kcat_check.librdkafka_version()
+    if version is None or version >= kcat_check.SCRAM_FIXED_IN:
+        pytest.skip(f"kcat's librdkafka {version} logs in with SCRAM to Kafka 4")
+    env = secured_broker.client_env()
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    started = time.monotonic()
+    result = sentistream(*_smallest_bench(out), env={**env, "TMPDIR": str(scratch)}, timeout=90)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: kcat cannot reach Kafka with the connection settings: ")
+    assert "confluentinc/librdkafka#4895" in line
+    assert env["SENTISTREAM_SASL_PASSWORD"] not in result.stdout + result.stderr
+    assert not out.exists()
+    assert not list(scratch.glob("sentistream-kcat-*"))
+    assert time.monotonic() - started < 40

@@ -429,8 +429,7 @@ def test_every_kafka_command_takes_the_same_connection_settings() -> None:
         for name, field in KafkaConnection.model_fields.items()
         if not is_secret(field)
     }
-    # `bench` is left out: its load comes from kcat, which takes none of these yet.
-    for command in ("worker", "produce", "tail", "create-topics"):
+    for command in ("worker", "produce", "tail", "create-topics", "bench"):
         params = cli_module.cli.commands[command].params
         flags = {opt for param in params for opt in param.opts}
         assert expected <= flags, (command, expected - flags)

@@ -13,6 +13,11 @@ How each figure is taken (the load never comes from this process):
   ``/proc`` (the pacer reports its own and kcat's).
 * **scale-out**: one, then two workers in one group, started on empty topics and given
   their partitions before kcat writes the backlog.
+
+Everything that touches Kafka uses the run's one
+:class:`~sentistream.connection.KafkaConnection` (servers, TLS, SASL): the kafka-python
+clients its client configuration, kcat a configuration file made from it
+(:mod:`.kcat_config`), the workers its ``SENTISTREAM_*`` variables.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from sentistream.bench import kcat
+from sentistream.bench import kcat, kcat_check
+from sentistream.bench.kcat_config import KcatConnection, kcat_connection
 from sentistream.bench.labels import Label, count_labels, latencies_ms, parse_labels
 from sentistream.bench.procstat import CpuMeter, peak_rss_mb
 from sentistream.bench.raw import sample
 from sentistream.bench.stages import payloads
 from sentistream.bench.workerproc import BenchWorker, free_ports
+from sentistream.connection import KafkaConnection
 from sentistream.tail import quantile
 
 __all__ = [
@@ -49,6 +56,8 @@ __all__ = [
     "ScaleOut",
     "Session",
     "local_broker",
+    "pace_command",
+    "plaintext",
     "run_end_to_end",
     "run_scale_out",
 ]
@@ -63,9 +72,19 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Broker:
-    bootstrap: str
+    connection: KafkaConnection
     pid: int | None
     """The broker's process id when it runs on this machine (for its CPU seconds)."""
+
+    @property
+    def bootstrap(self) -> str:
+        return self.connection.bootstrap_servers
+
+
+def plaintext(bootstrap: str) -> KafkaConnection:
+    """PLAINTEXT to ``bootstrap``, whatever the ``SENTISTREAM_*`` variables say (a throw-away
+    broker listens in plaintext only)."""
+    return KafkaConnection.model_construct(bootstrap_servers=bootstrap)
 
 
 @contextlib.contextmanager
@@ -85,7 +104,7 @@ def local_broker(log: Log) -> Iterator[Broker]:
         )
         try:
             pid = int((Path(state) / "kafka.pid").read_text().strip())
-            yield Broker(f"127.0.0.1:{port}", pid)
+            yield Broker(plaintext(f"127.0.0.1:{port}"), pid)
         finally:
             subprocess.run(
                 ["bash", str(KAFKA_SH), "stop"], env=env, check=False, stdout=subprocess.DEVNULL
@@ -142,19 +161,29 @@ class ScaleOut:
 
 
 class Session:
-    """Topics, output reading and progress on one broker."""
+    """Topics, output reading and progress on one broker; kcat's configuration file for it
+    exists until :meth:`close`."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self._watch = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+        self._client_config = broker.connection.client_config()
+        self._cleanup = contextlib.ExitStack()
+        try:
+            self.kcat = self._cleanup.enter_context(kcat_connection(broker.connection))
+            kcat_check.check(self.kcat)
+            self._watch = KafkaConsumer(**self._client_config, group_id=None)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self._cleanup.callback(self._watch.close)
 
     def close(self) -> None:
-        self._watch.close()
+        self._cleanup.close()
 
     def create_topics(self, prefix: str) -> dict[str, str]:
         run = f"{prefix}-{uuid.uuid4().hex[:8]}"
         topics = {"input": f"{run}-in", "output": f"{run}-out", "dlq": f"{run}-dlq"}
-        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
+        admin = KafkaAdminClient(**self._client_config)
         try:
             admin.create_topics(
                 {
@@ -189,7 +218,7 @@ class Session:
             time.sleep(0.2)
 
     def labels(self, topic: str) -> list[Label]:
-        return parse_labels(kcat.consume_lines(self.broker.bootstrap, topic, LABEL_FORMAT))
+        return parse_labels(kcat.consume_lines(self.kcat, topic, LABEL_FORMAT))
 
     def fill(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> tuple[float, float]:
         """kcat produces ``items`` in large batches; (seconds, kcat's CPU seconds)."""
@@ -198,7 +227,7 @@ class Session:
             kcat.write_payload_file(path, items)
             before = _children_cpu()
             started = time.monotonic()
-            kcat.produce_file(self.broker.bootstrap, topic, path)
+            kcat.produce_file(self.kcat, topic, path)
             return time.monotonic() - started, _children_cpu() - before
 
     def meter(self, workers: Mapping[str, int]) -> CpuMeter:
@@ -243,7 +272,7 @@ def run_end_to_end(
     log(f"  produced in {fill_s:.2f} s ({fill_cpu:.2f} CPU s)")
 
     worker = BenchWorker(
-        session.broker.bootstrap,
+        session.broker.connection,
         model_dir,
         topics,
         f"g-{topics['input']}",
@@ -327,18 +356,7 @@ def _paced(
         kcat.write_payload_file(path, items)
         meter = session.meter({"worker": worker.pid}).start()
         pacer = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sentistream.bench.pace",
-                "--bootstrap",
-                session.broker.bootstrap,
-                "--topic",
-                topics["input"],
-                "--rate",
-                f"{rate:.3f}",
-                str(path),
-            ],
+            pace_command(session.kcat, topics["input"], rate, path),
             check=True,
             capture_output=True,
             timeout=len(items) / rate + 300,
@@ -363,6 +381,15 @@ def _paced(
         samples_ms=[],
     )
     return run, [total, count]
+
+
+def pace_command(connection: KcatConnection, topic: str, rate: float, path: Path) -> list[str]:
+    """The paced load generator (:mod:`sentistream.bench.pace`) writing ``path`` to ``topic``."""
+    command = [sys.executable, "-m", "sentistream.bench.pace"]
+    command += ["--kcat-config", str(connection.config_file)]
+    for item in connection.properties:
+        command += ["--kcat-property", item]
+    return [*command, "--topic", topic, "--rate", f"{rate:.3f}", str(path)]
 
 
 def _with_latencies(run: LatencyRun, labels: Sequence[Label]) -> LatencyRun:
@@ -392,7 +419,7 @@ def run_scale_out(
     group = f"g-{topics['input']}"
     procs = [
         BenchWorker(
-            session.broker.bootstrap,
+            session.broker.connection,
             model_dir,
             topics,
             group,

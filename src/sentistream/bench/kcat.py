@@ -4,7 +4,8 @@ Production producers are librdkafka or Java clients that send in large batches; 
 producer on the same cores as the worker would measure itself instead (see BENCHMARKS.md).
 Payloads are written one per line as ``key<TAB>value``: JSON escapes tabs and newlines inside
 strings, so neither appears raw in a value. The output is read with ``-f`` (never ``-J``,
-which mangles non-ASCII) and split on ``\\n`` only.
+which mangles non-ASCII) and split on ``\\n`` only. kcat reaches the cluster through a
+:class:`~sentistream.bench.kcat_config.KcatConnection` (a ``-F`` file: no secret in argv).
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from sentistream.bench.kcat_config import KcatConnection
+
 __all__ = [
+    "KcatError",
+    "KcatFailedError",
     "KcatMissingError",
+    "consume_args",
     "consume_lines",
     "kcat",
     "produce_args",
@@ -29,7 +35,15 @@ INSTALL_HINT = (
 )
 
 
-class KcatMissingError(RuntimeError):
+class KcatError(RuntimeError):
+    """kcat is missing or cannot do what the benchmark needs; the message says which."""
+
+
+class KcatMissingError(KcatError):
+    pass
+
+
+class KcatFailedError(KcatError):
     pass
 
 
@@ -53,13 +67,12 @@ def write_payload_file(path: Path, payloads: Iterable[tuple[bytes, bytes]]) -> i
     return count
 
 
-def produce_args(bootstrap: str, topic: str, linger_ms: int) -> list[str]:
+def produce_args(connection: KcatConnection, topic: str, linger_ms: int) -> list[str]:
     """kcat producing ``key<TAB>value`` lines, acks=all, batches of up to 10,000 records."""
     return [
         kcat(),
         "-P",
-        "-b",
-        bootstrap,
+        *connection.args(),
         "-t",
         topic,
         "-K",
@@ -77,23 +90,29 @@ def produce_args(bootstrap: str, topic: str, linger_ms: int) -> list[str]:
     ]
 
 
-def produce_file(bootstrap: str, topic: str, path: Path) -> subprocess.CompletedProcess[bytes]:
+def produce_file(
+    connection: KcatConnection, topic: str, path: Path
+) -> subprocess.CompletedProcess[bytes]:
     """Produce every line of ``path`` in large batches; returns when all are acknowledged."""
     return subprocess.run(
-        [*produce_args(bootstrap, topic, linger_ms=50), "-l", str(path)],  # -l: one per line
+        [*produce_args(connection, topic, linger_ms=50), "-l", str(path)],  # -l: one per line
         check=True,
         capture_output=True,
         timeout=600,
     )
 
 
-def consume_lines(bootstrap: str, topic: str, fmt: str, timeout_s: float = 300) -> list[bytes]:
+def consume_args(connection: KcatConnection, topic: str, fmt: str) -> list[str]:
+    """kcat reading ``topic`` from the beginning to its end, each record as ``-f fmt``."""
+    return [kcat(), "-C", *connection.args(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt]
+
+
+def consume_lines(
+    connection: KcatConnection, topic: str, fmt: str, timeout_s: float = 300
+) -> list[bytes]:
     """Every record of ``topic`` from the beginning, formatted with kcat's ``-f fmt``; each
     record's line ends in ``\\n`` and lines are split on ``\\n`` only."""
     done = subprocess.run(
-        [kcat(), "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt],
-        check=True,
-        capture_output=True,
-        timeout=timeout_s,
+        consume_args(connection, topic, fmt), check=True, capture_output=True, timeout=timeout_s
     )
     return [line for line in done.stdout.split(b"\n") if line]

@@ -1,10 +1,13 @@
 """Paced live load, run as its own process: ``key<TAB>value`` lines into kcat at a steady rate.
 
-``python -m sentistream.bench.pace --bootstrap B --topic T --rate R FILE`` writes the file's
-lines to a kcat producer's standard input, as many as are due every millisecond, then waits
-for kcat to deliver them and prints one JSON line: the lines sent, the seconds it took, and
-the CPU seconds of this process and of kcat. Running it apart from the benchmark keeps the
-load generator's CPU out of the measuring process and lets it be reported on its own.
+``python -m sentistream.bench.pace --kcat-config C --topic T --rate R FILE`` writes the
+file's lines to a kcat producer's standard input, as many as are due every millisecond, then
+waits for kcat to deliver them and prints one JSON line: the lines sent, the seconds it took,
+and the CPU seconds of this process and of kcat. kcat reaches the cluster with the benchmark's
+configuration file C (servers, TLS, SASL; see :mod:`sentistream.bench.kcat_config`) and the
+``--kcat-property`` values beside it, so no secret is on a command line. Running it apart
+from the benchmark keeps the load generator's CPU out of the measuring process and lets it be
+reported on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from sentistream.bench.kcat import produce_args
+from sentistream.bench.kcat_config import KcatConnection
 
 __all__ = ["due", "pace"]
 
@@ -52,15 +56,19 @@ def pace(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--kcat-config", type=Path, required=True, help="kcat's -F file")
+    parser.add_argument(
+        "--kcat-property", action="append", default=[], help="NAME=VALUE for kcat's -X"
+    )
     parser.add_argument("--topic", required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--linger-ms", type=int, default=1)
     parser.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     lines = [line + b"\n" for line in args.file.read_bytes().split(b"\n") if line]
+    connection = KcatConnection(args.kcat_config, tuple(args.kcat_property))
     producer = subprocess.Popen(
-        produce_args(args.bootstrap, args.topic, args.linger_ms), stdin=subprocess.PIPE
+        produce_args(connection, args.topic, args.linger_ms), stdin=subprocess.PIPE
     )
     assert producer.stdin is not None
     started = time.monotonic()

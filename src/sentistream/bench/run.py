@@ -33,6 +33,7 @@ from sentistream.bench.raw import (
     sample,
 )
 from sentistream.bench.stages import measure_stages
+from sentistream.connection import KafkaConnection
 from sentistream.inference import SentimentModel
 from sentistream.worker.settings import KAFKA_CLIENTS
 
@@ -65,7 +66,8 @@ class BenchConfig:
     latency_seconds: float = 10.0
     scale_out: bool = True
     skip_kafka: bool = False
-    bootstrap_servers: str | None = None
+    connection: KafkaConnection | None = None
+    """The cluster to measure through (servers, TLS, SASL); None: a throw-away local broker."""
     worker_settings: dict[str, str] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
     """Extra environment of the worker processes (``PYTHONPATH`` of another checkout)."""
@@ -98,8 +100,8 @@ def _model_info(model: SentimentModel, folder: Path) -> dict[str, Any]:
 def _broker(config: BenchConfig, log: Log) -> Iterator[Broker | None]:
     if config.skip_kafka:
         yield None
-    elif config.bootstrap_servers:
-        yield Broker(config.bootstrap_servers, None)
+    elif config.connection is not None:
+        yield Broker(config.connection, None)
     else:
         with local_broker(log) as broker:
             yield broker
@@ -168,7 +170,7 @@ def _one_model(
         one,
         ceiling_texts,
         bucket_size=config.bucket_size,
-        bootstrap=session.broker.bootstrap if session is not None else None,
+        connection=session.broker.connection if session is not None else None,
         repeats=config.repeats,
     )
     baselines = [ort_one_at_a_time(one, ids[: config.baseline_tweets * 4])]

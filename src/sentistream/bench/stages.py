@@ -16,9 +16,11 @@ Each stage runs the worker's own code over the same tweets (best of ``repeats`` 
   inline (``pipeline_depth`` 1), then with inference on a thread of its own (depth 2) while
   the caller decodes, encodes and publishes the batches around it;
 * with a broker, ``send``: the worker's Kafka sink (``KafkaSink.send`` for every label, one
-  flush at the end), and ``poll``: the worker's Kafka source reading the same records back.
+  flush at the end), and ``poll``: the worker's Kafka source reading the same records back
+  (both, and the admin client that makes their topic, with the run's connection settings).
 
-Run alone: ``python -m sentistream.bench.stages --model-dir models/sentistream-lstm``.
+Run alone: ``python -m sentistream.bench.stages --model-dir models/sentistream-lstm`` (with
+``--bootstrap-servers``, TLS and SASL come from the ``SENTISTREAM_*`` variables).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentistream.connection import KafkaConnection
 from sentistream.inference import SentimentModel
 from sentistream.worker.classify import Classify, Labelled
 from sentistream.worker.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
@@ -133,7 +136,7 @@ def measure_stages(
     *,
     batch_size: int = 256,
     bucket_size: int = 32,
-    bootstrap: str | None = None,
+    connection: KafkaConnection | None = None,
     repeats: int = 3,
 ) -> list[StageCost]:
     """The cost of each stage over ``texts`` (see the module's docstring)."""
@@ -217,12 +220,12 @@ def measure_stages(
         costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
     finally:
         thread.close()
-    if bootstrap is not None:
+    if connection is not None:
         values = [
             encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
             for r, v in zip(records, labelled, strict=True)
         ]
-        costs += _kafka_stages(bootstrap, records, values, batch_size)
+        costs += _kafka_stages(connection, records, values, batch_size)
     return costs
 
 
@@ -255,7 +258,10 @@ def _through_stage(
 
 
 def _kafka_stages(
-    bootstrap: str, records: Sequence[InputRecord], values: Sequence[bytes], batch_size: int
+    connection: KafkaConnection,
+    records: Sequence[InputRecord],
+    values: Sequence[bytes],
+    batch_size: int,
 ) -> list[StageCost]:
     """``send`` through the worker's sink, then ``poll`` the same records with its source."""
     from kafka import KafkaAdminClient
@@ -264,14 +270,14 @@ def _kafka_stages(
     from sentistream.worker.settings import WorkerSettings
 
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**connection.client_config())
     try:
         admin.create_topics({topic: {"num_partitions": 4, "replication_factor": 1}})
         admin.wait_for_topics([topic], timeout_ms=30_000)
     finally:
         admin.close()
     settings = WorkerSettings(
-        bootstrap_servers=bootstrap,
+        **dict(connection),
         input_topic=topic,
         group_id=f"{topic}-group",
         max_batch_size=batch_size,
@@ -325,12 +331,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--tweets", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=None,
+        help="also send and poll through this cluster (TLS, SASL: the SENTISTREAM_* variables)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     model = SentimentModel.load(args.model_dir, threads=1)
     texts = sample(load_labelled(args.data).texts, args.tweets)
-    costs = measure_stages(model, texts, bootstrap=args.bootstrap_servers, repeats=args.repeats)
+    connection = (
+        None
+        if args.bootstrap_servers is None
+        else KafkaConnection(bootstrap_servers=args.bootstrap_servers)
+    )
+    costs = measure_stages(model, texts, connection=connection, repeats=args.repeats)
     if args.json:
         print(json.dumps({c.stage: c.us_per_tweet for c in costs}, indent=2))
     else:

@@ -1,4 +1,9 @@
-"""A ``sentistream worker`` process for the benchmark: start, wait until ready, stop."""
+"""A ``sentistream worker`` process for the benchmark: start, wait until ready, stop.
+
+The worker reaches the cluster with the benchmark's own connection settings, given as the
+``SENTISTREAM_*`` variables it reads (the SASL password among them: the environment, unlike
+the command line, is not shown by ``ps``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sentistream.connection import ENV_PREFIX, KafkaConnection
 
 __all__ = ["BenchWorker", "free_ports"]
 
@@ -41,7 +48,7 @@ def _get(url: str) -> tuple[int, str]:
 class BenchWorker:
     """One worker process; settings are ``SENTISTREAM_*`` environment variables."""
 
-    bootstrap: str
+    connection: KafkaConnection
     model_dir: Path
     topics: Mapping[str, str]
     group_id: str
@@ -58,11 +65,16 @@ class BenchWorker:
             raise RuntimeError("the worker is not running")
         return self.process.pid
 
-    def start(self, timeout_s: float = 120) -> BenchWorker:
-        self.port = free_ports(1)[0]
-        env = {
-            **os.environ,
-            "SENTISTREAM_BOOTSTRAP_SERVERS": self.bootstrap,
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "sentistream.cli", "worker"]
+
+    def environment(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        """The worker's environment: ``inherited`` without its connection variables (the
+        connection is this one's, whole), then the connection, the run's settings, ``env``."""
+        own = {ENV_PREFIX + name.upper() for name in KafkaConnection.model_fields}
+        return {
+            **{k: v for k, v in inherited.items() if k not in own},
+            **self.connection.environment(),
             "SENTISTREAM_INPUT_TOPIC": self.topics["input"],
             "SENTISTREAM_OUTPUT_TOPIC": self.topics["output"],
             "SENTISTREAM_DLQ_TOPIC": self.topics["dlq"],
@@ -74,10 +86,12 @@ class BenchWorker:
             **{f"SENTISTREAM_{k.upper()}": v for k, v in self.settings.items()},
             **self.env,
         }
+
+    def start(self, timeout_s: float = 120) -> BenchWorker:
+        self.port = free_ports(1)[0]
+        env = self.environment(os.environ)
         started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sentistream.cli", "worker"], env=env
-        )
+        self.process = subprocess.Popen(self.command(), env=env)
         deadline = started + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
