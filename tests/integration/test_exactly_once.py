@@ -1,5 +1,6 @@
 """Exactly-once on a real broker: a worker SIGKILLed in the middle of a backlog, restarted, and
-a ``read_committed`` reader that sees every input exactly once (labels and dead letters)."""
+a ``read_committed`` reader that sees every input exactly once (labels and dead letters); the
+same across rebalances between two live workers, one joining and then one leaving."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sentistream.worker.clients import kafka_client as client_named
 from sentistream.worker.ports import TransactionFailed
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import ScriptBroker
-from tests.integration.test_worker import records_in
+from tests.integration.test_worker import committed_total, records_in
 from tests.integration.worker_process import (
     Topics,
     WorkerProcess,
@@ -104,6 +105,80 @@ def test_sigkill_mid_batch_then_restart_each_input_is_seen_exactly_once(
     )
     assert second.terminate() == 0, second.log()
     assert "stopped cleanly" in second.log()
+
+
+def wait_for_commits(worker: WorkerProcess, count: int, timeout: float = 90) -> None:
+    """Until ``worker`` has committed ``count`` transactions."""
+    deadline = time.monotonic() + timeout
+    while worker.metric("sentistream_transactions_total", {"outcome": "committed"}) < count:
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+
+
+def handled(worker: WorkerProcess) -> float:
+    """Inputs ``worker`` has labelled or dead-lettered in committed transactions."""
+    return worker.metric("sentistream_records_labeled_total") + worker.metric(
+        "sentistream_records_dead_lettered_total"
+    )
+
+
+@both_clients
+def test_a_worker_joining_then_one_leaving_mid_backlog_each_input_is_seen_exactly_once(
+    kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Two rebalances between live workers, each while the backlog is far from done: B joins
+    the group while A works through it (A's partitions are revoked, some move to B), then A
+    stops (SIGTERM) and B takes them all back. A batch polled under the old assignment must
+    be aborted or fenced (KIP-447), never committed beside the new owner's."""
+    good, bad = produce_with_bad(kafka_bootstrap, topics.input, 20_000, every=97)
+    total = len(good) + len(bad)
+
+    def done() -> int:
+        """Inputs whose offsets the group has committed (the input holds ``total``)."""
+        return committed_total(kafka_bootstrap, topics.input, topics.group, 3)
+
+    # Two workers on one host: each its own transactional id (the default is group + host).
+    a = start_worker(max_batch_size="64", transactional_id=f"a-{topics.group}", **EXACTLY_ONCE)
+    a.wait_ready()
+    wait_for_commits(a, 20)
+    assert a.metric("sentistream_assigned_partitions") == 3
+    b = start_worker(max_batch_size="64", transactional_id=f"b-{topics.group}", **EXACTLY_ONCE)
+    b.wait_ready()  # B owns a partition: the group has rebalanced
+    wait_for_commits(b, 5)
+    split = [
+        a.metric("sentistream_assigned_partitions"),
+        b.metric("sentistream_assigned_partitions"),
+    ]
+    assert sorted(split) == [1, 2], split
+    assert "partitions revoked" in a.log_path.read_text(), a.log()
+    # A is stopped with work left, so that the second rebalance hands some over too.
+    left_before_a_stops = total - done()
+    assert left_before_a_stops > 0, "A and B finished the backlog before A was stopped"
+    by_a, by_b = handled(a), handled(b)
+    a_aborted = a.metric("sentistream_transactions_total", {"outcome": "aborted"})
+    assert a.terminate() == 0, a.log()
+    assert "stopped cleanly" in a.log(), a.log()
+    left_to_b = total - done()
+    deadline = time.monotonic() + 180
+    while done() < total:
+        assert time.monotonic() < deadline, f"{done()} of {total} committed\n{b.log()}"
+        time.sleep(0.5)
+    assert b.metric("sentistream_assigned_partitions") == 3
+    labels, dead = committed_counts(kafka_bootstrap, topics)
+    assert set(labels) == good
+    assert set(dead) == bad
+    assert [i for i, n in (labels + dead).items() if n > 1] == []
+    assert labels.total() + dead.total() == total
+    # B's metrics count only what it committed: its share, then all that A left.
+    assert handled(b) - by_b >= left_to_b > 0, (handled(b), by_b, left_to_b)
+    print(
+        f"rebalances: B joined when A had committed 20 transactions; A:B then held "
+        f"{split[0]:g}:{split[1]:g} partitions; when A was stopped, A had handled {by_a:g}, "
+        f"B {by_b:g}, {left_before_a_stops} inputs left ({left_to_b} after A's last batch); "
+        f"aborted transactions: A {a_aborted:g} (before its stop), "
+        f"B {b.metric('sentistream_transactions_total', {'outcome': 'aborted'}):g}"
+    )
+    assert b.terminate() == 0, b.log()
 
 
 def test_a_second_worker_with_the_same_transactional_id_fences_the_first(
