@@ -207,7 +207,13 @@ def _classes(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Rows per gradient step.",
 )
-@click.option("--seed", default=42, show_default=True, help="Seed of the split and the weights.")
+@click.option(
+    "--seed",
+    default=42,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Seed of the split and the weights.",
+)
 @click.option(
     "--limit",
     type=_positive_int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ def _pyplot() -> Any:
     return plt
 
 
+_CLIENT_LINES = ("--", ":", "-.")
+"""One line style per Kafka client's end-to-end figure, so two clients can be told apart."""
+
+
 def throughput_by_batch(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """Ceiling tweets/s against batch size: a panel per model, a line per threads and calls."""
     plt = _pyplot()
@@ -30,10 +35,10 @@ def throughput_by_batch(models: Sequence[Mapping[str, Any]], path: Path) -> Path
         for label, points in sorted(series.items()):
             points.sort()
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-        for e2e in entry["end_to_end"]:
+        for e2e, style in zip(entry["end_to_end"], itertools.cycle(_CLIENT_LINES)):
             ax.axhline(
                 e2e["backlog"]["throughput_per_s"],
-                linestyle="--",
+                linestyle=style,
                 color="black",
                 label=f"worker end to end ({e2e['kafka_client']})",
             )
