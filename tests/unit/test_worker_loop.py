@@ -647,6 +647,35 @@ def test_rebalances_are_counted_and_the_topic_partitions_read_after_each() -> No
     assert h.metric("sentistream_input_partitions") == 6
 
 
+def test_lag_in_seconds_is_the_age_of_the_last_record_read_and_grows_while_nothing_is() -> None:
+    h = make([rec(0, "a", timestamp=EVENT_MS)], batch=8)
+    h.source.lags = {TP0: 5, TP1: 3}
+    h.source.assigned = {TP0, TP1}
+    h.worker.step()
+
+    def behind(tp: TopicPartition) -> float | None:
+        return h.registry.get_sample_value(
+            "sentistream_consumer_lag_seconds", {"topic": tp.topic, "partition": str(tp.partition)}
+        )
+
+    assert behind(TP0) == pytest.approx(2.0)  # the record read was written 2 s ago
+    assert behind(TP1) is None  # nothing read from it yet: unknown, not 0
+    h.clock.advance(30.0)  # nothing more is read (a stalled output, a slow model)
+    h.worker.step()
+    assert behind(TP0) == pytest.approx(32.0)
+    h.source.lags = {TP0: 0, TP1: 0}  # caught up
+    h.worker.step()
+    assert (behind(TP0), behind(TP1)) == (0.0, 0.0)
+    h.source.lags = {TP1: 0}  # partition 0 revoked: its series goes, its last record forgotten
+    h.source.assigned = {TP1}
+    h.worker.step()
+    assert behind(TP0) is None
+    h.source.lags = {TP0: 4, TP1: 0}  # assigned again, with lag: unknown until it is read
+    h.source.assigned = {TP0, TP1}
+    h.worker.step()
+    assert behind(TP0) is None
+
+
 # -- connecting with retry --------------------------------------------------------------------
 
 

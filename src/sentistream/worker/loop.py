@@ -142,6 +142,9 @@ class Worker:
         self._drained = False
         """The last poll brought fewer records than asked: the consumer had no more."""
         self._lag_partitions: set[TopicPartition] = set()
+        self._last_consumed_ms: dict[TopicPartition, int] = {}
+        """Per partition: the timestamp of the last record consumed (for the lag in seconds)."""
+        self._lag_seconds_partitions: set[TopicPartition] = set()
         self._rebalances_seen = 0
         metrics.max_batch_size.set(policy.max_batch_size)
         for label in classifier.labels:
@@ -185,9 +188,11 @@ class Worker:
             now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         got = 0
-        for records in polled.values():
+        for tp, records in polled.items():
             self.batcher.add(records, self.clock.monotonic())
             got += len(records)
+            if records and records[-1].timestamp >= 0:
+                self._last_consumed_ms[tp] = records[-1].timestamp
         self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
         self._drained = got < asked
         now = self.clock.monotonic()
@@ -291,10 +296,22 @@ class Worker:
 
     def _observe_lag(self) -> int:
         lag = self.source.lag()
+        wall = self.clock.time()
         for tp, value in lag.items():
-            self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(value)
+            series = (tp.topic, str(tp.partition))
+            self.metrics.consumer_lag.labels(*series).set(value)
+            last = self._last_consumed_ms.get(tp)
+            if value == 0 or last is not None:  # unknown until a record of it was read
+                behind = 0.0 if value == 0 or last is None else max(0.0, wall - last / 1000)
+                self.metrics.consumer_lag_seconds.labels(*series).set(behind)
+                self._lag_seconds_partitions.add(tp)
         for tp in self._lag_partitions - set(lag):
             self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        for tp in self._lag_seconds_partitions - set(lag):
+            self.metrics.consumer_lag_seconds.remove(tp.topic, str(tp.partition))
+        self._lag_seconds_partitions &= set(lag)
+        # A partition revoked and assigned again starts afresh.
+        self._last_consumed_ms = {tp: t for tp, t in self._last_consumed_ms.items() if tp in lag}
         self._lag_partitions = set(lag)
         rebalances = self.source.rebalances()
         if rebalances > self._rebalances_seen:

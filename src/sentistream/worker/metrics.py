@@ -61,6 +61,7 @@ class WorkerMetrics:
     inference_seconds: Histogram
     event_to_label_seconds: Histogram
     consumer_lag: Gauge
+    consumer_lag_seconds: Gauge
     commits: Counter
     commit_failures: Counter
     assigned_partitions: Gauge
@@ -148,6 +149,14 @@ class WorkerMetrics:
             consumer_lag=Gauge(
                 "sentistream_consumer_lag_records",
                 "High watermark minus the next offset to read, per assigned partition.",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+            consumer_lag_seconds=Gauge(
+                "sentistream_consumer_lag_seconds",
+                "Per assigned partition with lag: seconds since the timestamp of the last record "
+                "consumed from it (an upper bound on the age of its oldest unread record; it "
+                "keeps growing while nothing is consumed); 0 without lag.",
                 ["topic", "partition"],
                 registry=registry,
             ),
