@@ -373,9 +373,10 @@ def test_a_stop_while_kafka_does_not_acknowledge_ends_within_the_shutdown_timeou
         _set_produce_quota(kafka_admin, client_id, None)
     assert code == 1, worker.log()
     assert "not delivered or not committed" in worker.log(), worker.log()
-    # The budget, plus the interpreter's exit (threads joined, ONNX Runtime released).
+    # The budget, plus the interpreter's exit (threads joined, ONNX Runtime released): 3.4-4.6 s
+    # in 50 runs here; the margin is for a loaded CI machine.
     print(f"\nstop with unacknowledged labels: exit {code} after {took:.2f} s")
-    assert took < SHUTDOWN_TIMEOUT_S + 1.5, (took, worker.log())
+    assert took < SHUTDOWN_TIMEOUT_S + 2.5, (took, worker.log())
 
 
 def test_a_missing_output_topic_is_refused_at_start_with_the_fix(
