@@ -37,6 +37,14 @@ from tests.integration.worker_process import (
 )
 
 
+def _worker(env: dict[str, str], topics: Topics, log_dir: Path, **settings: str) -> WorkerProcess:
+    """A worker that connects with the ``SENTISTREAM_*`` variables in ``env``."""
+    connection = {k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()}
+    return WorkerProcess(
+        env["SENTISTREAM_BOOTSTRAP_SERVERS"], topics, log_dir, **connection, **settings
+    )
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTISTREAM_")}
     return {**env, **extra}
@@ -85,13 +93,7 @@ def test_every_command_works_over_sasl_ssl_with_scram(
     )
     assert sent.returncode == 0, sent.stderr
     # The worker gets the connection from the same variables (the password among them).
-    worker = WorkerProcess(
-        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
-        secured_topics,
-        tmp_path,
-        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
-        kafka_client=kafka_client,
-    )
+    worker = _worker(env, secured_topics, tmp_path, kafka_client=kafka_client)
     try:
         worker.wait_ready()
         tail = sentistream(
@@ -174,13 +176,7 @@ def test_the_worker_stops_within_seconds_when_the_broker_refuses_it(
     expected: str,
 ) -> None:
     env = _bad(secured_broker, case)
-    worker = WorkerProcess(
-        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
-        secured_topics,
-        tmp_path,
-        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
-        kafka_client=client,
-    )
+    worker = _worker(env, secured_topics, tmp_path, kafka_client=client)
     started = time.monotonic()
     try:
         code = worker.process.wait(timeout=60)
@@ -203,12 +199,7 @@ def test_a_worker_speaking_plaintext_to_the_tls_port_says_so_while_it_retries(
     secured_broker: SecuredBroker, secured_topics: Topics, tmp_path
 ) -> None:
     env = _bad(secured_broker, "plaintext to the TLS port")
-    worker = WorkerProcess(
-        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
-        secured_topics,
-        tmp_path,
-        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
-    )
+    worker = _worker(env, secured_topics, tmp_path)
     try:
         deadline = time.monotonic() + 30
         while "expects TLS" not in worker.log():
@@ -278,13 +269,7 @@ def test_a_worker_not_authorized_to_read_stops_saying_which_acl_is_missing(
     healthy-looking worker that reads nothing."""
     _grant_all_but(secured_broker, secured_topics, withheld)
     env = secured_broker.acl_user_env()
-    worker = WorkerProcess(
-        env["SENTISTREAM_BOOTSTRAP_SERVERS"],
-        secured_topics,
-        tmp_path,
-        **{k.removeprefix("SENTISTREAM_").lower(): v for k, v in env.items()},
-        kafka_client=kafka_client,
-    )
+    worker = _worker(env, secured_topics, tmp_path, kafka_client=kafka_client)
     try:
         code = worker.process.wait(timeout=60)
         assert code == 1, worker.log()
