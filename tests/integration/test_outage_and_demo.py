@@ -24,6 +24,7 @@ from tests.integration.conftest import (
 from tests.integration.worker_process import (
     Topics,
     WorkerProcess,
+    both_clients,
     consume_all,
     ids_of,
     produce_json,
@@ -52,7 +53,10 @@ def own_broker(tmp_path: Path) -> Iterator[ScriptBroker]:
         broker.run("stop")
 
 
-def test_the_worker_rides_out_a_broker_outage(own_broker: ScriptBroker, tmp_path: Path) -> None:
+@both_clients
+def test_the_worker_rides_out_a_broker_outage(
+    own_broker: ScriptBroker, tmp_path: Path, kafka_client: str
+) -> None:
     topics = Topics(input="tweets", output="tweet-labels", dlq="tweets.dlq")
     admin = KafkaAdminClient(bootstrap_servers=own_broker.bootstrap)
     admin.create_topics(
@@ -63,7 +67,7 @@ def test_the_worker_rides_out_a_broker_outage(own_broker: ScriptBroker, tmp_path
     )
     admin.wait_for_topics([topics.input, topics.output, topics.dlq], timeout_ms=30_000)
     admin.close()
-    worker = WorkerProcess(own_broker.bootstrap, topics, tmp_path)
+    worker = WorkerProcess(own_broker.bootstrap, topics, tmp_path, kafka_client=kafka_client)
     try:
         worker.wait_ready()
         before = produce_json(own_broker.bootstrap, topics.input, real_tweets(200), prefix="a")

@@ -119,6 +119,7 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
     assert second.terminate() == 0
 
 
+@both_clients
 def test_sigterm_exits_cleanly_and_a_restart_duplicates_nothing(
     kafka_bootstrap: str, topics: Topics, start_worker: Callable[..., WorkerProcess]
 ) -> None:
