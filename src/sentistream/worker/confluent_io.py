@@ -333,18 +333,10 @@ class ConfluentSource:
         """What kafka-python's adapter says for the same refusal (librdkafka would retry an
         authorization failure for ever, the worker looking healthy and reading nothing)."""
         if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
-            why = (
-                f"not authorized to use consumer group {self._group!r} (grant the worker's "
-                "principal Read on the group)"
-            )
-        elif error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
-            why = (
-                f"not authorized to read topic {self._topic!r} (grant the worker's principal "
-                "Read and Describe on it)"
-            )
-        else:
-            why = "Kafka refused the consumer (a fatal error)"
-        return SourceFailed(f"consumer: {why}: {error.str()}")
+            return SourceFailed.not_authorized_for_group(self._group, error.str())
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            return SourceFailed.not_authorized_for_topic(self._topic, error.str())
+        return SourceFailed(f"consumer: Kafka refused the consumer (a fatal error): {error.str()}")
 
     def _on_error(self, error: KafkaError) -> None:
         """A consumer event that is not a record: the end of a partition is nothing, a fatal

@@ -190,7 +190,7 @@ class KafkaSource:
         except CorruptRecordError as exc:
             return self._skip_unreadable(exc)
         except KafkaError as exc:  # not retriable: kafka-python would raise it at every poll
-            raise SourceFailed(f"consumer: {_refusal(exc, self._topic, self._group)}") from exc
+            raise self._failed(exc) from exc
         _finish_lost_join(self._consumer)
         if self._outage_since is not None:
             log.info(
@@ -264,6 +264,14 @@ class KafkaSource:
         except (RetriableError, KafkaTimeoutError) as exc:
             raise CommitDeferred(str(exc)) from exc
         return dropped
+
+    def _failed(self, exc: KafkaError) -> SourceFailed:
+        """What a non-retriable error out of ``poll`` means, with what the operator can do."""
+        if isinstance(exc, GroupAuthorizationFailedError):
+            return SourceFailed.not_authorized_for_group(self._group, str(exc))
+        if isinstance(exc, TopicAuthorizationFailedError):
+            return SourceFailed.not_authorized_for_topic(self._topic, str(exc))
+        return SourceFailed(f"consumer: Kafka refused the consumer ({type(exc).__name__}): {exc}")
 
     def rebalances(self) -> int:
         return self._listener.assignments
@@ -447,18 +455,3 @@ def create_topics(settings: WorkerSettings, partitions: Mapping[str, int]) -> No
         admin.wait_for_topics(list(partitions), timeout_ms=30_000)
     finally:
         admin.close()
-
-
-def _refusal(exc: KafkaError, topic: str, group: str) -> str:
-    """What a non-retriable error out of ``poll`` means, with what the operator can do."""
-    if isinstance(exc, GroupAuthorizationFailedError):
-        return (
-            f"not authorized to use consumer group {group!r} (grant the worker's principal "
-            f"Read on the group): {exc}"
-        )
-    if isinstance(exc, TopicAuthorizationFailedError):
-        return (
-            f"not authorized to read topic {topic!r} (grant the worker's principal Read and "
-            f"Describe on it): {exc}"
-        )
-    return f"Kafka refused the consumer ({type(exc).__name__}): {exc}"

@@ -99,6 +99,20 @@ class SourceFailed(Exception):  # noqa: N818
     group, or the client in a state it cannot leave. Retrying cannot help; the worker exits
     with the reason (nothing uncommitted is lost: a restart reads it again)."""
 
+    @classmethod
+    def not_authorized_for_group(cls, group: str, detail: str) -> SourceFailed:
+        return cls(
+            f"consumer: not authorized to use consumer group {group!r} (grant the worker's "
+            f"principal Read on the group): {detail}"
+        )
+
+    @classmethod
+    def not_authorized_for_topic(cls, topic: str, detail: str) -> SourceFailed:
+        return cls(
+            f"consumer: not authorized to read topic {topic!r} (grant the worker's principal "
+            f"Read and Describe on it): {detail}"
+        )
+
 
 class DeadLetterFailed(Exception):  # noqa: N818
     """Even a bare dead letter (no original key, value or headers) was refused."""
