@@ -20,6 +20,7 @@ from sentistream.worker.confluent_io import (
     ConfluentSource,
     KafkaUnreachable,
     commit_outcome,
+    fatal_error_of,
 )
 from sentistream.worker.confluent_transactions import (
     ConfluentTransactionalSink,
@@ -152,6 +153,27 @@ def test_a_fenced_producer_fails_and_says_fenced() -> None:
     assert isinstance(outcome, TransactionFailed)
     assert "fenced" in str(outcome)
     assert "'worker-0'" in str(outcome)
+
+
+def _raised_with_an_exception_set(pending: BaseException) -> SystemError:
+    """What CPython raises when a C call (confluent-kafka's flush) returns while ``pending``
+    is still set: a SystemError caused by it."""
+    system_error = SystemError("<method __enter__> returned a result with an exception set")
+    system_error.__cause__ = pending
+    return system_error
+
+
+def test_a_fatal_error_is_found_raised_plainly_or_behind_a_system_error() -> None:
+    fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
+    assert fatal_error_of(KafkaException(fenced)) is fenced
+    assert fatal_error_of(_raised_with_an_exception_set(KafkaException(fenced))) is fenced
+
+
+def test_other_errors_are_not_taken_for_a_fatal_one() -> None:
+    transient = KafkaError(KafkaError._TRANSPORT, "broker down")
+    assert fatal_error_of(KafkaException(transient)) is None
+    assert fatal_error_of(_raised_with_an_exception_set(ValueError("a bug"))) is None
+    assert fatal_error_of(SystemError("no cause")) is None
 
 
 def test_a_transactional_id_the_principal_may_not_use_fails_naming_the_acl() -> None:

@@ -65,6 +65,7 @@ __all__ = [
     "KafkaUnreachable",
     "Membership",
     "commit_outcome",
+    "fatal_error_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -515,7 +516,7 @@ class ConfluentSink:
         says fenced), and every later send is refused as :class:`SinkUnavailable`."""
         try:
             self._producer.poll(timeout_s)
-        except KafkaException as exc:
+        except (KafkaException, SystemError) as exc:
             _log_fatal_or_raise(exc)
 
     def _partition_for(self, topic: str, hint: int | None) -> int:
@@ -585,7 +586,7 @@ class ConfluentSink:
         deadline = time.monotonic() + timeout_s
         try:
             return self._producer.flush(max(0.0, timeout_s)) == 0
-        except KafkaException as exc:  # a fatal error, raised once: see serve()
+        except (KafkaException, SystemError) as exc:  # a fatal error, raised once: see serve()
             _log_fatal_or_raise(exc)
             return self._producer.flush(max(0.0, deadline - time.monotonic())) == 0
 
@@ -603,8 +604,23 @@ class ConfluentSink:
         self._producer.close()
 
 
-def _log_fatal_or_raise(exc: KafkaException) -> None:
+def fatal_error_of(exc: BaseException) -> KafkaError | None:
+    """The producer's fatal error that ``exc`` carries, or None.
+
+    confluent-kafka sets it as the pending exception and may then run a Python callback (our
+    ``logger`` receiving librdkafka's FATAL line) before returning; that callback fails with
+    it, and Python reports a :class:`SystemError` ("returned a result with an exception set")
+    whose cause is the :class:`KafkaException` (seen once in CI, in ``flush``)."""
+    if isinstance(exc, SystemError) and isinstance(exc.__cause__, KafkaException):
+        exc = exc.__cause__
+    if not isinstance(exc, KafkaException):
+        return None
     error = exc.args[0] if exc.args else None
-    if not (isinstance(error, KafkaError) and error.fatal()):
+    return error if isinstance(error, KafkaError) and error.fatal() else None
+
+
+def _log_fatal_or_raise(exc: KafkaException | SystemError) -> None:
+    error = fatal_error_of(exc)
+    if error is None:
         raise exc
     log.error("producer: fatal error: %s", error.str())
