@@ -21,6 +21,7 @@ from sentistream.worker.confluent_io import (
     KafkaUnreachable,
     commit_outcome,
     fatal_error_of,
+    kafka_exception_of,
 )
 from sentistream.worker.confluent_transactions import (
     ConfluentTransactionalSink,
@@ -167,6 +168,14 @@ def test_a_fatal_error_is_found_raised_plainly_or_behind_a_system_error() -> Non
     fenced = KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True)
     assert fatal_error_of(KafkaException(fenced)) is fenced
     assert fatal_error_of(_raised_with_an_exception_set(KafkaException(fenced))) is fenced
+
+
+def test_a_kafka_exception_is_found_behind_a_system_error_and_nothing_else_is() -> None:
+    raised = KafkaException(KafkaError(KafkaError._STATE, "abortable"))
+    assert kafka_exception_of(raised) is raised
+    assert kafka_exception_of(_raised_with_an_exception_set(raised)) is raised
+    assert kafka_exception_of(_raised_with_an_exception_set(ValueError("a bug"))) is None
+    assert kafka_exception_of(SystemError("no cause")) is None
 
 
 def test_other_errors_are_not_taken_for_a_fatal_one() -> None:

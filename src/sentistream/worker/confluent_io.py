@@ -66,6 +66,7 @@ __all__ = [
     "Membership",
     "commit_outcome",
     "fatal_error_of",
+    "kafka_exception_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -604,18 +605,22 @@ class ConfluentSink:
         self._producer.close()
 
 
-def fatal_error_of(exc: BaseException) -> KafkaError | None:
-    """The producer's fatal error that ``exc`` carries, or None.
+def kafka_exception_of(exc: BaseException) -> KafkaException | None:
+    """``exc`` if it is confluent-kafka's :class:`KafkaException`, or the one behind it.
 
-    confluent-kafka sets it as the pending exception and may then run a Python callback (our
-    ``logger`` receiving librdkafka's FATAL line) before returning; that callback fails with
-    it, and Python reports a :class:`SystemError` ("returned a result with an exception set")
-    whose cause is the :class:`KafkaException` (seen once in CI, in ``flush``)."""
-    if isinstance(exc, SystemError) and isinstance(exc.__cause__, KafkaException):
-        exc = exc.__cause__
-    if not isinstance(exc, KafkaException):
-        return None
-    error = exc.args[0] if exc.args else None
+    confluent-kafka sets the error as the pending exception and may then run a Python callback
+    (our ``logger`` receiving librdkafka's FATAL line) before returning; that callback fails
+    with it, and Python reports a :class:`SystemError` ("returned a result with an exception
+    set") whose cause is the :class:`KafkaException` (seen once in CI, in ``flush``)."""
+    if isinstance(exc, SystemError):
+        exc = exc.__cause__  # type: ignore[assignment]  # None or the pending exception
+    return exc if isinstance(exc, KafkaException) else None
+
+
+def fatal_error_of(exc: BaseException) -> KafkaError | None:
+    """The producer's fatal error that ``exc`` carries (see :func:`kafka_exception_of`)."""
+    raised = kafka_exception_of(exc)
+    error = raised.args[0] if raised is not None and raised.args else None
     return error if isinstance(error, KafkaError) and error.fatal() else None
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.confluent_io import ConfluentSink, Membership
+from sentistream.worker.confluent_io import ConfluentSink, Membership, kafka_exception_of
 from sentistream.worker.exactly_once import HeldDelivery
 from sentistream.worker.ports import (
     Delivery,
@@ -182,7 +182,11 @@ class ConfluentTransactionalSink(ConfluentSink):
     def _call(self, what: str, call: Callable[[], object], timeout_s: float) -> None:
         try:
             call()
-        except KafkaException as exc:
-            outcome = transaction_outcome(what, _error_of(exc), self.transactional_id, timeout_s)
+        except (KafkaException, SystemError) as exc:
+            raised = kafka_exception_of(exc)  # or behind a SystemError: see there
+            if raised is None:
+                raise
+            error = _error_of(raised)
+            outcome = transaction_outcome(what, error, self.transactional_id, timeout_s)
             self._failed = isinstance(outcome, TransactionFailed)
             raise outcome from exc
