@@ -33,6 +33,7 @@ from sentistream.worker.ports import (
     CommitRefused,
     InferenceError,
     SinkUnavailable,
+    SourceFailed,
     TopicPartition,
     TransactionAborted,
     TransactionFailed,
@@ -71,7 +72,10 @@ class FakeSource:
     default assignment (every partition ever fed) and lag (records still queued). ``paused``
     holds the paused partitions; ``poll`` takes nothing from them. ``commit`` leaves out (and
     returns) partitions not assigned, as the Kafka adapter does. ``rebalance_count`` is
-    what ``rebalances`` reports (a test moves it as a group would).
+    what ``rebalances`` reports (a test moves it as a group would). ``refuse_polls`` makes
+    ``poll`` raise it, as both adapters raise :class:`SourceFailed` when Kafka refuses the
+    consumer for good (kafka-python: a non-retriable error out of every poll, e.g.
+    ``GroupAuthorizationFailedError``; confluent-kafka: a fatal or authorization error).
     """
 
     def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
@@ -86,6 +90,7 @@ class FakeSource:
         self.paused: set[TopicPartition] = set()
         self.commit_timeouts: list[float] = []
         self.rebalance_count = 0
+        self.refuse_polls: SourceFailed | None = None
         self.partition_count: int | None = None
         self.closed = False
         self.feed(*records)
@@ -102,6 +107,8 @@ class FakeSource:
         self, timeout_ms: int, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
         self.polls.append((timeout_ms, max_records))
+        if self.refuse_polls is not None:
+            raise self.refuse_polls
         out: dict[TopicPartition, list[FakeRecord]] = {}
         room = max_records
         assert max_records > 0, "kafka-python raises ValueError for max_records <= 0"

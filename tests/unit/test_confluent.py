@@ -185,6 +185,52 @@ def test_other_errors_are_not_taken_for_a_fatal_one() -> None:
     assert fatal_error_of(SystemError("no cause")) is None
 
 
+class _PollRaising:
+    """In place of confluent-kafka's Producer: ``poll`` and ``flush`` raise ``error`` once (as
+    the real one raises a fatal error once, plainly or as a SystemError caused by it), then
+    behave (nothing pending)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error: BaseException | None = error
+
+    def _once(self) -> None:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+    def poll(self, timeout: float = 0) -> int:
+        self._once()
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        self._once()
+        return 0
+
+
+@pytest.mark.parametrize("as_system_error", [False, True], ids=["plain", "system_error"])
+def test_the_sink_logs_a_fatal_error_raised_from_poll_or_flush_and_goes_on(
+    as_system_error: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    fenced = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+    raised = _raised_with_an_exception_set(fenced) if as_system_error else fenced
+    sink = ConfluentSink(unreachable())
+    sink._server.stop()  # the test polls alone
+    real = sink._producer
+    try:
+        sink._producer = _PollRaising(raised)  # type: ignore[assignment]
+        sink.serve(0)  # does not raise
+        sink._producer = _PollRaising(raised)  # type: ignore[assignment]
+        assert sink.flush(1) is True  # flushes what is left after logging it
+        assert caplog.text.count("producer: fatal error: fenced") == 2
+        transient = KafkaException(KafkaError(KafkaError._TRANSPORT, "not fatal"))
+        sink._producer = _PollRaising(transient)  # type: ignore[assignment]
+        with pytest.raises(KafkaException):
+            sink.serve(0)  # anything else still surfaces
+    finally:
+        sink._producer = real
+        sink.close(0)
+
+
 def test_a_transactional_id_the_principal_may_not_use_fails_naming_the_acl() -> None:
     error = KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "denied")
     outcome = transaction_outcome("initialising", error, "worker-0", 30.0)

@@ -19,7 +19,7 @@ from sentistream.worker.loop import Worker
 from sentistream.worker.messages import InputFormat
 from sentistream.worker.metrics import WorkerMetrics
 from sentistream.worker.pipeline import Runner
-from sentistream.worker.ports import DeliveryFailed, ModelBroken, TopicPartition
+from sentistream.worker.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
 from sentistream.worker.publish import Topics
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
@@ -345,6 +345,23 @@ def test_a_failed_delivery_raises_and_nothing_is_committed():
         + h.metric("sentistream_records_labeled_total", label="negative")
         == 1
     )
+
+
+def test_a_consumer_kafka_refuses_for_good_stops_the_loop_and_commits_nothing_after() -> None:
+    """The adapters raise SourceFailed (not authorized, a fatal client error); the loop must
+    let it reach the worker's exit, not take it for a bad record or an empty poll."""
+    h = make(texts(2), batch=2, auto_ack=True)
+    h.worker.step()
+    commits = list(h.source.commits)
+    h.source.feed(*texts(2, start=2))
+    refusal = SourceFailed.not_authorized_for_group("g", "GroupAuthorizationFailedError")
+    h.source.refuse_polls = refusal
+    h.clock.advance(1.0)
+    with pytest.raises(SourceFailed) as raised:
+        h.worker.step()
+    assert raised.value is refusal
+    assert h.source.commits == commits  # nothing read after the refusal is committed
+    assert h.metric("sentistream_records_dead_lettered_total", reason="internal_error") == 0
 
 
 # -- dead letters -----------------------------------------------------------------------------
