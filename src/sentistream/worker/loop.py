@@ -305,13 +305,12 @@ class Worker:
                 behind = 0.0 if value == 0 or last is None else max(0.0, wall - last / 1000)
                 self.metrics.consumer_lag_seconds.labels(*series).set(behind)
                 self._lag_seconds_partitions.add(tp)
-        for tp in self._lag_partitions - set(lag):
+        for tp in self._lag_partitions - set(lag):  # revoked: its series go
             self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
-        for tp in self._lag_seconds_partitions - set(lag):
-            self.metrics.consumer_lag_seconds.remove(tp.topic, str(tp.partition))
-        self._lag_seconds_partitions &= set(lag)
-        # A partition revoked and assigned again starts afresh.
-        self._last_consumed_ms = {tp: t for tp, t in self._last_consumed_ms.items() if tp in lag}
+            if tp in self._lag_seconds_partitions:
+                self.metrics.consumer_lag_seconds.remove(tp.topic, str(tp.partition))
+                self._lag_seconds_partitions.discard(tp)
+            self._last_consumed_ms.pop(tp, None)  # assigned again, it starts afresh
         self._lag_partitions = set(lag)
         rebalances = self.source.rebalances()
         if rebalances > self._rebalances_seen:
