@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 
 from sentistream.worker.clients import kafka_client as client_named
 from sentistream.worker.ports import TransactionFailed
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import ScriptBroker
-from tests.integration.test_worker import committed_total, records_in
+from tests.integration.test_worker import committed_total, group_progress, records_in
 from tests.integration.worker_process import (
     Topics,
     WorkerProcess,
@@ -115,19 +115,6 @@ def wait_for_commits(worker: WorkerProcess, count: int, timeout: float = 90) -> 
         time.sleep(0.05)
 
 
-def left_per_partition(bootstrap: str, topics: Topics, partitions: int) -> dict[int, int]:
-    """Per input partition: its end offset minus the group's committed offset."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=topics.group, enable_auto_commit=False
-    )
-    try:
-        tps = [TopicPartition(topics.input, p) for p in range(partitions)]
-        ends = consumer.end_offsets(tps)
-        return {tp.partition: ends[tp] - (consumer.committed(tp) or 0) for tp in tps}
-    finally:
-        consumer.close()
-
-
 def handled(worker: WorkerProcess) -> float:
     """Inputs ``worker`` has labelled or dead-lettered in committed transactions."""
     return worker.metric("sentistream_records_labeled_total") + worker.metric(
@@ -160,7 +147,8 @@ def test_a_worker_joining_then_one_leaving_mid_backlog_each_input_is_seen_exactl
     assert a.metric("sentistream_assigned_partitions") == 3
     b = start_worker(max_batch_size="64", transactional_id=f"b-{topics.group}", **EXACTLY_ONCE)
     b.wait_ready()  # B owns a partition: the group has rebalanced
-    unfinished = left_per_partition(kafka_bootstrap, topics, 3)
+    progress = group_progress(kafka_bootstrap, topics.input, topics.group, 3)
+    unfinished = {p: end - committed for p, (committed, end) in progress.items()}
     assert all(n > 0 for n in unfinished.values()), f"a partition was done: {unfinished}"
     wait_for_commits(b, 5)
     split = [

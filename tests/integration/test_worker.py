@@ -24,13 +24,23 @@ from tests.integration.worker_process import (
 pytestmark = requires_shipped_model
 
 
-def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
-    """Sum of the group's committed offsets over the topic's partitions."""
+def group_progress(
+    bootstrap: str, topic: str, group: str, partitions: int
+) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``: the group's committed offset (0 if none) and the end."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions))
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = consumer.end_offsets(tps)
+        return {tp.partition: (consumer.committed(tp) or 0, ends[tp]) for tp in tps}
     finally:
         consumer.close()
+
+
+def committed_total(bootstrap: str, topic: str, group: str, partitions: int) -> int:
+    """Sum of the group's committed offsets over the topic's partitions."""
+    progress = group_progress(bootstrap, topic, group, partitions)
+    return sum(committed for committed, _ in progress.values())
 
 
 @both_clients
