@@ -236,7 +236,10 @@ def test_a_sink_whose_records_were_refused_as_fenced_says_fenced_when_asked_to_a
     try:
         refused = first.send(topics.output, b"k", b"after", [], None)
         first.flush(10)
-        assert refused.failed()
+        if kafka_client == "kafka-python":  # the abort's "fenced" is read from this failure
+            assert refused.failed()
+        # confluent-kafka may drop that delivery report when the fatal error it raises with
+        # comes in the same poll (seen once in CI); the abort says fenced from the error itself.
         with pytest.raises(TransactionFailed, match="fenced"):
             first.abort(10)
     finally:
