@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from sentistream.settings_cli import is_secret
-from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
