@@ -266,7 +266,8 @@ def _kafka_stages(
     """``send`` through the worker's sink, then ``poll`` the same records with its source."""
     from kafka import KafkaAdminClient
 
-    from sentistream.worker.backends.kafka_python.io import KafkaSink, KafkaSource
+    from sentistream.worker.backends.kafka_python.sink import KafkaSink
+    from sentistream.worker.backends.kafka_python.source import KafkaSource
     from sentistream.worker.settings import WorkerSettings
 
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"

@@ -18,7 +18,12 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, R
 
 from sentistream.connection import ConnectionSettingsError, FailureWatch
 from sentistream.inference import SentimentModel
-from sentistream.worker.app.connect import CannotConnect, ConnectionState, wait_until_reachable
+from sentistream.worker.app.connect import (
+    CannotConnect,
+    ConnectionState,
+    connect_with_retry,
+    wait_until_reachable,
+)
 from sentistream.worker.app.http import HealthServer, make_app
 from sentistream.worker.backends import (
     ClientMissing,
@@ -28,7 +33,6 @@ from sentistream.worker.backends import (
     WorkerTransactionalSink,
     kafka_client,
 )
-from sentistream.worker.backends.kafka_python.io import connect_with_retry, create_topics
 from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.exactly_once import ExactlyOnce
 from sentistream.worker.core.guarantee import ProcessingGuarantee
@@ -340,11 +344,11 @@ def _consume(
         log.error("%s", checked.error)
         return EXIT_SETUP
     if checked.to_create:
-        create_topics(settings, checked.to_create)
+        client.create_topics(settings, checked.to_create)
         log.info(
             "created %s", ", ".join(f"{n} ({p} partitions)" for n, p in checked.to_create.items())
         )
-    exactly_once = settings.processing_guarantee == "exactly-once"
+    exactly_once = settings.exactly_once
     transactional: WorkerTransactionalSink | None = None
     sink: WorkerSink | None
     try:
@@ -402,7 +406,7 @@ def _start_shadow(
                 topic,
             )
             return None, None
-        create_topics(settings, {topic: 3})
+        client.create_topics(settings, {topic: 3})
         log.info("created %s (3 partitions)", topic)
     try:
         model = load_served(Path(settings.shadow_model_dir), settings)
@@ -465,7 +469,7 @@ def effective_pipeline_depth(settings: WorkerSettings) -> int:
     batch (``batch_group``), and an abort rewinds the consumer; with batches still in the
     pipeline both would mix batches up, so correctness wins over the overlap.
     """
-    if settings.processing_guarantee == "exactly-once" and settings.pipeline_depth > 1:
+    if settings.exactly_once and settings.pipeline_depth > 1:
         log.info("exactly-once: inference is not pipelined (pipeline depth 1)")
         return 1
     return settings.pipeline_depth
