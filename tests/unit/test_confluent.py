@@ -392,10 +392,10 @@ def test_the_confluent_client_is_the_confluent_adapters() -> None:
 
 
 def test_the_default_client_is_kafka_python() -> None:
-    from sentistream.worker.backends.kafka_python.source import KafkaSource
+    from sentistream.worker.backends.kafka_python.source import connect_source
 
     assert WorkerSettings().kafka_client == "kafka-python"
-    assert kafka_client("kafka-python").source is KafkaSource
+    assert kafka_client("kafka-python").source is connect_source
 
 
 def test_a_missing_confluent_kafka_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentistream.worker.app.main import (
+from sentistream.worker.app.pipelining import (
     PIPELINE_SWITCH_INTERVAL_S,
     configure_pipeline,
     effective_pipeline_depth,

@@ -37,7 +37,8 @@ from typing import Any
 
 from sentistream.connection import KafkaConnection
 from sentistream.inference import SentimentModel
-from sentistream.worker.app.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
+from sentistream.worker.app.classifier import OnnxClassifier
+from sentistream.worker.app.pipelining import PIPELINE_SWITCH_INTERVAL_S
 from sentistream.worker.core.classify import Classify, Labelled
 from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.core.metrics import WorkerMetrics
@@ -62,7 +63,7 @@ class StageCost:
 
 def _switching_every(seconds: float, run: Callable[[], None]) -> Callable[[], None]:
     """``run`` with the interpreter's GIL switch interval set to ``seconds``, as the
-    pipelined worker sets it (:func:`sentistream.worker.app.main.share_the_gil_finely`)."""
+    pipelined worker sets it (:func:`sentistream.worker.app.pipelining.share_the_gil_finely`)."""
 
     def switched() -> None:
         before = sys.getswitchinterval()

@@ -80,9 +80,9 @@ def kafka_client(name: KafkaClientName) -> KafkaClient:
 
     from sentistream.worker.backends.kafka_python.admin import create_topics as kp_create
     from sentistream.worker.backends.kafka_python.sink import KafkaSink
-    from sentistream.worker.backends.kafka_python.source import KafkaSource
+    from sentistream.worker.backends.kafka_python.source import connect_source
     from sentistream.worker.backends.kafka_python.transactions import KafkaTransactionalSink
 
     return KafkaClient(
-        name, KafkaSource, KafkaSink, KafkaTransactionalSink, kp_create, (KafkaError,)
+        name, connect_source, KafkaSink, KafkaTransactionalSink, kp_create, (KafkaError,)
     )

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.core.classify import Classify
+from sentistream.worker.core.deadline import Deadline
 from sentistream.worker.core.flow import FlowControl, FlowDecision
 from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
 from sentistream.worker.core.messages import InputFormat, InputRecord
@@ -197,7 +198,7 @@ class Worker:
             # so a finished batch never sits behind one. (Waiting here rather than cutting the
             # poll's timeout to 0 also keeps zero-timeout polls rare: kafka-python 3.0.12 can
             # lose a group join polled that way, see kafka_io._finish_lost_join.)
-            self._finish_pending(now + self.batcher.wait_s(now))
+            self._finish_pending(Deadline(now + self.batcher.wait_s(now), self.clock))
             now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         got = 0
@@ -225,8 +226,8 @@ class Worker:
         """Finish the batch in hand and the batches with the model, publish them, wait for
         deliveries, commit; all within ``timeout_s``. Records the model did not finish in
         time are reported undelivered (not committed: a restart redoes them)."""
-        deadline = self.clock.monotonic() + timeout_s
-        while self.stage.full and self.stage.wait(self._left(deadline)):
+        deadline = Deadline.after(timeout_s, self.clock)
+        while self.stage.full and self.stage.wait(deadline.left()):
             self._publish_finished()
         if len(self.batcher) and not self.stage.full:
             self._submit(self.batcher.take())
@@ -284,14 +285,11 @@ class Worker:
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
 
-    def _finish_pending(self, deadline: float) -> None:
+    def _finish_pending(self, deadline: Deadline) -> None:
         """Wait for the batches with the model, publishing each as it is back, until none is
-        left or ``deadline`` (monotonic) passes."""
-        while len(self.stage) and self.stage.wait(self._left(deadline)):
+        left or ``deadline`` passes."""
+        while len(self.stage) and self.stage.wait(deadline.left()):
             self._publish_finished()
-
-    def _left(self, deadline: float) -> float:
-        return max(0.0, deadline - self.clock.monotonic())
 
     def _flow(self) -> None:
         decision = self.flow.decide(self.in_flight, self.paused)

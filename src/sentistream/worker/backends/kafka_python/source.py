@@ -25,6 +25,7 @@ from kafka.errors import (
     CorruptRecordError,
     GroupAuthorizationFailedError,
     IllegalGenerationError,
+    KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
     RebalanceInProgressError,
@@ -34,11 +35,13 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
+from sentistream.connection import FailureWatch
 from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.config import consumer_config
 from sentistream.worker.backends.shared import BatchGeneration, OutageLog, names, split_owned
 from sentistream.worker.core.messages import InputRecord, UnreadableRecord
 from sentistream.worker.core.ports import (
+    CannotConnect,
     CommitDeferred,
     CommitRefused,
     SourceFailed,
@@ -47,7 +50,7 @@ from sentistream.worker.core.ports import (
 )
 from sentistream.worker.settings import WorkerSettings
 
-__all__ = ["KafkaSource"]
+__all__ = ["KafkaSource", "connect_source"]
 
 log = logging.getLogger(__name__)
 
@@ -250,3 +253,19 @@ class KafkaSource:
     def close(self, timeout_s: float = 5.0) -> None:
         """Leave the group (no commit: the loop has committed what was delivered)."""
         self._consumer.close(autocommit=False, timeout_ms=max(1, int(timeout_s * 1000)))
+
+
+def connect_source(settings: WorkerSettings) -> KafkaSource:
+    """A :class:`KafkaSource`; :class:`CannotConnect` when kafka-python's log says the broker
+    refused the login or the TLS handshake (kafka-python itself raises only a bootstrap
+    timeout), a retriable ``KafkaConnectionError`` saying why when the broker did not answer."""
+    with FailureWatch() as watch:
+        try:
+            return KafkaSource(settings)
+        except KafkaError:
+            why = watch.explain(settings)
+            if why is None:
+                raise
+            if watch.fatal:
+                raise CannotConnect(why) from None
+            raise KafkaConnectionError(why) from None  # logged, then retried
