@@ -24,15 +24,14 @@ from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import (
-    InlineRunner,
     ModelRefused,
     ModelSlot,
     ServedModel,
-    ThreadRunner,
     manifest_fingerprint,
     warm_up,
 )
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import InlineRunner, ThreadRunner
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 T = TypeVar("T")

@@ -18,9 +18,9 @@ from sentistream.worker.core.classify import MAX_FAILED_BATCHES
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.messages import InputFormat
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.pipeline import Runner
 from sentistream.worker.core.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import Runner
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 IN = "tweets"

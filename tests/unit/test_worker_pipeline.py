@@ -25,8 +25,8 @@ from sentistream.worker.app.pipelining import (
 )
 from sentistream.worker.core.loop import default_max_in_flight
 from sentistream.worker.core.model_slot import ServedModel
-from sentistream.worker.core.pipeline import InlineRunner, ThreadRunner
 from sentistream.worker.core.ports import ModelBroken
+from sentistream.worker.core.runners import InlineRunner, ThreadRunner
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.fakes import FakeClassifier, FakeRecord, ManualRunner
 from tests.unit.test_worker_loop import (

@@ -42,8 +42,9 @@ from sentistream.worker.app.pipelining import PIPELINE_SWITCH_INTERVAL_S
 from sentistream.worker.core.classify import Classify, Labelled
 from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
+from sentistream.worker.core.pipeline import InferenceStage
 from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 
 __all__ = ["StageCost", "measure_stages", "payloads"]
 

@@ -35,7 +35,7 @@ from sentistream.worker.core.exactly_once import ExactlyOnce
 from sentistream.worker.core.guarantee import ProcessingGuarantee
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.model_slot import ModelSlot, ThreadRunner, warm_up
+from sentistream.worker.core.model_slot import ModelSlot, warm_up
 from sentistream.worker.core.ports import (
     DeadLetterFailed,
     DeliveryFailed,
@@ -46,6 +46,7 @@ from sentistream.worker.core.ports import (
     TransactionFailed,
 )
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import ThreadRunner
 from sentistream.worker.core.shadow import Shadow
 from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
@@ -129,7 +130,7 @@ def run_worker(settings: WorkerSettings) -> int:
         )
         return EXIT_SETUP
     signals = SignalWatcher(process.request_stop, process.request_reload).install()
-    runner = ThreadRunner()
+    runner = ThreadRunner("model-reload")
     try:
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
         served = load_served(settings.model_dir, settings)

@@ -48,13 +48,7 @@ from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, 
 from sentistream.worker.core.messages import InputFormat, InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ModelSlot, ServedModel
-from sentistream.worker.core.pipeline import (
-    Finished,
-    InferenceStage,
-    InlineRunner,
-    Runner,
-    ThreadRunner,
-)
+from sentistream.worker.core.pipeline import Finished, InferenceStage
 from sentistream.worker.core.ports import (
     Classifier,
     Clock,
@@ -64,6 +58,7 @@ from sentistream.worker.core.ports import (
     TopicPartition,
 )
 from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 from sentistream.worker.core.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
@@ -147,7 +142,7 @@ class Worker:
         if pipeline_depth <= 1:
             runner = InlineRunner()
         elif runner is None:
-            runner = self._own_runner = ThreadRunner()
+            runner = self._own_runner = ThreadRunner("inference")
         self.stage = InferenceStage(self.classify, runner, max(1, pipeline_depth))
         self.flow = FlowControl.for_limit(
             max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
