@@ -9,8 +9,11 @@ The pieces live beside it: :mod:`.lifecycle` (signals, health, the shutdown dead
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from sentistream.connection import ConnectionSettingsError
 from sentistream.worker.app.classifier import load_served
@@ -51,7 +54,7 @@ from sentistream.worker.core.shadow import Shadow
 from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "FATAL", "run_worker"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "FATAL", "exit_process", "run_worker"]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -91,6 +94,20 @@ def quiet_kafka_logs(level: str) -> None:
         logging.getLogger(name).setLevel(
             logging.INFO if ours <= logging.DEBUG else logging.CRITICAL
         )
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with ``code`` at once, once :func:`run_worker` has returned.
+
+    By then every client is closed, the offsets committed and the logs written; what the
+    interpreter's normal exit adds is tearing down the modules of ONNX Runtime, numpy and the
+    Kafka client, which took half a second to two seconds on a loaded machine after the
+    worker had said "stopped cleanly" (time a supervisor counts against the stop timeout).
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_worker(settings: WorkerSettings) -> int:
