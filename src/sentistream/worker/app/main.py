@@ -309,6 +309,7 @@ def _start_shadow(
         metrics,
         fraction=settings.shadow_fraction,
         now_ms=lambda: time.time() * 1000,
+        drift_reference=model.drift_reference,
     )
     return shadow.start(), sink
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.core.classify import Classify
 from sentistream.worker.core.deadline import Deadline
+from sentistream.worker.core.drift import DriftSignals
 from sentistream.worker.core.fields import FieldMap
 from sentistream.worker.core.flow import FlowControl, FlowDecision
 from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
@@ -123,12 +124,18 @@ class Worker:
         self.stopping = False
         self.state = WorkerState()
         self.batcher = MicroBatcher(policy)
+        self.drift = DriftSignals(metrics.drift, "primary")
+        self.drift.use_model(
+            (model_info or {}).get("version", ""),
+            model_slot.current.drift_reference if model_slot is not None else None,
+        )
         self.classify = Classify(
             classifier,
             metrics,
             input_format=input_format,
             fields=fields,
             max_record_bytes=max_record_bytes,
+            drift=self.drift,
         )
         self.publisher = Publisher(
             sink,
@@ -259,6 +266,7 @@ class Worker:
         """Classify with ``model`` from the next micro-batch on; its outputs name it."""
         self.classify.classifier = model.classifier
         self.publisher.model_info = dict(model.info)
+        self.drift.use_model(model.info.get("version", ""), model.drift_reference)
         for label in model.classifier.labels:
             self.metrics.labeled.labels(label=label)
 
