@@ -25,8 +25,10 @@ import threading
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily
@@ -89,16 +91,13 @@ class BatchHistogram(Collector):
         self._lock = threading.Lock()
         registry.register(self)
 
-    def observe_many(self, role: str, values: Iterable[float]) -> None:
-        counts = [0] * (len(self._bounds) + 1)
-        total = 0.0
-        bounds = self._bounds
-        for value in values:
-            counts[bisect_left(bounds, value)] += 1
-            total += value
+    def observe_many(self, role: str, values: Sequence[float]) -> None:
+        # map and Counter run in C: no Python-level step per value.
+        counts = Tally(map(partial(bisect_left, self._bounds), values))
+        total = sum(values)
         with self._lock:
-            series = self._series.setdefault(role, ([0] * len(counts), [0.0]))
-            for index, count in enumerate(counts):
+            series = self._series.setdefault(role, ([0] * (len(self._bounds) + 1), [0.0]))
+            for index, count in counts.items():
                 series[0][index] += count
             series[1][0] += total
 
@@ -222,7 +221,7 @@ class DriftSignals:
 
     def observe(
         self,
-        ids: Sequence[Sequence[int]],
+        ids: Sequence[list[int]],
         confidences: Sequence[float],
         labels: Sequence[str],
     ) -> None:
@@ -230,14 +229,14 @@ class DriftSignals:
         if not ids:
             return
         m, role = self.metrics, self.role
-        lengths = [len(row) for row in ids]
+        lengths = list(map(len, ids))
         m.tokens.labels(role=role).inc(sum(lengths))
-        m.oov_tokens.labels(role=role).inc(sum(row.count(OOV_ID) for row in ids))
+        m.oov_tokens.labels(role=role).inc(sum(map(list.count, ids, repeat(OOV_ID))))
         m.length.observe_many(role, lengths)
         m.confidence.observe_many(role, confidences)
         if self.reference is not None:
             floor = self.reference.confidence_p10
-            m.low_confidence.labels(role=role).inc(sum(1 for c in confidences if c < floor))
+            m.low_confidence.labels(role=role).inc(len([c for c in confidences if c < floor]))
         self._add_labels(labels)
 
     def _add_labels(self, labels: Sequence[str]) -> None:
