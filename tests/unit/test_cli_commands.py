@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from sentistream import cli as cli_module
-from sentistream.cli import cli
+from sentistream.cli import cli, kafka_tools, options
+from sentistream.cli import model as model_commands
+from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
-from sentistream.settings_cli import FloatRange, IntRange, Option
 from sentistream.worker.settings import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,7 +120,7 @@ def test_the_default_model_is_found_from_any_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli_module.default_model_dir() == SHIPPED
+    assert options.default_model_dir() == SHIPPED
     assert ok("predict", "--no-header", "what a lovely day").output.startswith("positive")
 
 
@@ -192,7 +192,7 @@ class ThreeLabels:
 
 
 def test_predict_shows_every_label_the_model_has(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_module, "_load_model", lambda _folder: ThreeLabels())
+    monkeypatch.setattr(model_commands, "_load_model", lambda _folder: ThreeLabels())
     header, row, empty = ok("predict", "meh", " ").stdout.splitlines()
     assert header.split() == ["label", "negative", "neutral", "positive", "text"]
     assert row.split() == ["neutral", "0.200", "0.500", "0.300", "meh"]
@@ -323,7 +323,7 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
         return made[-1]
 
     monkeypatch.setattr(kafka, "KafkaConsumer", make)
-    monkeypatch.setattr(cli_module, "TAIL_HINT_AFTER_S", 0.0)
+    monkeypatch.setattr(kafka_tools, "TAIL_HINT_AFTER_S", 0.0)
     made.append(FakeConsumer(batches, "(batches to come)"))  # made[0].batches: the script
     return made
 
@@ -420,8 +420,8 @@ def test_tail_reads_committed_labels_when_the_worker_runs_exactly_once(
 
 
 def test_every_kafka_command_takes_the_same_connection_settings() -> None:
+    from sentistream.cli.settings_options import is_secret
     from sentistream.connection import KafkaConnection
-    from sentistream.settings_cli import is_secret
 
     expected = {
         "--" + name.replace("_", "-")
@@ -429,7 +429,7 @@ def test_every_kafka_command_takes_the_same_connection_settings() -> None:
         if not is_secret(field)
     }
     for command in ("worker", "produce", "tail", "create-topics", "bench"):
-        params = cli_module.cli.commands[command].params
+        params = cli.commands[command].params
         flags = {opt for param in params for opt in param.opts}
         assert expected <= flags, (command, expected - flags)
         assert "--sasl-password" not in flags

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from sentistream import cli as cli_module
 from sentistream.cli import cli
+from sentistream.cli import connect as cli_connect
 from sentistream.worker.settings import ENV_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def one_error_line(result: Result, exit_code: int = 1) -> str:
 def test_a_broker_that_does_not_answer_is_one_line_within_the_connect_timeout(
     monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
-    monkeypatch.setattr(cli_module, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(cli_connect, "CONNECT_TIMEOUT_S", 1.0)
     server = f"127.0.0.1:{closed_port()}"
     started = time.monotonic()
     result = CliRunner().invoke(cli, [*args, "--bootstrap-servers", server])
@@ -75,7 +75,7 @@ def test_a_broker_that_does_not_answer_is_one_line_within_the_connect_timeout(
 
 
 def test_an_unknown_host_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_module, "CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(cli_connect, "CONNECT_TIMEOUT_S", 0.5)
     result = CliRunner().invoke(cli, ["tail", "--bootstrap-servers", "no-such-host.invalid:9092"])
     assert "no-such-host.invalid:9092: " in one_error_line(result)
 
@@ -94,7 +94,7 @@ def test_a_real_process_prints_one_line_and_exits_1_without_traceback() -> None:
         check=False,
     )
     assert done.returncode == 1
-    assert time.monotonic() - started < cli_module.CONNECT_TIMEOUT_S + 10
+    assert time.monotonic() - started < cli_connect.CONNECT_TIMEOUT_S + 10
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"Error: cannot reach Kafka at {server} within 5 s")
     assert done.stdout == ""

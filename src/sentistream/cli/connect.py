@@ -1,0 +1,68 @@
+"""A kafka-python client for a command, or one line that says why there is none."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from sentistream.connection import ConnectionSettingsError, KafkaConnection
+from sentistream.worker.settings import ENV_PREFIX
+
+__all__ = ["CONNECT_TIMEOUT_S", "connect"]
+
+T = TypeVar("T")
+
+# How long produce, tail and create-topics wait for a broker to answer before they give up.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) -> T:
+    """A kafka-python client from ``make(config)``, or one line that says why there is none:
+    settings that cannot work, a broker that does not answer, a refused login or TLS
+    handshake.
+
+    kafka-python logs every failed connection attempt itself; those lines are dropped here
+    (the error says it once) and its log records do not reach the terminal.
+    """
+    from kafka.errors import KafkaError
+
+    from sentistream.connection import FailureWatch
+
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(logging.NullHandler())
+    kafka_log.propagate = False
+    try:
+        config = connection.client_config()
+    except ConnectionSettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    config["bootstrap_timeout_ms"] = int(CONNECT_TIMEOUT_S * 1000)
+    servers = connection.bootstrap_servers
+    with FailureWatch() as watch:
+        try:
+            return make(config)
+        except KafkaError as exc:
+            why = watch.explain(connection)
+            if why is not None:
+                raise click.ClickException(f"cannot connect to Kafka at {servers}: {why}") from exc
+            raise click.ClickException(
+                f"cannot reach Kafka at {servers} within {CONNECT_TIMEOUT_S:g} s "
+                f"({_probe(servers)}); check --bootstrap-servers or "
+                f"{ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
+            ) from exc
+
+
+def _probe(bootstrap_servers: str) -> str:
+    """Why the first bootstrap server does not answer, as the operating system says it."""
+    server = bootstrap_servers.partition(",")[0].strip()
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host or server, int(port or 9092)), timeout=1):
+            return f"{server} accepts connections but does not answer as a Kafka broker"
+    except ValueError:
+        return f"{server}: not host:port"
+    except OSError as exc:
+        return f"{server}: {(exc.strerror or str(exc)).lower()}"

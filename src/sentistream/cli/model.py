@@ -1,0 +1,494 @@
+"""Commands for the model's people: train, export, evaluate, predict.
+
+Each imports what it needs when it runs: ``train`` and ``export`` load TensorFlow, ``predict``
+and ``evaluate`` only ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from sentistream.cli.options import (
+    encoding_option,
+    existing_dir,
+    existing_file,
+    log,
+    model_option,
+    out_dir,
+    positive_int,
+)
+from sentistream.cli.settings_options import IntRange, Option
+from sentistream.worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from sentistream.inference import Prediction, SentimentModel
+
+__all__ = ["evaluate", "export", "predict", "train"]
+
+T = TypeVar("T")
+
+
+def _classes(value: str) -> tuple[str, ...]:
+    from sentistream.dataset import LABELS
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in LABELS]
+    if unknown or len(names) < 2 or len(set(names)) != len(names):
+        raise click.BadParameter(
+            f"{value!r}: give two or three distinct classes out of {', '.join(LABELS)}"
+        )
+    return tuple(name for name in LABELS if name in names)
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_specs",
+    required=True,
+    multiple=True,
+    metavar="CSV[:WEIGHT]",
+    help="A labelled CSV in Sentiment140's layout (repeat for several sources). WEIGHT "
+    "(default 1) scales how much each of its rows counts in the loss.",
+)
+@click.option("--out", required=True, type=out_dir, help="Folder for the Keras artifact.")
+@click.option(
+    "--classes",
+    default="negative,neutral,positive",
+    show_default=True,
+    help="Classes to learn; negative,positive drops neutral rows (the notebook's model).",
+)
+@encoding_option
+@click.option(
+    "--num-words",
+    default=30_000,
+    type=click.IntRange(min=3),
+    show_default=True,
+    help="Vocabulary size cut (ids, padding and out-of-vocabulary included).",
+)
+@click.option(
+    "--maxlen", default=40, type=positive_int, show_default=True, help="Tokens kept per tweet."
+)
+@click.option(
+    "--epochs",
+    default=8,
+    type=positive_int,
+    show_default=True,
+    help="Upper bound on epochs (early stopping usually ends sooner).",
+)
+@click.option(
+    "--patience",
+    default=2,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Epochs without a better validation loss before stopping (each such epoch "
+    "also cuts the learning rate to 30 %).",
+)
+@click.option(
+    "--batch-size",
+    default=128,
+    type=positive_int,
+    show_default=True,
+    help="Rows per gradient step.",
+)
+@click.option(
+    "--seed",
+    default=42,
+    type=click.IntRange(min=0),
+    show_default=True,
+    help="Seed of the split and the weights.",
+)
+@click.option(
+    "--limit",
+    type=positive_int,
+    default=None,
+    help="Use a stratified sample of at most N rows of each source.",
+)
+@click.option(
+    "--class-weight",
+    type=click.Choice(["balanced-per-source", "balanced", "none"]),
+    default="balanced-per-source",
+    show_default=True,
+    help="balanced-per-source: inside each file every class weighs the same; balanced: every "
+    "class weighs the same over all files; none: only the file weights.",
+)
+@click.option(
+    "--glove/--no-glove",
+    default=True,
+    show_default=True,
+    help="Start the embedding from GloVe 6B 50-d vectors (in its first 50 dimensions).",
+)
+@click.option(
+    "--train-embedding/--freeze-embedding",
+    default=True,
+    show_default=True,
+    help="Fine-tune the word vectors, or keep them as they start (GloVe's).",
+)
+@click.option(
+    "--bidirectional/--unidirectional",
+    default=True,
+    show_default=True,
+    help="Read each tweet in both directions (one fused bidirectional ONNX LSTM).",
+)
+@click.option(
+    "--embedding-dim", default=50, type=positive_int, show_default=True, help="Word vector size."
+)
+@click.option(
+    "--lstm-units",
+    default=128,
+    type=positive_int,
+    show_default=True,
+    help="LSTM units per direction.",
+)
+@click.option(
+    "--dropout",
+    default=0.2,
+    type=click.FloatRange(0, 1, max_open=True),
+    show_default=True,
+    help="Dropout on the LSTM's inputs.",
+)
+@click.option(
+    "--recurrent-dropout",
+    default=0.0,
+    type=click.FloatRange(0, 1, max_open=True),
+    show_default=True,
+    help="Dropout on the LSTM's recurrent state (slower to train).",
+)
+@click.option(
+    "--spatial-dropout",
+    default=0.3,
+    type=click.FloatRange(0, 1, max_open=True),
+    show_default=True,
+    help="Drops whole word vectors.",
+)
+@click.option(
+    "--learning-rate",
+    default=2e-3,
+    type=click.FloatRange(0, min_open=True),
+    show_default=True,
+    help="Adam's learning rate.",
+)
+@click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Also fit and score the TF-IDF + logistic regression baseline.",
+)
+@click.option(
+    "--name",
+    default="sentistream-lstm",
+    show_default=True,
+    help="Model name written into the manifest and every output record.",
+)
+def train(
+    data_specs: tuple[str, ...],
+    out: Path,
+    classes: str,
+    encoding: str,
+    num_words: int,
+    maxlen: int,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    seed: int,
+    limit: int | None,
+    class_weight: str,
+    glove: bool,
+    train_embedding: bool,
+    bidirectional: bool,
+    embedding_dim: int,
+    lstm_units: int,
+    dropout: float,
+    recurrent_dropout: float,
+    spatial_dropout: float,
+    learning_rate: float,
+    baseline: bool,
+    name: str,
+) -> None:
+    """Train the LSTM on labelled CSV files and write a Keras artifact folder.
+
+    Every file is split train / validation / test on its own and scored on its own test
+    split, beside a TF-IDF + logistic-regression baseline fitted on the same rows.
+    """
+    from sentistream.dataset import DatasetError
+    from sentistream.trainer.glove import GloveError
+    from sentistream.trainer.sources import DataSource
+    from sentistream.trainer.train import TrainConfig
+    from sentistream.trainer.train import train as run_training
+
+    try:
+        sources = tuple(DataSource.parse(spec) for spec in data_specs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from exc
+    for source in sources:
+        if not source.path.is_file():
+            raise click.BadParameter(f"{source.path}: no such file", param_hint="--data")
+    config = TrainConfig(
+        sources=sources,
+        out=out,
+        classes=_classes(classes),
+        encoding=encoding,  # type: ignore[arg-type]
+        num_words=num_words,
+        maxlen=maxlen,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        seed=seed,
+        limit=limit,
+        class_weight=class_weight,  # type: ignore[arg-type]
+        glove=glove,
+        baseline=baseline,
+        name=name,
+        model={
+            "embedding_dim": embedding_dim,
+            "lstm_units": lstm_units,
+            "bidirectional": bidirectional,
+            "train_embedding": train_embedding,
+            "dropout": dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "spatial_dropout": spatial_dropout,
+            "learning_rate": learning_rate,
+        },
+    )
+    try:
+        report = run_training(config, log=log)
+    except (DatasetError, GloveError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    log(
+        f"trained {report.epochs_run} epoch(s) in {report.duration_seconds:.0f} s; "
+        f"wrote {report.out} (report.json has every figure)"
+    )
+
+
+@click.command()
+@click.option(
+    "--keras-dir",
+    "--model",
+    "keras_dir",
+    cls=Option,
+    aliases=["--model"],
+    required=True,
+    type=existing_dir,
+    help="Keras artifact folder written by `sentistream train`.",
+)
+@click.option("--out", required=True, type=out_dir, help="Folder for model.onnx + manifest.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    default="none",
+    show_default=True,
+    help="int8: ONNX Runtime dynamic quantization.",
+)
+@click.option(
+    "--opset", type=IntRange(min=1), default=17, show_default=True, help="ONNX opset version."
+)
+@click.option(
+    "--parity-limit",
+    type=IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Held-out tweets used for the ONNX-vs-Keras parity check.",
+)
+def export(keras_dir: Path, out: Path, quantize: str, opset: int, parity_limit: int) -> None:
+    """Convert a trained model to ONNX and prove ONNX Runtime gives Keras' outputs."""
+    from sentistream.export.pipeline import ExportError, export_model
+    from sentistream.manifest import ManifestError
+
+    try:
+        report = export_model(
+            keras_dir,
+            out,
+            quantize="int8" if quantize == "int8" else "none",
+            opset=opset,
+            parity_limit=parity_limit,
+            log=log,
+        )
+    except (ExportError, ManifestError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(dataclasses.asdict(report), indent=2, default=str))
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@model_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--no-header", is_flag=True, help="Leave out the line naming the columns.")
+def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool, no_header: bool) -> None:
+    """Classify TEXTS with the ONNX model (no TensorFlow).
+
+    Without TEXTS, or with `-` among them, texts are read from stdin, one per line:
+    `cut -f2 tweets.tsv | sentistream predict`. A text the worker would not label (empty or
+    only white space) gets the worker's verdict (`empty_text`) instead of a label. Columns:
+    the label, then each label's probability in the model's order, then the text.
+    """
+    stdin = sys.stdin
+    if not texts and stdin.isatty():
+        raise click.UsageError("give TEXTS, or pipe texts into stdin one per line (or pass -)")
+    model = _load_model(model_dir)
+    table = _PredictionTable(model.labels)
+    if not as_json and not no_header:
+        click.echo(table.header())
+    for chunk in _chunks(_texts(texts or ("-",), stdin), 256):
+        for text, verdict in zip(chunk, _classify(model, chunk), strict=True):
+            click.echo(table.json(text, verdict) if as_json else table.row(text, verdict))
+
+
+def _texts(texts: Iterable[str], stdin: Iterable[str]) -> Iterator[str]:
+    for text in texts:
+        if text == "-":
+            yield from (line.removesuffix("\n") for line in stdin)
+        else:
+            yield text
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _classify(model: SentimentModel, texts: Sequence[str]) -> list[Prediction | str]:
+    """Per text its prediction, or the reason the worker would dead-letter it (the worker's
+    own check, so the two never disagree)."""
+    from sentistream.worker.core.messages import InvalidMessage, decode
+
+    limit = WorkerSettings.model_fields["max_record_bytes"].default
+    verdicts: dict[int, Prediction | str] = {}
+    valid: dict[int, str] = {}
+    for n, text in enumerate(texts):
+        try:
+            valid[n] = decode(text.encode("utf-8", "surrogateescape"), "text", limit).text
+        except InvalidMessage as exc:
+            verdicts[n] = exc.reason
+    if valid:  # ONNX Runtime is never handed an empty batch
+        verdicts.update(zip(valid, model.predict(list(valid.values())), strict=True))
+    return [verdicts[n] for n in range(len(texts))]
+
+
+class _PredictionTable:
+    """`predict`'s output: a label column, one probability column per label of the model (in
+    the manifest's order, however many there are), the text."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.label_width = max(len(name) for name in [*self.labels, "label", "empty_text"])
+
+    def _line(self, label: str, cells: Sequence[str], text: str) -> str:
+        columns = [
+            f"{cell:>{max(len(name), 5)}}" for name, cell in zip(self.labels, cells, strict=True)
+        ]
+        return f"{label:<{self.label_width}}  {'  '.join(columns)}  {text}"
+
+    def header(self) -> str:
+        return self._line("label", self.labels, "text")
+
+    def row(self, text: str, verdict: Prediction | str) -> str:
+        if isinstance(verdict, str):
+            return self._line(verdict, ["-"] * len(self.labels), text)
+        cells = [f"{verdict.probabilities[name]:.3f}" for name in self.labels]
+        return self._line(verdict.label, cells, text)
+
+    @staticmethod
+    def json(text: str, verdict: Prediction | str) -> str:
+        if isinstance(verdict, str):
+            return json.dumps({"text": text, "label": None, "reason": verdict})
+        return json.dumps(
+            {"text": text, "label": verdict.label, "probabilities": verdict.probabilities}
+        )
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_files",
+    required=True,
+    multiple=True,
+    type=existing_file,
+    help="A labelled CSV in Sentiment140's layout (repeat for several files).",
+)
+@model_option
+@encoding_option
+@click.option(
+    "--batch-size",
+    default=256,
+    type=positive_int,
+    show_default=True,
+    help="Tweets per ONNX Runtime call.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(
+    data_files: tuple[Path, ...], model_dir: Path, encoding: str, batch_size: int, as_json: bool
+) -> None:
+    """Score labelled CSV files through ONNX Runtime, one line per file.
+
+    Per file: n, accuracy, macro F1, macro-averaged recall over negative/neutral/positive
+    (SemEval's measure; files with neutral rows only) and positive/negative accuracy decided
+    by p(positive) vs p(negative) on the rows labelled positive or negative.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from sentistream.dataset import DatasetError, load_labelled
+    from sentistream.scoring import HEADLINE_KEYS, evaluate_probabilities, format_table
+
+    model = _load_model(model_dir)
+    results: dict[str, dict[str, Any]] = {}
+    for path in data_files:
+        try:
+            tweets = load_labelled(path, encoding)  # type: ignore[arg-type]
+        except DatasetError as exc:
+            raise click.ClickException(str(exc)) from exc
+        chunks = []
+        with tqdm(
+            total=len(tweets),
+            unit="tweet",
+            desc=path.name,
+            disable=as_json or None,
+            file=sys.stderr,
+        ) as bar:
+            for start in range(0, len(tweets), batch_size):
+                chunk = tweets.texts[start : start + batch_size]
+                chunks.append(model.predict_ids([model.encode(t) for t in chunk], bucket_size=32))
+                bar.update(len(chunk))
+        scores = evaluate_probabilities(tweets.labels, np.concatenate(chunks), model.labels)
+        scores["data"] = {"file": str(path), "sha256": tweets.sha256, "encoding": tweets.encoding}
+        results[str(path)] = scores
+    model_info = {
+        "name": model.manifest.name,
+        "version": model.manifest.version,
+        "sha256": model.sha256,
+        "labels": model.labels,
+    }
+    if as_json:
+        document: dict[str, Any] = {"model": model_info, "files": results}
+        if len(results) == 1:
+            (only,) = results.values()
+            document.update({key: only[key] for key in HEADLINE_KEYS})
+        click.echo(json.dumps(document))
+    else:
+        click.echo(
+            f"model {model_info['name']} {model_info['version']} "
+            f"(labels: {', '.join(model.labels)})"
+        )
+        click.echo(format_table(results))
+
+
+def _load_model(model_dir: Path) -> SentimentModel:
+    from sentistream.inference import SentimentModel
+    from sentistream.manifest import ManifestError
+
+    try:
+        return SentimentModel.load(model_dir)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from exc
