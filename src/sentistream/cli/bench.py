@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -174,13 +175,10 @@ def bench(
     kcat, the workers) uses the connection settings below; kcat gets them in a configuration
     file only its owner can read, the workers as SENTISTREAM_* variables.
     """
-    from datetime import UTC, datetime
-
     from sentistream.bench.kcat import KcatError
     from sentistream.bench.kcat_config import KcatConfigError
-    from sentistream.bench.plots import latency_distribution, throughput_by_batch
     from sentistream.bench.raw import sample
-    from sentistream.bench.report import load_average, machine, write_report
+    from sentistream.bench.report import load_average
     from sentistream.bench.run import BenchConfig, expand_kafka_clients, run_bench
     from sentistream.dataset import load_labelled
     from sentistream.worker.backends import ClientMissing, kafka_client
@@ -215,6 +213,24 @@ def bench(
         result = run_bench(config, log)
     except (KcatError, KcatConfigError, ConnectionSettingsError) as exc:
         raise click.ClickException(str(exc)) from exc
+    _report(out, result, started, bucket_size=bucket_size, skip_kafka=skip_kafka)
+    click.echo((out / "bench.md").read_text())
+
+
+def _report(
+    out: Path,
+    result: dict[str, Any],
+    started: list[float],
+    *,
+    bucket_size: int,
+    skip_kafka: bool,
+) -> None:
+    """bench.md, bench.json and the figures in ``out``, with how and where the run was made."""
+    from datetime import UTC, datetime
+
+    from sentistream.bench.plots import latency_distribution, throughput_by_batch
+    from sentistream.bench.report import load_average, machine, write_report
+
     result |= {
         "command": "sentistream bench " + " ".join(sys.argv[2:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -227,7 +243,6 @@ def bench(
     throughput_by_batch(written["models"], out / "throughput-by-batch.png")
     if not skip_kafka:
         latency_distribution(written["models"], samples, out / "latency-distribution.png")
-    click.echo((out / "bench.md").read_text())
 
 
 def _bench_cluster(connection: KafkaConnection) -> KafkaConnection | None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,14 +24,12 @@ from sentistream.cli.options import (
     positive_int,
 )
 from sentistream.cli.settings_options import IntRange, Option
-from sentistream.worker.settings import WorkerSettings
+from sentistream.predict import PredictionTable, chunks, classify, read_texts
 
 if TYPE_CHECKING:
-    from sentistream.inference import Prediction, SentimentModel
+    from sentistream.inference import SentimentModel
 
 __all__ = ["evaluate", "export", "predict", "train"]
-
-T = TypeVar("T")
 
 
 def _classes(value: str) -> tuple[str, ...]:
@@ -331,81 +328,12 @@ def predict(texts: tuple[str, ...], model_dir: Path, as_json: bool, no_header: b
     if not texts and stdin.isatty():
         raise click.UsageError("give TEXTS, or pipe texts into stdin one per line (or pass -)")
     model = _load_model(model_dir)
-    table = _PredictionTable(model.labels)
+    table = PredictionTable(model.labels)
     if not as_json and not no_header:
         click.echo(table.header())
-    for chunk in _chunks(_texts(texts or ("-",), stdin), 256):
-        for text, verdict in zip(chunk, _classify(model, chunk), strict=True):
+    for chunk in chunks(read_texts(texts or ("-",), stdin), 256):
+        for text, verdict in zip(chunk, classify(model, chunk), strict=True):
             click.echo(table.json(text, verdict) if as_json else table.row(text, verdict))
-
-
-def _texts(texts: Iterable[str], stdin: Iterable[str]) -> Iterator[str]:
-    for text in texts:
-        if text == "-":
-            yield from (line.removesuffix("\n") for line in stdin)
-        else:
-            yield text
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _classify(model: SentimentModel, texts: Sequence[str]) -> list[Prediction | str]:
-    """Per text its prediction, or the reason the worker would dead-letter it (the worker's
-    own check, so the two never disagree)."""
-    from sentistream.worker.core.messages import InvalidMessage, decode
-
-    limit = WorkerSettings.model_fields["max_record_bytes"].default
-    verdicts: dict[int, Prediction | str] = {}
-    valid: dict[int, str] = {}
-    for n, text in enumerate(texts):
-        try:
-            valid[n] = decode(text.encode("utf-8", "surrogateescape"), "text", limit).text
-        except InvalidMessage as exc:
-            verdicts[n] = exc.reason
-    if valid:  # ONNX Runtime is never handed an empty batch
-        verdicts.update(zip(valid, model.predict(list(valid.values())), strict=True))
-    return [verdicts[n] for n in range(len(texts))]
-
-
-class _PredictionTable:
-    """`predict`'s output: a label column, one probability column per label of the model (in
-    the manifest's order, however many there are), the text."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self.label_width = max(len(name) for name in [*self.labels, "label", "empty_text"])
-
-    def _line(self, label: str, cells: Sequence[str], text: str) -> str:
-        columns = [
-            f"{cell:>{max(len(name), 5)}}" for name, cell in zip(self.labels, cells, strict=True)
-        ]
-        return f"{label:<{self.label_width}}  {'  '.join(columns)}  {text}"
-
-    def header(self) -> str:
-        return self._line("label", self.labels, "text")
-
-    def row(self, text: str, verdict: Prediction | str) -> str:
-        if isinstance(verdict, str):
-            return self._line(verdict, ["-"] * len(self.labels), text)
-        cells = [f"{verdict.probabilities[name]:.3f}" for name in self.labels]
-        return self._line(verdict.label, cells, text)
-
-    @staticmethod
-    def json(text: str, verdict: Prediction | str) -> str:
-        if isinstance(verdict, str):
-            return json.dumps({"text": text, "label": None, "reason": verdict})
-        return json.dumps(
-            {"text": text, "label": verdict.label, "probabilities": verdict.probabilities}
-        )
 
 
 @click.command()
