@@ -1,4 +1,8 @@
-"""Formatting labelled results for people (``sentistream tail``)."""
+"""Reading and formatting labelled results for people (``sentistream tail``).
+
+:func:`open_consumer` is a kafka-python consumer without a consumer group (it commits
+nothing and shares no partitions).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-__all__ = ["HEADER", "LEGEND", "Summary", "follow", "format_label", "quantile"]
+__all__ = [
+    "HEADER",
+    "LEGEND",
+    "Summary",
+    "follow",
+    "format_label",
+    "open_consumer",
+    "poll_values",
+    "quantile",
+]
 
 
 def _row(label: str, probability: str, source: str, text: str) -> str:
@@ -20,6 +34,30 @@ LEGEND = (
     "prob: the label's probability; source p2@0: the tweet was offset 0 of partition 2 "
     "of the input topic"
 )
+
+
+def open_consumer(
+    config: dict[str, Any], topic: str, *, from_beginning: bool, isolation_level: str
+) -> Any:
+    """kafka-python's consumer of ``topic`` for ``tail``, from a client configuration
+    (:meth:`~sentistream.connection.KafkaConnection.client_config`): no group, no commits,
+    starting at the oldest record or at the end."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        topic,
+        **config,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level=isolation_level,
+    )
+
+
+def poll_values(consumer: Any, timeout_ms: int = 500) -> list[bytes | None]:
+    """The values of the records one poll returns (waiting up to ``timeout_ms``)."""
+    batches = consumer.poll(timeout_ms=timeout_ms)
+    return [record.value for records in batches.values() for record in records]
 
 
 def format_label(value: bytes | None, width: int = 100) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -48,11 +47,10 @@ def produce(
     connection: KafkaConnection,
 ) -> None:
     """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
-    from kafka import KafkaProducer
     from kafka.errors import KafkaError
     from tqdm import tqdm
 
-    from sentistream.replay import Pacer, ReplayError, read_tweets
+    from sentistream.replay import Pacer, ReplayError, open_producer, read_tweets, replay
 
     try:
         items = read_tweets(path)
@@ -60,36 +58,31 @@ def produce(
         raise click.ClickException(str(exc)) from exc
     if limit is not None:
         items = items[:limit]
-    producer = connect(lambda config: KafkaProducer(**config, acks="all", linger_ms=5), connection)
-    pacer = Pacer(rate)
-    sent = 0
-    failures: list[Exception] = []
-    started = time.monotonic()
+    producer = connect(open_producer, connection)
     try:
-        while True:
-            bar = tqdm(items, unit="tweet", desc=f"-> {input_topic}", file=sys.stderr, disable=None)
-            for item in bar:
-                pacer.wait()
-                future = producer.send(input_topic, key=item.key(), value=item.value())
-                future.add_errback(failures.append)
-                sent += 1
-            if not loop:
-                break
-        producer.flush()
-    except KeyboardInterrupt:
-        log("interrupted")
+        done = replay(
+            producer,
+            input_topic,
+            items,
+            pacer=Pacer(rate),
+            loop=loop,
+            progress=lambda items: tqdm(
+                items, unit="tweet", desc=f"-> {input_topic}", file=sys.stderr, disable=None
+            ),
+        )
     except KafkaError as exc:
         raise click.ClickException(f"sending to {input_topic} failed: {exc}") from exc
     finally:
         producer.close()
-    elapsed = time.monotonic() - started
-    if failures:
+    if done.interrupted:
+        log("interrupted")
+    if done.failures:
         raise click.ClickException(
-            f"{len(failures)} of {sent} tweets were not acknowledged by Kafka; "
-            f"the first error: {failures[0]}"
+            f"{len(done.failures)} of {done.sent} tweets were not acknowledged by Kafka; "
+            f"the first error: {done.failures[0]}"
         )
-    rate_done = sent / max(elapsed, 1e-9)
-    log(f"sent {sent} tweets to {input_topic} in {elapsed:.1f} s ({rate_done:.0f}/s)")
+    rate_done = done.sent / max(done.elapsed_s, 1e-9)
+    log(f"sent {done.sent} tweets to {input_topic} in {done.elapsed_s:.1f} s ({rate_done:.0f}/s)")
 
 
 @click.command()
@@ -137,20 +130,24 @@ def tail(
     input topic, offset 0), the text. Only labels written after tail starts are shown unless
     --from-beginning is given.
     """
-    from kafka import KafkaConsumer
-
-    from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label
+    from sentistream.tail import (
+        HEADER,
+        LEGEND,
+        Summary,
+        follow,
+        format_label,
+        open_consumer,
+        poll_values,
+    )
 
     if isolation_level is None:
         guarantee = os.environ.get(ENV_PREFIX + "PROCESSING_GUARANTEE", "").lower()
         isolation_level = "read_committed" if guarantee == "exactly-once" else "read_uncommitted"
     consumer = connect(
-        lambda config: KafkaConsumer(
+        lambda config: open_consumer(
+            config,
             output_topic,
-            **config,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest" if from_beginning else "latest",
+            from_beginning=from_beginning,
             isolation_level=isolation_level,
         ),
         connection,
@@ -165,10 +162,6 @@ def tail(
         click.echo(text)
         seen.add(value)
 
-    def poll() -> list[bytes | None]:
-        batches = consumer.poll(timeout_ms=500)
-        return [record.value for records in batches.values() for record in records]
-
     if from_beginning:
         hint = f"no labels on {output_topic} yet: is a worker running and a producer sending?"
     else:
@@ -178,7 +171,7 @@ def tail(
         )
     try:
         follow(
-            poll,
+            lambda: poll_values(consumer),
             emit,
             max_messages=max_messages,
             idle_timeout_s=timeout,
