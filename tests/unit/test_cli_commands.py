@@ -396,7 +396,8 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
 
     monkeypatch.setattr(kafka, "KafkaAdminClient", make)
     result = ok("create-topics", "--partitions", "6")
-    assert admins[0].created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}
+    created = {name: spec for admin in admins for name, spec in admin.created.items()}
+    assert created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}
     lines = result.stderr.splitlines()
     assert "tweets: exists (1 partition)" in lines
     assert "tweet-labels: created (6 partitions)" in lines

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import click
 
 from sentistream.connection import ConnectionSettingsError, KafkaConnection
-from sentistream.worker.settings import ENV_PREFIX
+from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "connect"]
+__all__ = ["CONNECT_TIMEOUT_S", "connect", "topic_partitions", "worker_settings"]
 
 T = TypeVar("T")
 
@@ -66,3 +66,25 @@ def _probe(bootstrap_servers: str) -> str:
         return f"{server}: not host:port"
     except OSError as exc:
         return f"{server}: {(exc.strerror or str(exc)).lower()}"
+
+
+def topic_partitions(connection: KafkaConnection) -> dict[str, int]:
+    """Every topic of the cluster (that these credentials may describe) and its partition
+    count. kafka-python's errors (``KafkaError``) after connecting propagate."""
+    from kafka import KafkaAdminClient
+
+    admin = connect(
+        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
+    )
+    try:
+        return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics()}
+    finally:
+        admin.close()
+
+
+def worker_settings(connection: KafkaConnection) -> WorkerSettings:
+    """The worker's settings with these connection settings and every other at its default
+    (for the worker's own functions that take them, such as its topic creation): built
+    without reading the environment again, so a worker variable this command does not use
+    cannot make it fail."""
+    return WorkerSettings.model_construct(**dict(connection))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sentistream.cli.connect import connect
+from sentistream.cli.connect import connect, topic_partitions, worker_settings
 from sentistream.cli.options import connection_options, log, setting_option
 from sentistream.cli.settings_options import FloatRange, IntRange
 from sentistream.connection import KafkaConnection
@@ -208,33 +208,20 @@ def create_topics(
     connection: KafkaConnection,
 ) -> None:
     """Create the input, output and dead-letter topics (those that exist are left alone)."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    admin = connect(
-        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
-    )
+    from sentistream.worker.backends.kafka_python.io import create_topics as create
+
     wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
     try:
-        existing = {
-            topic["name"]: len(topic["partitions"])
-            for topic in admin.describe_topics()
-            if topic["name"] in wanted
-        }
-        missing = {
-            name: {"num_partitions": count, "replication_factor": 1}
-            for name, count in wanted.items()
-            if name not in existing
-        }
+        existing = topic_partitions(connection)
+        missing = {name: count for name, count in wanted.items() if name not in existing}
         if missing:
-            admin.create_topics(missing)
-            admin.wait_for_topics(list(missing), timeout_ms=30_000)
+            create(worker_settings(connection), missing)
     except KafkaError as exc:
         raise click.ClickException(
             f"creating topics on {connection.bootstrap_servers}: {exc}"
         ) from exc
-    finally:
-        admin.close()
     for name, count in wanted.items():
         if name in missing:
             log(f"{name}: created ({_partitions(count)})")
