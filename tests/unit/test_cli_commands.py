@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sentistream.cli import cli, kafka_tools, options
+from sentistream.cli import connect as cli_connect
 from sentistream.cli import model as model_commands
 from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
@@ -38,6 +39,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def broker_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands probe the bootstrap servers before building a client (a fake here)."""
+    monkeypatch.setattr(cli_connect, "probe", lambda servers, timeout_s=1.0: None)
 
 
 def run(*args: str, stdin: str | None = None) -> Result:

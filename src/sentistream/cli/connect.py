@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from sentistream.connection import ConnectionSettingsError, KafkaConnection
+from sentistream.worker.app.connect import probe
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 __all__ = ["CONNECT_TIMEOUT_S", "connect", "topic_partitions", "worker_settings"]
@@ -22,8 +22,9 @@ CONNECT_TIMEOUT_S = 5.0
 
 def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) -> T:
     """A kafka-python client from ``make(config)``, or one line that says why there is none:
-    settings that cannot work, a broker that does not answer, a refused login or TLS
-    handshake.
+    settings that cannot work, no bootstrap server accepting a connection (said at once, in
+    the worker's words: ``cannot reach HOST:PORT (connection refused)``), a broker that does
+    not answer within :data:`CONNECT_TIMEOUT_S`, a refused login or TLS handshake.
 
     kafka-python logs every failed connection attempt itself; those lines are dropped here
     (the error says it once) and its log records do not reach the terminal.
@@ -39,8 +40,12 @@ def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) ->
         config = connection.client_config()
     except ConnectionSettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    config["bootstrap_timeout_ms"] = int(CONNECT_TIMEOUT_S * 1000)
     servers = connection.bootstrap_servers
+    addresses = servers.split(",")
+    unreachable = probe(addresses, timeout_s=CONNECT_TIMEOUT_S / len(addresses))
+    if unreachable is not None:
+        raise click.ClickException(f"{unreachable}; {_CHECK}")
+    config["bootstrap_timeout_ms"] = int(CONNECT_TIMEOUT_S * 1000)
     with FailureWatch() as watch:
         try:
             return make(config)
@@ -48,24 +53,18 @@ def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) ->
             why = watch.explain(connection)
             if why is not None:
                 raise click.ClickException(f"cannot connect to Kafka at {servers}: {why}") from exc
+            now = (
+                probe(addresses)
+                or f"{servers} accepts connections but does not answer as a Kafka broker"
+            )
             raise click.ClickException(
-                f"cannot reach Kafka at {servers} within {CONNECT_TIMEOUT_S:g} s "
-                f"({_probe(servers)}); check --bootstrap-servers or "
-                f"{ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
+                f"cannot reach Kafka at {servers} within {CONNECT_TIMEOUT_S:g} s ({now}); {_CHECK}"
             ) from exc
 
 
-def _probe(bootstrap_servers: str) -> str:
-    """Why the first bootstrap server does not answer, as the operating system says it."""
-    server = bootstrap_servers.partition(",")[0].strip()
-    host, _, port = server.rpartition(":")
-    try:
-        with socket.create_connection((host or server, int(port or 9092)), timeout=1):
-            return f"{server} accepts connections but does not answer as a Kafka broker"
-    except ValueError:
-        return f"{server}: not host:port"
-    except OSError as exc:
-        return f"{server}: {(exc.strerror or str(exc)).lower()}"
+_CHECK = (
+    f"check --bootstrap-servers or {ENV_PREFIX}BOOTSTRAP_SERVERS, and that the broker is running"
+)
 
 
 def topic_partitions(connection: KafkaConnection) -> dict[str, int]:
