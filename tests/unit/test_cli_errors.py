@@ -124,6 +124,23 @@ def test_a_real_process_prints_one_line_and_exits_1_without_traceback() -> None:
     assert done.stdout == ""
 
 
+@KAFKA_COMMANDS
+def test_a_missing_sasl_setting_exits_2_in_one_line_as_the_worker_does(args: list[str]) -> None:
+    flags = ["--security-protocol", "SASL_SSL", "--bootstrap-servers", "127.0.0.1:1"]
+    line = one_error_line(CliRunner().invoke(cli, [*args, *flags]), exit_code=2)
+    assert line == (
+        "Error: SASL_SSL needs --sasl-username and a password "
+        "(SENTISTREAM_SASL_PASSWORD or --sasl-password-file)"
+    )
+    assert CliRunner().invoke(cli, ["worker", *flags]).exit_code == 2
+
+
+@pytest.mark.parametrize("servers", ["localhost:abc", "a:1,,b:2", "b:"])
+def test_a_bootstrap_server_that_is_not_host_port_is_a_settings_error(servers: str) -> None:
+    result = CliRunner().invoke(cli, ["tail", "--bootstrap-servers", servers])
+    assert "is not host:port" in one_error_line(result, exit_code=2)
+
+
 # --------------------------------------------------------------------------- broken manifest
 
 

@@ -12,7 +12,7 @@ from sentistream.connection import ConnectionSettingsError, KafkaConnection
 from sentistream.worker.app.connect import probe
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "connect", "topic_partitions", "worker_settings"]
+__all__ = ["CONNECT_TIMEOUT_S", "SettingsError", "connect", "topic_partitions", "worker_settings"]
 
 T = TypeVar("T")
 
@@ -20,11 +20,29 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
 
 
+class SettingsError(click.ClickException):
+    """Connection settings that cannot work: one line, exit 2 (a usage error, as the worker
+    exits for the same settings), before anything is tried."""
+
+    exit_code = 2
+
+
+def _addresses(bootstrap_servers: str) -> list[str]:
+    """The bootstrap servers, each checked to be ``host`` or ``host:port``."""
+    addresses = [server.strip() for server in bootstrap_servers.split(",")]
+    for address in addresses:
+        _, colon, port = address.rpartition(":")
+        if not address or (colon and not port.isdigit()):
+            raise SettingsError(f"bootstrap server {address!r} is not host:port")
+    return addresses
+
+
 def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) -> T:
     """A kafka-python client from ``make(config)``, or one line that says why there is none:
-    settings that cannot work, no bootstrap server accepting a connection (said at once, in
-    the worker's words: ``cannot reach HOST:PORT (connection refused)``), a broker that does
-    not answer within :data:`CONNECT_TIMEOUT_S`, a refused login or TLS handshake.
+    settings that cannot work (:class:`SettingsError`), no bootstrap server accepting a
+    connection (said at once, in the worker's words: ``cannot reach HOST:PORT (connection
+    refused)``), a broker that does not answer within :data:`CONNECT_TIMEOUT_S`, a refused
+    login or TLS handshake.
 
     kafka-python logs every failed connection attempt itself; those lines are dropped here
     (the error says it once) and its log records do not reach the terminal.
@@ -39,9 +57,9 @@ def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) ->
     try:
         config = connection.client_config()
     except ConnectionSettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise SettingsError(str(exc)) from exc
     servers = connection.bootstrap_servers
-    addresses = servers.split(",")
+    addresses = _addresses(servers)
     unreachable = probe(addresses, timeout_s=CONNECT_TIMEOUT_S / len(addresses))
     if unreachable is not None:
         raise click.ClickException(f"{unreachable}; {_CHECK}")
