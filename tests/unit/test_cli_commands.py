@@ -26,7 +26,7 @@ from sentistream.cli import connect as cli_connect
 from sentistream.cli import model as model_commands
 from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
-from sentistream.worker.settings import ENV_PREFIX
+from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "sentistream-lstm"
@@ -97,6 +97,8 @@ def test_help_shows_the_variable_of_every_option_that_reads_one(name: str) -> No
         ("bench", "--keras-dir", "--keras-model"),
         ("produce", "--input-topic", "--topic"),
         ("tail", "--output-topic", "--topic"),
+        ("worker", "--model-dir", "--model"),
+        ("worker", "--input-topic", "--topic"),
     ],
 )
 def test_one_name_per_thing_and_old_names_hidden(command: str, shown: str, hidden: str) -> None:
@@ -112,6 +114,25 @@ def test_one_name_per_thing_and_old_names_hidden(command: str, shown: str, hidde
 def test_the_worker_names_the_same_settings() -> None:
     names = {opt for param in cli.commands["worker"].params for opt in param.opts}
     assert {"--model-dir", "--input-topic", "--output-topic", "--bootstrap-servers"} <= names
+
+
+def test_the_worker_takes_the_older_spellings_the_readme_promises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README: "Older spellings (`--model`, `--topic`, ...) still work"."""
+    from sentistream.worker.app import main as worker_main
+
+    seen = []
+
+    def run_worker(settings: WorkerSettings) -> int:
+        seen.append(settings)
+        return 0
+
+    monkeypatch.setattr(worker_main, "run_worker", run_worker)
+    ok("worker", "--model", str(SHIPPED), "--topic", "raw-tweets", "--output-topic", "out")
+    (settings,) = seen
+    assert (settings.model_dir, settings.input_topic) == (SHIPPED, "raw-tweets")
+    assert settings.output_topic == "out"
 
 
 def test_an_unknown_variable_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:

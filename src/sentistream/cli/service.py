@@ -15,7 +15,12 @@ __all__ = ["worker"]
 
 
 @click.command()
-@settings_options(WorkerSettings, ENV_PREFIX, defaults={"model_dir": DEFAULT_MODEL_DIR})
+@settings_options(
+    WorkerSettings,
+    ENV_PREFIX,
+    defaults={"model_dir": DEFAULT_MODEL_DIR},
+    aliases={"model_dir": ["--model"], "input_topic": ["--topic"]},
+)
 def worker(**flags: Any) -> None:
     """Consume tweets from Kafka, label them with the ONNX model, publish the labels."""
     import logging

@@ -130,12 +130,15 @@ def settings_options(
     prefix: str,
     *,
     defaults: Mapping[str, Any] | None = None,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> Callable[[F], F]:
     """One option per field of ``settings_class``; ``defaults`` replaces field defaults (for
-    a default that depends on where the package is installed). A secret (``SecretStr``) gets
-    no option: pydantic-settings reads it from its variable. A boolean that defaults to true
-    is ``--name/--no-name``."""
+    a default that depends on where the package is installed), ``aliases`` gives a field
+    older flag names that keep working without being shown (``{"model_dir": ["--model"]}``).
+    A secret (``SecretStr``) gets no option: pydantic-settings reads it from its variable. A
+    boolean that defaults to true is ``--name/--no-name``."""
     defaults = defaults or {}
+    aliases = aliases or {}
 
     def decorate(command: F) -> F:
         for name, field in reversed(settings_class.model_fields.items()):
@@ -145,10 +148,13 @@ def settings_options(
             flag = "--" + name.replace("_", "-")
             if is_flag and field.default is True:
                 flag += "/--no-" + name.replace("_", "-")
+            older = list(aliases.get(name, ()))
             command = click.option(
                 flag,
+                *older,
                 name,
                 cls=Option,
+                aliases=older,
                 type=None if is_flag else click_type(field),
                 is_flag=is_flag,
                 default=defaults.get(name, field.default),
