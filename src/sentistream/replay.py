@@ -5,7 +5,7 @@ tweet per line, numbered from 1. Each tweet is sent as ``{"id": ..., "text": ...
 its id, so the worker keeps per-tweet order and the output can be joined back.
 
 :func:`open_producer` is the kafka-python producer that sends them (every record acknowledged
-by all in-sync replicas), :func:`replay` the sending.
+by all in-sync replicas; it never has the broker create a topic), :func:`replay` the sending.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def open_producer(config: dict[str, Any]) -> Any:
     (:meth:`~sentistream.connection.KafkaConnection.client_config`)."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(**config, acks="all", linger_ms=5)
+    # A send to a missing topic must not create it (on a broker with auto.create.topics.enable,
+    # the default): produce checks that the topic exists first.
+    return KafkaProducer(**config, acks="all", linger_ms=5, allow_auto_create_topics=False)
 
 
 @dataclass

@@ -22,6 +22,7 @@ __all__ = [
     "open_consumer",
     "poll_values",
     "quantile",
+    "topic_exists",
 ]
 
 
@@ -51,7 +52,16 @@ def open_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level=isolation_level,
+        # Asking for a missing topic's metadata must not create it (on a broker with
+        # auto.create.topics.enable, the default): tail says it is missing instead.
+        allow_auto_create_topics=False,
     )
+
+
+def topic_exists(consumer: Any, topic: str) -> bool:
+    """Whether the cluster has ``topic`` (one that these credentials may not describe looks
+    missing too)."""
+    return bool(consumer.partitions_for_topic(topic))
 
 
 def poll_values(consumer: Any, timeout_ms: int = 500) -> list[bytes | None]:

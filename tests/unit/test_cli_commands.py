@@ -268,6 +268,8 @@ def producers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
         return made[-1]
 
     monkeypatch.setattr(kafka, "KafkaProducer", make)
+    topics = {"tweets": 3, "raw": 3, "from-env": 3}
+    monkeypatch.setattr(kafka, "KafkaAdminClient", lambda **config: FakeAdmin(topics, **config))
     return made
 
 
@@ -305,6 +307,23 @@ def test_produce_fails_when_kafka_does_not_acknowledge(
     assert "Error: 5 of 10 tweets were not acknowledged by Kafka" in result.stderr
 
 
+def test_produce_to_a_missing_topic_refuses_before_sending(producers: list[FakeProducer]) -> None:
+    """The broker would create it (auto.create.topics.enable) with its own partition count."""
+    result = run("produce", "--file", str(DEMO), "--input-topic", "tweetz")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: topic 'tweetz' does not exist on localhost:9092; create it with "
+        "`sentistream create-topics --bootstrap-servers localhost:9092 --input-topic tweetz` "
+        "(or start the worker with --create-topics)"
+    )
+    assert producers == []
+
+
+def test_produce_never_has_the_broker_create_a_topic(producers: list[FakeProducer]) -> None:
+    ok("produce", "--file", str(DEMO), "--limit", "1")
+    assert producers[0].config["allow_auto_create_topics"] is False
+
+
 # --------------------------------------------------------------------------- tail
 
 
@@ -319,6 +338,9 @@ class FakeConsumer:
         self.config = config
         self.batches = batches
         self.closed = False
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set() if topic == "missing" else {0, 1, 2}
 
     def poll(self, timeout_ms: int) -> dict[str, list[FakeRecord]]:
         values = self.batches.pop(0) if self.batches else []
@@ -371,6 +393,23 @@ def test_tail_explains_its_columns_and_prints_one_line_per_label(
     assert consumers[1].closed
 
 
+def test_tail_on_a_missing_topic_says_so_and_how_to_create_it(
+    consumers: list[FakeConsumer],
+) -> None:
+    result = run(
+        "tail", "--output-topic", "missing", "--bootstrap-servers", "k:9093", "--timeout", "0.01"
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""  # no header
+    assert result.stderr.strip() == (
+        "Error: topic 'missing' does not exist on k:9093; create it with `sentistream "
+        "create-topics --bootstrap-servers k:9093 --output-topic missing` (or start the "
+        "worker with --create-topics)"
+    )
+    assert consumers[1].closed
+    assert consumers[1].config["allow_auto_create_topics"] is False
+
+
 def test_tail_hints_at_from_beginning_when_nothing_arrives(consumers: list[FakeConsumer]) -> None:
     result = ok("tail", "--timeout", "0.01", "--json")
     assert "add --from-beginning to see the earlier ones" in result.stderr
@@ -399,6 +438,9 @@ class FakeAdmin:
     def __init__(self, topics: dict[str, int], **config: Any) -> None:
         self.topics = topics
         self.created: dict[str, Any] = {}
+
+    def list_topics(self) -> list[str]:
+        return list(self.topics)
 
     def describe_topics(self) -> list[dict[str, Any]]:
         return [{"name": n, "partitions": [{}] * count} for n, count in self.topics.items()]

@@ -12,7 +12,14 @@ from sentistream.connection import ConnectionSettingsError, KafkaConnection
 from sentistream.worker.app.connect import probe
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
-__all__ = ["CONNECT_TIMEOUT_S", "SettingsError", "connect", "topic_partitions", "worker_settings"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "SettingsError",
+    "connect",
+    "topic_names",
+    "topic_partitions",
+    "worker_settings",
+]
 
 T = TypeVar("T")
 
@@ -88,15 +95,28 @@ _CHECK = (
 def topic_partitions(connection: KafkaConnection) -> dict[str, int]:
     """Every topic of the cluster (that these credentials may describe) and its partition
     count. kafka-python's errors (``KafkaError``) after connecting propagate."""
-    from kafka import KafkaAdminClient
-
-    admin = connect(
-        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
-    )
+    admin = _admin(connection)
     try:
         return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics()}
     finally:
         admin.close()
+
+
+def topic_names(connection: KafkaConnection) -> set[str]:
+    """The names of the cluster's topics (those these credentials may describe)."""
+    admin = _admin(connection)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _admin(connection: KafkaConnection) -> Any:
+    from kafka import KafkaAdminClient
+
+    return connect(
+        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
+    )
 
 
 def worker_settings(connection: KafkaConnection) -> WorkerSettings:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sentistream.cli.connect import connect, topic_partitions, worker_settings
+from sentistream.cli.connect import connect, topic_names, topic_partitions, worker_settings
 from sentistream.cli.options import connection_options, log, setting_option
 from sentistream.cli.settings_options import FloatRange, IntRange
 from sentistream.connection import KafkaConnection
@@ -58,6 +58,13 @@ def produce(
         raise click.ClickException(str(exc)) from exc
     if limit is not None:
         items = items[:limit]
+    try:
+        if input_topic not in topic_names(connection):
+            raise _missing(input_topic, "--input-topic", connection)
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"listing the topics of {connection.bootstrap_servers}: {exc}"
+        ) from exc
     producer = connect(open_producer, connection)
     try:
         done = replay(
@@ -138,6 +145,7 @@ def tail(
         format_label,
         open_consumer,
         poll_values,
+        topic_exists,
     )
 
     if isolation_level is None:
@@ -152,6 +160,9 @@ def tail(
         ),
         connection,
     )
+    if not topic_exists(consumer, output_topic):
+        consumer.close()
+        raise _missing(output_topic, "--output-topic", connection)
     if not as_json and not no_header:
         log(LEGEND)
         click.echo(HEADER)
@@ -234,6 +245,15 @@ def create_topics(
                 f"add partitions (kafka-topics.sh --alter --topic {name} --partitions {count}), "
                 "which moves keys to other partitions"
             )
+
+
+def _missing(topic: str, flag: str, connection: KafkaConnection) -> click.ClickException:
+    servers = connection.bootstrap_servers
+    return click.ClickException(
+        f"topic {topic!r} does not exist on {servers}; create it with `sentistream "
+        f"create-topics --bootstrap-servers {servers} {flag} {topic}` (or start the worker "
+        "with --create-topics)"
+    )
 
 
 def _partitions(count: int) -> str:
