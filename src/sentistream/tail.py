@@ -1,7 +1,8 @@
 """Reading and formatting labelled results for people (``sentistream tail``).
 
 :func:`open_consumer` is a kafka-python consumer without a consumer group (it commits
-nothing and shares no partitions).
+nothing and shares no partitions); :func:`read_from` points it at the output topic's end (or
+start) as of that moment.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = [
     "open_consumer",
     "poll_values",
     "quantile",
-    "topic_exists",
+    "read_from",
 ]
 
 
@@ -37,16 +38,13 @@ LEGEND = (
 )
 
 
-def open_consumer(
-    config: dict[str, Any], topic: str, *, from_beginning: bool, isolation_level: str
-) -> Any:
-    """kafka-python's consumer of ``topic`` for ``tail``, from a client configuration
+def open_consumer(config: dict[str, Any], *, from_beginning: bool, isolation_level: str) -> Any:
+    """kafka-python's consumer for ``tail``, from a client configuration
     (:meth:`~sentistream.connection.KafkaConnection.client_config`): no group, no commits,
-    starting at the oldest record or at the end."""
+    never creating a topic. :func:`read_from` gives it its topic."""
     from kafka import KafkaConsumer
 
     return KafkaConsumer(
-        topic,
         **config,
         group_id=None,
         enable_auto_commit=False,
@@ -58,10 +56,25 @@ def open_consumer(
     )
 
 
-def topic_exists(consumer: Any, topic: str) -> bool:
-    """Whether the cluster has ``topic`` (one that these credentials may not describe looks
-    missing too)."""
-    return bool(consumer.partitions_for_topic(topic))
+def read_from(consumer: Any, topic: str, *, from_beginning: bool, timeout_s: float) -> bool:
+    """Point ``consumer`` at every partition of ``topic``, at its first record or at its end
+    as of now (waiting up to ``timeout_s`` for the offsets), so that "labels written after
+    tail starts" means after this call returned. False when the cluster has no such topic (or
+    one these credentials may not describe). Partitions added later are not followed."""
+    from kafka import TopicPartition
+
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return False
+    assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+    consumer.assign(assigned)
+    if from_beginning:
+        consumer.seek_to_beginning(*assigned)
+    else:
+        consumer.seek_to_end(*assigned)
+    for partition in assigned:
+        consumer.position(partition, timeout_ms=int(timeout_s * 1000))
+    return True
 
 
 def poll_values(consumer: Any, timeout_ms: int = 500) -> list[bytes | None]:

@@ -333,14 +333,29 @@ class FakeRecord:
 
 
 class FakeConsumer:
-    def __init__(self, batches: list[list[bytes | None]], topic: str, **config: Any) -> None:
-        self.topic = topic
+    def __init__(self, batches: list[list[bytes | None]], **config: Any) -> None:
+        self.topic = ""
         self.config = config
         self.batches = batches
         self.closed = False
+        self.calls: list[str] = []
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return set() if topic == "missing" else {0, 1, 2}
+
+    def assign(self, partitions: list[kafka.TopicPartition]) -> None:
+        (self.topic,) = {tp.topic for tp in partitions}
+        self.calls.append(f"assign {sorted(tp.partition for tp in partitions)}")
+
+    def seek_to_end(self, *partitions: kafka.TopicPartition) -> None:
+        self.calls.append(f"seek_to_end {len(partitions)}")
+
+    def seek_to_beginning(self, *partitions: kafka.TopicPartition) -> None:
+        self.calls.append(f"seek_to_beginning {len(partitions)}")
+
+    def position(self, partition: kafka.TopicPartition, timeout_ms: int) -> int:
+        self.calls.append(f"position {partition.partition}")
+        return 0
 
     def poll(self, timeout_ms: int) -> dict[str, list[FakeRecord]]:
         values = self.batches.pop(0) if self.batches else []
@@ -368,13 +383,13 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
     made: list[FakeConsumer] = []
     batches: list[list[bytes | None]] = []
 
-    def make(topic: str, **config: Any) -> FakeConsumer:
-        made.append(FakeConsumer(batches, topic, **config))
+    def make(**config: Any) -> FakeConsumer:
+        made.append(FakeConsumer(batches, **config))
         return made[-1]
 
     monkeypatch.setattr(kafka, "KafkaConsumer", make)
     monkeypatch.setattr(kafka_tools, "TAIL_HINT_AFTER_S", 0.0)
-    made.append(FakeConsumer(batches, "(batches to come)"))  # made[0].batches: the script
+    made.append(FakeConsumer(batches))  # made[0].batches: the script
     return made
 
 
@@ -391,6 +406,24 @@ def test_tail_explains_its_columns_and_prints_one_line_per_label(
     assert consumers[1].topic == "labels"
     assert consumers[1].config["auto_offset_reset"] == "latest"
     assert consumers[1].closed
+
+
+@pytest.mark.parametrize(
+    ("flags", "seek"), [([], "seek_to_end"), (["--from-beginning"], "seek_to_beginning")]
+)
+def test_tail_is_at_the_end_or_the_start_of_every_partition_before_its_header(
+    consumers: list[FakeConsumer], flags: list[str], seek: str
+) -> None:
+    """So a script may start a producer once tail's header is out and miss no label."""
+    consumers[0].batches.append([_label("positive", 0, 0)])
+    ok("tail", *flags, "--max", "1")
+    assert consumers[1].calls == [
+        "assign [0, 1, 2]",
+        f"{seek} 3",
+        "position 0",
+        "position 1",
+        "position 2",
+    ]
 
 
 def test_tail_on_a_missing_topic_says_so_and_how_to_create_it(

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from sentistream.cli.connect import connect, topic_names, topic_partitions, worker_settings
+from sentistream.cli.connect import (
+    CONNECT_TIMEOUT_S,
+    connect,
+    topic_names,
+    topic_partitions,
+    worker_settings,
+)
 from sentistream.cli.options import connection_options, log, setting_option
 from sentistream.cli.settings_options import FloatRange, IntRange
 from sentistream.connection import KafkaConnection
@@ -145,7 +151,7 @@ def tail(
         format_label,
         open_consumer,
         poll_values,
-        topic_exists,
+        read_from,
     )
 
     if isolation_level is None:
@@ -153,14 +159,13 @@ def tail(
         isolation_level = "read_committed" if guarantee == "exactly-once" else "read_uncommitted"
     consumer = connect(
         lambda config: open_consumer(
-            config,
-            output_topic,
-            from_beginning=from_beginning,
-            isolation_level=isolation_level,
+            config, from_beginning=from_beginning, isolation_level=isolation_level
         ),
         connection,
     )
-    if not topic_exists(consumer, output_topic):
+    if not read_from(
+        consumer, output_topic, from_beginning=from_beginning, timeout_s=CONNECT_TIMEOUT_S
+    ):
         consumer.close()
         raise _missing(output_topic, "--output-topic", connection)
     if not as_json and not no_header:
