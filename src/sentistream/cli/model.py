@@ -183,31 +183,7 @@ def _classes(value: str) -> tuple[str, ...]:
     show_default=True,
     help="Model name written into the manifest and every output record.",
 )
-def train(
-    data_specs: tuple[str, ...],
-    out: Path,
-    classes: str,
-    encoding: str,
-    num_words: int,
-    maxlen: int,
-    epochs: int,
-    patience: int,
-    batch_size: int,
-    seed: int,
-    limit: int | None,
-    class_weight: str,
-    glove: bool,
-    train_embedding: bool,
-    bidirectional: bool,
-    embedding_dim: int,
-    lstm_units: int,
-    dropout: float,
-    recurrent_dropout: float,
-    spatial_dropout: float,
-    learning_rate: float,
-    baseline: bool,
-    name: str,
-) -> None:
+def train(data_specs: tuple[str, ...], classes: str, **flags: Any) -> None:
     """Train the LSTM on labelled CSV files and write a Keras artifact folder.
 
     Every file is split train / validation / test on its own and scored on its own test
@@ -215,6 +191,7 @@ def train(
     """
     from sentistream.dataset import DatasetError
     from sentistream.trainer.glove import GloveError
+    from sentistream.trainer.model import ModelConfig
     from sentistream.trainer.sources import DataSource
     from sentistream.trainer.train import TrainConfig
     from sentistream.trainer.train import train as run_training
@@ -226,33 +203,10 @@ def train(
     for source in sources:
         if not source.path.is_file():
             raise click.BadParameter(f"{source.path}: no such file", param_hint="--data")
-    config = TrainConfig(
-        sources=sources,
-        out=out,
-        classes=_classes(classes),
-        encoding=encoding,  # type: ignore[arg-type]
-        num_words=num_words,
-        maxlen=maxlen,
-        epochs=epochs,
-        patience=patience,
-        batch_size=batch_size,
-        seed=seed,
-        limit=limit,
-        class_weight=class_weight,  # type: ignore[arg-type]
-        glove=glove,
-        baseline=baseline,
-        name=name,
-        model={
-            "embedding_dim": embedding_dim,
-            "lstm_units": lstm_units,
-            "bidirectional": bidirectional,
-            "train_embedding": train_embedding,
-            "dropout": dropout,
-            "recurrent_dropout": recurrent_dropout,
-            "spatial_dropout": spatial_dropout,
-            "learning_rate": learning_rate,
-        },
-    )
+    # Each flag is named after the TrainConfig or ModelConfig field it sets.
+    network = {field.name for field in dataclasses.fields(ModelConfig)}
+    model = {name: flags.pop(name) for name in list(flags) if name in network}
+    config = TrainConfig(sources=sources, classes=_classes(classes), model=model, **flags)
     try:
         report = run_training(config, log=log)
     except (DatasetError, GloveError, ValueError) as exc:
