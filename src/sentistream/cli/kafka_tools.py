@@ -178,13 +178,6 @@ def tail(
         click.echo(text)
         seen.add(value)
 
-    if from_beginning:
-        hint = f"no labels on {output_topic} yet: is a worker running and a producer sending?"
-    else:
-        hint = (
-            f"no new labels on {output_topic} in {TAIL_HINT_AFTER_S:.0f} s; tail shows labels "
-            "written from now on: add --from-beginning to see the earlier ones"
-        )
     try:
         follow(
             lambda: poll_values(consumer),
@@ -192,7 +185,7 @@ def tail(
             max_messages=max_messages,
             idle_timeout_s=timeout,
             hint_after_s=TAIL_HINT_AFTER_S,
-            hint=lambda: log(hint),
+            hint=lambda: log(_nothing_yet(output_topic, from_beginning)),
         )
     except KeyboardInterrupt:
         pass
@@ -250,6 +243,16 @@ def create_topics(
                 f"add partitions (kafka-topics.sh --alter --topic {name} --partitions {count}), "
                 "which moves keys to other partitions"
             )
+
+
+def _nothing_yet(topic: str, from_beginning: bool) -> str:
+    """What ``tail`` says when no label came within :data:`TAIL_HINT_AFTER_S`."""
+    if from_beginning:
+        return f"no labels on {topic} yet: is a worker running and a producer sending?"
+    return (
+        f"no new labels on {topic} in {TAIL_HINT_AFTER_S:.0f} s; tail shows labels "
+        "written from now on: add --from-beginning to see the earlier ones"
+    )
 
 
 def _missing(topic: str, flag: str, connection: KafkaConnection) -> click.ClickException:
