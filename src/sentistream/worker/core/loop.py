@@ -42,18 +42,16 @@ from dataclasses import dataclass
 
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.core.classify import Classify
+from sentistream.worker.core.deadline import Deadline
+from sentistream.worker.core.drift import DriftSignals
+from sentistream.worker.core.fields import FieldMap
 from sentistream.worker.core.flow import FlowControl, FlowDecision
 from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
+from sentistream.worker.core.label_format import LabelFormat
 from sentistream.worker.core.messages import InputFormat, InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ModelSlot, ServedModel
-from sentistream.worker.core.pipeline import (
-    Finished,
-    InferenceStage,
-    InlineRunner,
-    Runner,
-    ThreadRunner,
-)
+from sentistream.worker.core.pipeline import Finished, InferenceStage
 from sentistream.worker.core.ports import (
     Classifier,
     Clock,
@@ -63,6 +61,7 @@ from sentistream.worker.core.ports import (
     TopicPartition,
 )
 from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 from sentistream.worker.core.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
@@ -102,6 +101,8 @@ class Worker:
         policy: BatchPolicy,
         topics: Topics,
         input_format: InputFormat = "auto",
+        fields: FieldMap | None = None,
+        label_format: LabelFormat | None = None,
         max_record_bytes: int = 16_384,
         max_in_flight: int | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -123,12 +124,23 @@ class Worker:
         self.stopping = False
         self.state = WorkerState()
         self.batcher = MicroBatcher(policy)
+        self.drift = DriftSignals(metrics.drift, "primary")
+        self.drift.use_model(
+            (model_info or {}).get("version", ""),
+            model_slot.current.drift_reference if model_slot is not None else None,
+        )
         self.classify = Classify(
-            classifier, metrics, input_format=input_format, max_record_bytes=max_record_bytes
+            classifier,
+            metrics,
+            input_format=input_format,
+            fields=fields,
+            max_record_bytes=max_record_bytes,
+            drift=self.drift,
         )
         self.publisher = Publisher(
             sink,
             topics,
+            label_format=label_format,
             model_info=model_info or {},
             max_request_bytes=max_request_bytes,
             on_labeled=self._on_labeled,
@@ -146,7 +158,7 @@ class Worker:
         if pipeline_depth <= 1:
             runner = InlineRunner()
         elif runner is None:
-            runner = self._own_runner = ThreadRunner()
+            runner = self._own_runner = ThreadRunner("inference")
         self.stage = InferenceStage(self.classify, runner, max(1, pipeline_depth))
         self.flow = FlowControl.for_limit(
             max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
@@ -197,7 +209,7 @@ class Worker:
             # so a finished batch never sits behind one. (Waiting here rather than cutting the
             # poll's timeout to 0 also keeps zero-timeout polls rare: kafka-python 3.0.12 can
             # lose a group join polled that way, see kafka_io._finish_lost_join.)
-            self._finish_pending(now + self.batcher.wait_s(now))
+            self._finish_pending(Deadline(now + self.batcher.wait_s(now), self.clock))
             now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         got = 0
@@ -225,8 +237,8 @@ class Worker:
         """Finish the batch in hand and the batches with the model, publish them, wait for
         deliveries, commit; all within ``timeout_s``. Records the model did not finish in
         time are reported undelivered (not committed: a restart redoes them)."""
-        deadline = self.clock.monotonic() + timeout_s
-        while self.stage.full and self.stage.wait(self._left(deadline)):
+        deadline = Deadline.after(timeout_s, self.clock)
+        while self.stage.full and self.stage.wait(deadline.left()):
             self._publish_finished()
         if len(self.batcher) and not self.stage.full:
             self._submit(self.batcher.take())
@@ -254,6 +266,7 @@ class Worker:
         """Classify with ``model`` from the next micro-batch on; its outputs name it."""
         self.classify.classifier = model.classifier
         self.publisher.model_info = dict(model.info)
+        self.drift.use_model(model.info.get("version", ""), model.drift_reference)
         for label in model.classifier.labels:
             self.metrics.labeled.labels(label=label)
 
@@ -284,14 +297,11 @@ class Worker:
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
 
-    def _finish_pending(self, deadline: float) -> None:
+    def _finish_pending(self, deadline: Deadline) -> None:
         """Wait for the batches with the model, publishing each as it is back, until none is
-        left or ``deadline`` (monotonic) passes."""
-        while len(self.stage) and self.stage.wait(self._left(deadline)):
+        left or ``deadline`` passes."""
+        while len(self.stage) and self.stage.wait(deadline.left()):
             self._publish_finished()
-
-    def _left(self, deadline: float) -> float:
-        return max(0.0, deadline - self.clock.monotonic())
 
     def _flow(self) -> None:
         decision = self.flow.decide(self.in_flight, self.paused)
