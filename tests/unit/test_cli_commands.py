@@ -26,6 +26,7 @@ from sentistream.cli import connect as cli_connect
 from sentistream.cli import model as model_commands
 from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
+from sentistream.worker.backends.kafka_python import admin as kafka_python_admin
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -498,6 +499,8 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
         return admins[-1]
 
     monkeypatch.setattr(kafka, "KafkaAdminClient", make)
+    # The creating is the worker's (which imported the client before the patch).
+    monkeypatch.setattr(kafka_python_admin, "KafkaAdminClient", make)
     result = ok("create-topics", "--partitions", "6")
     created = {name: spec for admin in admins for name, spec in admin.created.items()}
     assert created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}

@@ -219,7 +219,7 @@ def create_topics(
     """Create the input, output and dead-letter topics (those that exist are left alone)."""
     from kafka.errors import KafkaError
 
-    from sentistream.worker.backends.kafka_python.io import create_topics as create
+    from sentistream.worker.backends.kafka_python.admin import create_topics as create
 
     wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
     try:
