@@ -130,10 +130,29 @@ def test_the_worker_takes_the_older_spellings_the_readme_promises(
         return 0
 
     monkeypatch.setattr(worker_main, "run_worker", run_worker)
+    monkeypatch.setattr(worker_main, "exit_process", sys.exit)
     ok("worker", "--model", str(SHIPPED), "--topic", "raw-tweets", "--output-topic", "out")
     (settings,) = seen
     assert (settings.model_dir, settings.input_topic) == (SHIPPED, "raw-tweets")
     assert settings.output_topic == "out"
+
+
+def test_the_worker_command_ends_the_process_through_exit_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not sys.exit: the interpreter's teardown after "stopped cleanly" costs seconds."""
+    from sentistream.worker.app import main as worker_main
+
+    codes: list[int] = []
+
+    def exit_process(code: int) -> None:
+        codes.append(code)
+        sys.exit(code)
+
+    monkeypatch.setattr(worker_main, "run_worker", lambda settings: 3)
+    monkeypatch.setattr(worker_main, "exit_process", exit_process)
+    assert run("worker").exit_code == 3
+    assert codes == [3]
 
 
 def test_an_unknown_variable_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,7 +125,12 @@ def test_a_real_process_prints_one_line_and_exits_1_without_traceback() -> None:
 
 
 @KAFKA_COMMANDS
-def test_a_missing_sasl_setting_exits_2_in_one_line_as_the_worker_does(args: list[str]) -> None:
+def test_a_missing_sasl_setting_exits_2_in_one_line_as_the_worker_does(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentistream.worker.app import main as worker_main
+
+    monkeypatch.setattr(worker_main, "exit_process", sys.exit)  # not os._exit inside pytest
     flags = ["--security-protocol", "SASL_SSL", "--bootstrap-servers", "127.0.0.1:1"]
     line = one_error_line(CliRunner().invoke(cli, [*args, *flags]), exit_code=2)
     assert line == (
