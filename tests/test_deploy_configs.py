@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.core.metrics import WorkerMetrics
 
 yaml = pytest.importorskip("yaml", reason="PyYAML missing: pip install pyyaml (a dev dependency)")
 
@@ -36,7 +36,7 @@ DATASOURCE_UID = "prometheus"
 
 
 def _worker_metrics() -> frozenset[str]:
-    """The metrics a worker exposes, as sentistream.worker.metrics declares them (the
+    """The metrics a worker exposes, as sentistream.worker.core.metrics declares them (the
     contract); histograms without their _bucket/_sum/_count."""
     declared: set[str] = set()
     for family in WorkerMetrics.create().registry.collect():
@@ -380,7 +380,7 @@ def test_dashboard_and_alerts_use_only_known_metrics() -> None:
             referenced.setdefault(name, set()).add(f"alert {rule['alert']}")
     known = _worker_metrics()
     unknown = {name: where for name, where in referenced.items() if name not in known}
-    assert not unknown, f"metrics sentistream.worker.metrics does not declare: {unknown}"
+    assert not unknown, f"metrics sentistream.worker.core.metrics does not declare: {unknown}"
 
 
 def test_dashboard_promql_parses(tmp_path: Path) -> None:

@@ -471,7 +471,7 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
 def _classify(model: SentimentModel, texts: Sequence[str]) -> list[Prediction | str]:
     """Per text its prediction, or the reason the worker would dead-letter it (the worker's
     own check, so the two never disagree)."""
-    from sentistream.worker.messages import InvalidMessage, decode
+    from sentistream.worker.core.messages import InvalidMessage, decode
 
     limit = WorkerSettings.model_fields["max_record_bytes"].default
     verdicts: dict[int, Prediction | str] = {}
@@ -846,7 +846,7 @@ def worker(**flags: Any) -> None:
     )
     # run_worker sets kafka-python's own logger level (quiet unless --log-level DEBUG).
     from sentistream.manifest import ManifestError
-    from sentistream.worker.main import run_worker
+    from sentistream.worker.app.main import run_worker
 
     try:
         code = run_worker(settings)
@@ -1014,7 +1014,7 @@ def bench(
     from sentistream.bench.report import load_average, machine, write_report
     from sentistream.bench.run import BenchConfig, expand_kafka_clients, run_bench
     from sentistream.dataset import load_labelled
-    from sentistream.worker.clients import ClientMissing, kafka_client
+    from sentistream.worker.backends import ClientMissing, kafka_client
 
     clients = expand_kafka_clients(kafka_clients)
     try:

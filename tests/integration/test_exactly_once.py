@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from sentistream.worker.clients import kafka_client as client_named
-from sentistream.worker.ports import TransactionFailed
+from sentistream.worker.backends import kafka_client as client_named
+from sentistream.worker.core.ports import TransactionFailed
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import ScriptBroker
 from tests.integration.test_worker import committed_total, group_progress, records_in

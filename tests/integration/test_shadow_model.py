@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sentistream.worker.shadow import sampled
+from sentistream.worker.core.shadow import sampled
 from tests.integration.conftest import TopicFactory
 from tests.integration.worker_process import (
     INT8_MODEL,

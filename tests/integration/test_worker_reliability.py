@@ -21,8 +21,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.kafka_io import KafkaSource
-from sentistream.worker.ports import TopicPartition
+from sentistream.worker.backends.kafka_python.io import KafkaSource
+from sentistream.worker.core.ports import TopicPartition
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import TopicFactory
 from tests.integration.worker_process import (

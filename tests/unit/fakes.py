@@ -25,10 +25,10 @@ import numpy.typing as npt
 from kafka.errors import MessageSizeTooLargeError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from sentistream.worker.exactly_once import HeldDelivery
-from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import HeldRecord, InputRecord
-from sentistream.worker.ports import (
+from sentistream.worker.core.exactly_once import HeldDelivery
+from sentistream.worker.core.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.core.messages import HeldRecord, InputRecord
+from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
     InferenceError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentistream.worker.batcher import BatchPolicy, MicroBatcher
+from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from tests.unit.fakes import FakeRecord
 from tests.unit.test_worker_loop import make, texts
 

@@ -12,10 +12,10 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from sentistream.connection import KafkaConnection
-from sentistream.worker.clients import ClientMissing, kafka_client
-from sentistream.worker.confluent_config import librdkafka_config
-from sentistream.worker.confluent_delivery import ConfluentDelivery
-from sentistream.worker.confluent_io import (
+from sentistream.worker.backends import ClientMissing, kafka_client
+from sentistream.worker.backends.confluent.config import librdkafka_config
+from sentistream.worker.backends.confluent.delivery import ConfluentDelivery
+from sentistream.worker.backends.confluent.io import (
     ConfluentSink,
     ConfluentSource,
     KafkaUnreachable,
@@ -23,11 +23,11 @@ from sentistream.worker.confluent_io import (
     fatal_error_of,
     kafka_exception_of,
 )
-from sentistream.worker.confluent_transactions import (
+from sentistream.worker.backends.confluent.transactions import (
     ConfluentTransactionalSink,
     transaction_outcome,
 )
-from sentistream.worker.ports import (
+from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
     SinkUnavailable,
@@ -360,7 +360,7 @@ def test_a_closed_sink_takes_nothing() -> None:
 def test_a_consumer_with_no_broker_to_reach_is_retried_not_fatal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("sentistream.worker.confluent_io.BOOTSTRAP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("sentistream.worker.backends.confluent.io.BOOTSTRAP_TIMEOUT_S", 0.2)
     with pytest.raises(KafkaUnreachable):
         ConfluentSource(unreachable())
 
@@ -384,7 +384,7 @@ def test_the_confluent_client_is_the_confluent_adapters() -> None:
 
 
 def test_the_default_client_is_kafka_python() -> None:
-    from sentistream.worker.kafka_io import KafkaSource
+    from sentistream.worker.backends.kafka_python.io import KafkaSource
 
     assert WorkerSettings().kafka_client == "kafka-python"
     assert kafka_client("kafka-python").source is KafkaSource
@@ -399,7 +399,7 @@ def test_a_missing_confluent_kafka_says_what_to_install(monkeypatch: pytest.Monk
 def test_the_worker_without_confluent_kafka_stops_in_one_line_with_exit_2(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sentistream.worker.main import EXIT_SETUP, run_worker
+    from sentistream.worker.app.main import EXIT_SETUP, run_worker
 
     monkeypatch.setitem(sys.modules, "confluent_kafka", None)
     caplog.set_level(logging.INFO, "sentistream")
@@ -414,7 +414,7 @@ def test_the_worker_imports_confluent_kafka_only_when_asked_for() -> None:
     import subprocess
 
     code = (
-        "import sys, sentistream.worker.main, sentistream.cli\n"
+        "import sys, sentistream.worker.app.main, sentistream.cli\n"
         "print('confluent_kafka' in sys.modules)"
     )
     result = subprocess.run(

@@ -13,7 +13,7 @@ HEAVY = ("tensorflow", "keras", "tf2onnx", "pandas", "sklearn")
 @pytest.mark.parametrize(
     "modules",
     [
-        ["sentistream.worker.main"],
+        ["sentistream.worker.app.main"],
         ["sentistream.cli"],
         ["sentistream.inference", "sentistream.replay", "sentistream.tail"],
     ],

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentistream.worker.messages import (
+from sentistream.worker.core.messages import (
     HEADER_PREFIX,
     MAX_ERROR_MESSAGE_CHARS,
     InputFormat,

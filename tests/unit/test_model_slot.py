@@ -20,10 +20,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sentistream.manifest import ManifestError
-from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.loop import Worker
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.model_slot import (
+from sentistream.worker.core.batcher import BatchPolicy
+from sentistream.worker.core.loop import Worker
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.model_slot import (
     InlineRunner,
     ModelRefused,
     ModelSlot,
@@ -32,7 +32,7 @@ from sentistream.worker.model_slot import (
     manifest_fingerprint,
     warm_up,
 )
-from sentistream.worker.publish import Topics
+from sentistream.worker.core.publish import Topics
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 T = TypeVar("T")
@@ -491,7 +491,7 @@ def test_a_refused_model_leaves_the_loop_serving_the_old_one(
 
 
 def test_the_shipped_models_pass_warm_up() -> None:
-    from sentistream.worker.main import load_served
+    from sentistream.worker.app.main import load_served
     from sentistream.worker.settings import WorkerSettings
 
     folders = [REPO_ROOT / "models" / n for n in ("sentistream-lstm", "sentistream-lstm-int8")]
@@ -511,7 +511,7 @@ def test_the_shipped_models_pass_warm_up() -> None:
 def test_sighup_asks_the_slot_for_a_check(clock: FakeClock, registry: CollectorRegistry) -> None:
     import signal
 
-    from sentistream.worker.main import _Process
+    from sentistream.worker.app.main import _Process
     from sentistream.worker.settings import WorkerSettings
 
     process = _Process(WorkerSettings())

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sentistream.manifest import FORMAT_VERSION, MANIFEST_FILE, ManifestError, load_manifest
 from sentistream.settings_cli import is_secret
 from sentistream.text import CLEANING_VERSION
-from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.classify import Labelled, Verdict
-from sentistream.worker.loop import Worker
-from sentistream.worker.messages import InvalidMessage, Tweet
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.publish import Topics
-from sentistream.worker.shadow import AGREEMENT_WINDOW, Shadow, sampled
+from sentistream.worker.core.batcher import BatchPolicy
+from sentistream.worker.core.classify import Labelled, Verdict
+from sentistream.worker.core.loop import Worker
+from sentistream.worker.core.messages import InvalidMessage, Tweet
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.shadow import AGREEMENT_WINDOW, Shadow, sampled
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 IN, OUT, DLQ, SHADOW = "tweets", "tweet-labels", "tweets.dlq", "tweet-labels.shadow"

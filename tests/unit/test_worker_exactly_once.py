@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from kafka.errors import KafkaError, ProducerFencedError
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.exactly_once import ExactlyOnce, HeldDelivery
-from sentistream.worker.loop import Worker
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import TopicPartition, TransactionAborted, TransactionFailed
-from sentistream.worker.publish import Topics
+from sentistream.worker.core.batcher import BatchPolicy
+from sentistream.worker.core.exactly_once import ExactlyOnce, HeldDelivery
+from sentistream.worker.core.loop import Worker
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import TopicPartition, TransactionAborted, TransactionFailed
+from sentistream.worker.core.publish import Topics
 from tests.unit.fakes import (
     FakeClassifier,
     FakeClock,

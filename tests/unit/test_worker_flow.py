@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentistream.worker.flow import FlowControl, FlowDecision
+from sentistream.worker.core.flow import FlowControl, FlowDecision
 from tests.unit.test_worker_loop import TP0, TP1, make, texts
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.http import HealthServer, make_app
-from sentistream.worker.metrics import WorkerMetrics
+from sentistream.worker.app.http import HealthServer, make_app
+from sentistream.worker.core.metrics import WorkerMetrics
 
 
 @dataclass

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from sentistream.worker.loop import WorkerState
-from sentistream.worker.main import _Process
+from sentistream.worker.app.main import _Process
+from sentistream.worker.core.loop import WorkerState
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.test_worker_loop import make, texts
 

@@ -12,15 +12,15 @@ import pytest
 from kafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.classify import MAX_FAILED_BATCHES
-from sentistream.worker.kafka_io import connect_with_retry
-from sentistream.worker.loop import Worker
-from sentistream.worker.messages import InputFormat
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.pipeline import Runner
-from sentistream.worker.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
-from sentistream.worker.publish import Topics
+from sentistream.worker.backends.kafka_python.io import connect_with_retry
+from sentistream.worker.core.batcher import BatchPolicy
+from sentistream.worker.core.classify import MAX_FAILED_BATCHES
+from sentistream.worker.core.loop import Worker
+from sentistream.worker.core.messages import InputFormat
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.pipeline import Runner
+from sentistream.worker.core.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
+from sentistream.worker.core.publish import Topics
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 IN = "tweets"

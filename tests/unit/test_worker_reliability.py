@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from sentistream.worker.messages import InputFormat, UnreadableRecord
-from sentistream.worker.metrics import COMMIT_FAILURE_REASONS, DEAD_LETTER_REASONS
-from sentistream.worker.ports import DeadLetterFailed, SinkUnavailable, TopicPartition
+from sentistream.worker.core.messages import InputFormat, UnreadableRecord
+from sentistream.worker.core.metrics import COMMIT_FAILURE_REASONS, DEAD_LETTER_REASONS
+from sentistream.worker.core.ports import DeadLetterFailed, SinkUnavailable, TopicPartition
 from tests.unit.fakes import FakeClassifier, FakeRecord, FakeSink, Sent
 from tests.unit.test_worker_loop import DLQ, IN, OUT, TP0, Harness, make, rec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from sentistream.worker.main import _Process
+from sentistream.worker.app.main import _Process
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.test_worker_loop import TP0, TP1, make, texts
 

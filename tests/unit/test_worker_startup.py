@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from sentistream.worker.connect import ConnectionState, probe, wait_until_reachable
-from sentistream.worker.main import EXIT_SETUP, run_worker
+from sentistream.worker.app.connect import ConnectionState, probe, wait_until_reachable
+from sentistream.worker.app.main import EXIT_SETUP, run_worker
+from sentistream.worker.core.topics import TopicCheck, check_topics
 from sentistream.worker.settings import WorkerSettings
-from sentistream.worker.topics import TopicCheck, check_topics
 
 
 def closed_port() -> int:

@@ -1,7 +1,7 @@
 """The connection settings as kcat's configuration: a file only its owner can read, not argv.
 
 kcat is librdkafka's command-line client, so it takes the same properties as the confluent
-worker (:func:`~sentistream.worker.confluent_config.librdkafka_config`). They go into a
+worker (:func:`~sentistream.worker.backends.confluent.config.librdkafka_config`). They go into a
 ``key=value`` file given with ``-F`` (mode 0600, in a temporary directory removed afterwards),
 never on the command line, where a password would show in ``ps``.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sentistream.connection import KafkaConnection
-from sentistream.worker.confluent_config import librdkafka_config
+from sentistream.worker.backends.confluent.config import librdkafka_config
 
 __all__ = [
     "ARGV_PROPERTIES",

@@ -2,17 +2,17 @@
 
 Each stage runs the worker's own code over the same tweets (best of ``repeats`` runs):
 
-* ``decode``: :func:`sentistream.worker.messages.decode` of the JSON value;
+* ``decode``: :func:`sentistream.worker.core.messages.decode` of the JSON value;
 * ``tokenize``: cleaning, tokenizing and id lookup (``Classifier.encode``);
 * ``infer``: ONNX Runtime over micro-batches (``Classifier.predict_ids``, length buckets as
   the worker runs them) and the conversion of the probabilities to Python lists;
-* ``classify``: the whole classify stage (:class:`~sentistream.worker.classify.Classify`:
+* ``classify``: the whole classify stage (:class:`~sentistream.worker.core.classify.Classify`:
   the three above plus the per-record guards, labels and metrics);
-* ``build output``: :func:`~sentistream.worker.messages.encode_label`;
+* ``build output``: :func:`~sentistream.worker.core.messages.encode_label`;
 * ``publish``: the whole publish stage into a sink that accepts everything at no cost
-  (:class:`~sentistream.worker.publish.Publisher`: build output, headers, callbacks);
+  (:class:`~sentistream.worker.core.publish.Publisher`: build output, headers, callbacks);
 * ``classify + publish``, then the same ``pipelined``: both stages for every micro-batch as
-  the worker's loop runs them through its :class:`~sentistream.worker.pipeline.InferenceStage`,
+  the worker's loop runs them through its :class:`~sentistream.worker.core.pipeline.InferenceStage`,
   inline (``pipeline_depth`` 1), then with inference on a thread of its own (depth 2) while
   the caller decodes, encodes and publishes the batches around it;
 * with a broker, ``send``: the worker's Kafka sink (``KafkaSink.send`` for every label, one
@@ -37,12 +37,12 @@ from typing import Any
 
 from sentistream.connection import KafkaConnection
 from sentistream.inference import SentimentModel
-from sentistream.worker.classify import Classify, Labelled
-from sentistream.worker.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
-from sentistream.worker.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
-from sentistream.worker.publish import Publisher, Topics
+from sentistream.worker.app.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
+from sentistream.worker.core.classify import Classify, Labelled
+from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
+from sentistream.worker.core.publish import Publisher, Topics
 
 __all__ = ["StageCost", "measure_stages", "payloads"]
 
@@ -62,7 +62,7 @@ class StageCost:
 
 def _switching_every(seconds: float, run: Callable[[], None]) -> Callable[[], None]:
     """``run`` with the interpreter's GIL switch interval set to ``seconds``, as the
-    pipelined worker sets it (:func:`sentistream.worker.main.share_the_gil_finely`)."""
+    pipelined worker sets it (:func:`sentistream.worker.app.main.share_the_gil_finely`)."""
 
     def switched() -> None:
         before = sys.getswitchinterval()
@@ -266,7 +266,7 @@ def _kafka_stages(
     """``send`` through the worker's sink, then ``poll`` the same records with its source."""
     from kafka import KafkaAdminClient
 
-    from sentistream.worker.kafka_io import KafkaSink, KafkaSource
+    from sentistream.worker.backends.kafka_python.io import KafkaSink, KafkaSource
     from sentistream.worker.settings import WorkerSettings
 
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"

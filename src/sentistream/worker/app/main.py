@@ -18,8 +18,9 @@ from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, R
 
 from sentistream.connection import ConnectionSettingsError, FailureWatch
 from sentistream.inference import SentimentModel
-from sentistream.worker.batcher import BatchPolicy
-from sentistream.worker.clients import (
+from sentistream.worker.app.connect import CannotConnect, ConnectionState, wait_until_reachable
+from sentistream.worker.app.http import HealthServer, make_app
+from sentistream.worker.backends import (
     ClientMissing,
     KafkaClient,
     WorkerSink,
@@ -27,21 +28,20 @@ from sentistream.worker.clients import (
     WorkerTransactionalSink,
     kafka_client,
 )
-from sentistream.worker.connect import CannotConnect, ConnectionState, wait_until_reachable
-from sentistream.worker.exactly_once import ExactlyOnce
-from sentistream.worker.guarantee import ProcessingGuarantee
-from sentistream.worker.http import HealthServer, make_app
-from sentistream.worker.kafka_io import connect_with_retry, create_topics
-from sentistream.worker.loop import Worker
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.model_slot import (
+from sentistream.worker.backends.kafka_python.io import connect_with_retry, create_topics
+from sentistream.worker.core.batcher import BatchPolicy
+from sentistream.worker.core.exactly_once import ExactlyOnce
+from sentistream.worker.core.guarantee import ProcessingGuarantee
+from sentistream.worker.core.loop import Worker
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.model_slot import (
     ModelSlot,
     ServedModel,
     ThreadRunner,
     manifest_fingerprint,
     warm_up,
 )
-from sentistream.worker.ports import (
+from sentistream.worker.core.ports import (
     DeadLetterFailed,
     DeliveryFailed,
     InferenceError,
@@ -51,10 +51,10 @@ from sentistream.worker.ports import (
     SystemClock,
     TransactionFailed,
 )
-from sentistream.worker.publish import Topics
+from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.shadow import Shadow
+from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
-from sentistream.worker.shadow import Shadow
-from sentistream.worker.topics import check_topics
 
 __all__ = [
     "EXIT_FAILED",

@@ -24,7 +24,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sentistream.worker.classify import Classify, Inferred, PreparedBatch, Verdict
+from sentistream.worker.core.classify import Classify, Inferred, PreparedBatch, Verdict
 
 __all__ = ["Finished", "InferenceStage", "InlineRunner", "Runner", "ThreadRunner"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sentistream.worker.ports import Sink, TransactionalSink, TransactionalSource
+from sentistream.worker.core.ports import Sink, TransactionalSink, TransactionalSource
 from sentistream.worker.settings import KafkaClientName, WorkerSettings
 
 __all__ = ["ClientMissing", "KafkaClient", "WorkerSink", "WorkerSource", "kafka_client"]
@@ -57,19 +57,19 @@ def kafka_client(name: KafkaClientName) -> KafkaClient:
                 "--kafka-client confluent needs confluent-kafka: pip install "
                 "'sentistream[confluent]'"
             ) from None
-        from sentistream.worker.confluent_io import (
+        from sentistream.worker.backends.confluent.io import (
             ConfluentSink,
             ConfluentSource,
             KafkaUnreachable,
         )
-        from sentistream.worker.confluent_transactions import ConfluentTransactionalSink
+        from sentistream.worker.backends.confluent.transactions import ConfluentTransactionalSink
 
         return KafkaClient(
             name, ConfluentSource, ConfluentSink, ConfluentTransactionalSink, (KafkaUnreachable,)
         )
     from kafka.errors import KafkaError
 
-    from sentistream.worker.kafka_io import KafkaSink, KafkaSource
-    from sentistream.worker.kafka_transactions import KafkaTransactionalSink
+    from sentistream.worker.backends.kafka_python.io import KafkaSink, KafkaSource
+    from sentistream.worker.backends.kafka_python.transactions import KafkaTransactionalSink
 
     return KafkaClient(name, KafkaSource, KafkaSink, KafkaTransactionalSink, (KafkaError,))

@@ -1,7 +1,7 @@
 """The worker's loop: poll → micro-batch → classify → publish → guarantee → flow → lag.
 
 This module knows no Kafka client, no ONNX Runtime and no HTTP: it talks to the ports in
-:mod:`sentistream.worker.ports` and reads time from a :class:`Clock`, so tests drive
+:mod:`sentistream.worker.core.ports` and reads time from a :class:`Clock`, so tests drive
 :meth:`Worker.step` with in-memory fakes and a fake clock, and never sleep. Each stage is its
 own module: :mod:`.batcher`, :mod:`.classify`, :mod:`.pipeline`, :mod:`.publish`,
 :mod:`.guarantee`, :mod:`.flow`.
@@ -40,17 +40,30 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentistream.worker.batcher import BatchPolicy, MicroBatcher
-from sentistream.worker.classify import Classify
-from sentistream.worker.flow import FlowControl, FlowDecision
-from sentistream.worker.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
-from sentistream.worker.messages import InputFormat, InputRecord
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.model_slot import ModelSlot, ServedModel
-from sentistream.worker.pipeline import Finished, InferenceStage, InlineRunner, Runner, ThreadRunner
-from sentistream.worker.ports import Classifier, Clock, Sink, Source, SystemClock, TopicPartition
-from sentistream.worker.publish import Publisher, Topics
-from sentistream.worker.shadow import Shadow
+from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
+from sentistream.worker.core.classify import Classify
+from sentistream.worker.core.flow import FlowControl, FlowDecision
+from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
+from sentistream.worker.core.messages import InputFormat, InputRecord
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.model_slot import ModelSlot, ServedModel
+from sentistream.worker.core.pipeline import (
+    Finished,
+    InferenceStage,
+    InlineRunner,
+    Runner,
+    ThreadRunner,
+)
+from sentistream.worker.core.ports import (
+    Classifier,
+    Clock,
+    Sink,
+    Source,
+    SystemClock,
+    TopicPartition,
+)
+from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
 

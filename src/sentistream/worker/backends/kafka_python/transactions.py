@@ -26,9 +26,9 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from sentistream.worker.exactly_once import HeldDelivery
-from sentistream.worker.kafka_io import KafkaSink
-from sentistream.worker.ports import (
+from sentistream.worker.backends.kafka_python.io import KafkaSink
+from sentistream.worker.core.exactly_once import HeldDelivery
+from sentistream.worker.core.ports import (
     Delivery,
     TopicPartition,
     TransactionAborted,

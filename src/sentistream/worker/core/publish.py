@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sentistream.worker.classify import Labelled, Verdict
-from sentistream.worker.messages import (
+from sentistream.worker.core.classify import Labelled, Verdict
+from sentistream.worker.core.messages import (
     InputRecord,
     InvalidMessage,
     clean_headers,
@@ -27,7 +27,7 @@ from sentistream.worker.messages import (
     error_headers,
     internal_error,
 )
-from sentistream.worker.ports import DeadLetterFailed, Delivery, Sink, SinkUnavailable
+from sentistream.worker.core.ports import DeadLetterFailed, Delivery, Sink, SinkUnavailable
 
 __all__ = ["RECORD_OVERHEAD_BYTES", "Publisher", "Topics", "record_size"]
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from sentistream.manifest import MANIFEST_FILE
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import Classifier
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import Classifier
 
 __all__ = [
     "WARM_UP_TEXTS",

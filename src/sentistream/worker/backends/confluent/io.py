@@ -1,6 +1,7 @@
 """confluent-kafka (librdkafka) adapters for the loop's :class:`Source` and :class:`Sink`.
 
-The same client settings as :mod:`sentistream.worker.kafka_io`, in librdkafka's names:
+The same client settings as :mod:`sentistream.worker.backends.kafka_python.io`, in
+librdkafka's names:
 auto-commit off, ``auto.offset.reset=earliest``, ``fetch.wait.max.ms=10``, no topic
 auto-creation, ``read_committed`` under exactly-once; ``acks=all``, idempotence,
 ``linger.ms=2``, the murmur2 partitioner of the Java and kafka-python clients.
@@ -10,7 +11,7 @@ callbacks only inside ``poll()``/``consume()``/``flush()`` on the calling thread
 consumer's (rebalances) are served by :meth:`ConfluentSource.poll`, the loop's own call. The
 producer's are served by the loop (every send and flush, and asking a pending delivery
 whether it is done) and, so that they run when Kafka acknowledges rather than at the next
-step, by a daemon thread: see :mod:`sentistream.worker.confluent_delivery`.
+step, by a daemon thread: see :mod:`sentistream.worker.backends.confluent.delivery`.
 
 librdkafka's log lines go to the ``confluent_kafka`` logger (served by the same polls), which
 the worker keeps quiet as it keeps kafka-python's: it says what matters itself.
@@ -43,12 +44,12 @@ from confluent_kafka import (
 )
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.confluent_config import librdkafka_config
-from sentistream.worker.confluent_delivery import ConfluentDelivery, DeliveryServer
-from sentistream.worker.connect import CannotConnect
-from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import HeldRecord, UnreadableRecord
-from sentistream.worker.ports import (
+from sentistream.worker.app.connect import CannotConnect
+from sentistream.worker.backends.confluent.config import librdkafka_config
+from sentistream.worker.backends.confluent.delivery import ConfluentDelivery, DeliveryServer
+from sentistream.worker.core.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.core.messages import HeldRecord, UnreadableRecord
+from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
     Delivery,

@@ -1,6 +1,6 @@
 """Exactly-once: each micro-batch's labels, dead letters and input offsets in one transaction.
 
-The same methods as :class:`~sentistream.worker.guarantee.AtLeastOnce`, so the loop does not
+The same methods as :class:`~sentistream.worker.core.guarantee.AtLeastOnce`, so the loop does not
 know which one it runs. A transaction is open from the start and after every commit or abort
 (kafka-python's ``begin_transaction`` is local, no round trip), so the publisher's sends of a
 batch always land in one. :meth:`ExactlyOnce.track`, called once the batch is published,
@@ -18,7 +18,7 @@ What goes wrong, and what happens:
   {outcome="aborted"}``);
 * fenced by a newer instance with the same ``transactional.id``, the producer in a fatal
   state, or any transactional call not finished within ``timeout_s``:
-  :class:`~sentistream.worker.ports.TransactionFailed` propagates and the worker exits 1; the
+  :class:`~sentistream.worker.core.ports.TransactionFailed` propagates and the worker exits 1; the
   broker aborts the open transaction when the restarted instance initialises its own (or
   after the transaction timeout).
 
@@ -31,9 +31,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from sentistream.worker.guarantee import ShutdownReport
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import (
+from sentistream.worker.core.guarantee import ShutdownReport
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import (
     Clock,
     Delivery,
     DeliveryFailed,

@@ -8,7 +8,7 @@ batch is split in halves until only the records at fault fail. Only the model it
 (:class:`ModelBroken`) escapes.
 
 The three steps are separate methods so that inference can run on a thread of its own
-(:mod:`sentistream.worker.pipeline`): :meth:`Classify.prepare` (decode and encode, on the
+(:mod:`sentistream.worker.core.pipeline`): :meth:`Classify.prepare` (decode and encode, on the
 loop's thread), :meth:`Classify.infer` (the model, with the halving retry; any thread) and
 :meth:`Classify.finish` (labels and the failure tracker, on the loop's thread, in order).
 """
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sentistream.worker.messages import (
+from sentistream.worker.core.messages import (
     InputFormat,
     InputRecord,
     InvalidMessage,
@@ -27,8 +27,8 @@ from sentistream.worker.messages import (
     decode_record,
     internal_error,
 )
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import Classifier, InferenceError, ModelBroken
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import Classifier, InferenceError, ModelBroken
 
 __all__ = [
     "MAX_FAILED_BATCHES",

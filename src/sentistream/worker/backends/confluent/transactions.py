@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.confluent_io import ConfluentSink, Membership, kafka_exception_of
-from sentistream.worker.exactly_once import HeldDelivery
-from sentistream.worker.ports import (
+from sentistream.worker.backends.confluent.io import ConfluentSink, Membership, kafka_exception_of
+from sentistream.worker.core.exactly_once import HeldDelivery
+from sentistream.worker.core.ports import (
     Delivery,
     SinkUnavailable,
     TopicPartition,

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import (
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import (
     Clock,
     CommitDeferred,
     CommitRefused,
@@ -53,7 +53,7 @@ class ShutdownReport:
 
 class ProcessingGuarantee(Protocol):
     """When consumed offsets are committed; :class:`AtLeastOnce` and
-    :class:`~sentistream.worker.exactly_once.ExactlyOnce`."""
+    :class:`~sentistream.worker.core.exactly_once.ExactlyOnce`."""
 
     @property
     def in_flight(self) -> int: ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sentistream.worker.messages import InputRecord
+from sentistream.worker.core.messages import InputRecord
 
 __all__ = ["BatchPolicy", "MicroBatcher"]
 

@@ -13,7 +13,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sentistream.worker.messages import InputRecord
+from sentistream.worker.core.messages import InputRecord
 
 __all__ = [
     "Classifier",

@@ -6,7 +6,7 @@ librdkafka runs a delivery report (``on_delivery``) only inside ``Producer.poll(
 
 * the loop, so it never depends on a thread of ours: every send and flush polls the
   producer, and asking a pending :class:`ConfluentDelivery` whether it
-  :attr:`~ConfluentDelivery.is_done` (what :class:`~sentistream.worker.guarantee.AtLeastOnce`
+  :attr:`~ConfluentDelivery.is_done` (what :class:`~sentistream.worker.core.guarantee.AtLeastOnce`
   asks each step) polls it too;
 * :class:`DeliveryServer`, a daemon thread blocked in ``poll(0.05)``, which wakes as soon as a
   report arrives. Without it a report waited for the loop's next step, up to one idle poll

@@ -10,7 +10,7 @@ Client settings chosen here (and why):
   ``linger_ms=2`` to let a micro-batch's labels share a request without adding visible latency,
   ``lz4``-free (no compression) since labels are small and CPU is the bottleneck.
 * neither client auto-creates topics: the worker checks at start that its topics exist (see
-  :mod:`sentistream.worker.topics`) rather than labelling into a one-partition accident.
+  :mod:`sentistream.worker.core.topics`) rather than labelling into a one-partition accident.
 * Rebalance listeners run on kafka-python's IO thread: ours only log, never commit or block.
 """
 
@@ -39,9 +39,9 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from sentistream.worker.loop import DEFAULT_MAX_REQUEST_BYTES
-from sentistream.worker.messages import InputRecord, UnreadableRecord
-from sentistream.worker.ports import (
+from sentistream.worker.core.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.core.messages import InputRecord, UnreadableRecord
+from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
     Delivery,

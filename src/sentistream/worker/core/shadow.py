@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sentistream.worker.classify import Labelled, Verdict
-from sentistream.worker.messages import InputRecord
-from sentistream.worker.metrics import WorkerMetrics
-from sentistream.worker.ports import Classifier, Sink
+from sentistream.worker.core.classify import Labelled, Verdict
+from sentistream.worker.core.messages import InputRecord
+from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.ports import Classifier, Sink
 
 __all__ = ["AGREEMENT_WINDOW", "MAX_PENDING_BATCHES", "Shadow", "ShadowItem", "sampled"]
 
