@@ -21,7 +21,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.backends.kafka_python.io import KafkaSource
+from sentistream.worker.backends.kafka_python.source import KafkaSource
 from sentistream.worker.core.ports import TopicPartition
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import TopicFactory

@@ -4,6 +4,7 @@ the ports' outcomes, the Delivery object, and what the real producer refuses syn
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -15,18 +16,19 @@ from sentistream.connection import KafkaConnection
 from sentistream.worker.backends import ClientMissing, kafka_client
 from sentistream.worker.backends.confluent.config import librdkafka_config
 from sentistream.worker.backends.confluent.delivery import ConfluentDelivery
-from sentistream.worker.backends.confluent.io import (
-    ConfluentSink,
-    ConfluentSource,
+from sentistream.worker.backends.confluent.errors import (
     KafkaUnreachable,
     commit_outcome,
     fatal_error_of,
     kafka_exception_of,
 )
+from sentistream.worker.backends.confluent.sink import ConfluentSink
+from sentistream.worker.backends.confluent.source import ConfluentSource
 from sentistream.worker.backends.confluent.transactions import (
     ConfluentTransactionalSink,
     transaction_outcome,
 )
+from sentistream.worker.backends.tuning import ConsumerTuning, consumer_tuning
 from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
@@ -357,10 +359,16 @@ def test_a_closed_sink_takes_nothing() -> None:
         sink.send("t", None, b"v", [], None)
 
 
+def _quick_bootstrap(settings: WorkerSettings) -> ConsumerTuning:
+    return dataclasses.replace(consumer_tuning(settings), bootstrap_timeout_s=0.2)
+
+
 def test_a_consumer_with_no_broker_to_reach_is_retried_not_fatal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("sentistream.worker.backends.confluent.io.BOOTSTRAP_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(
+        "sentistream.worker.backends.confluent.source.consumer_tuning", _quick_bootstrap
+    )
     with pytest.raises(KafkaUnreachable):
         ConfluentSource(unreachable())
 
@@ -384,10 +392,10 @@ def test_the_confluent_client_is_the_confluent_adapters() -> None:
 
 
 def test_the_default_client_is_kafka_python() -> None:
-    from sentistream.worker.backends.kafka_python.io import KafkaSource
+    from sentistream.worker.backends.kafka_python.source import connect_source
 
     assert WorkerSettings().kafka_client == "kafka-python"
-    assert kafka_client("kafka-python").source is KafkaSource
+    assert kafka_client("kafka-python").source is connect_source
 
 
 def test_a_missing_confluent_kafka_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

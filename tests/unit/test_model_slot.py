@@ -24,15 +24,14 @@ from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import (
-    InlineRunner,
     ModelRefused,
     ModelSlot,
     ServedModel,
-    ThreadRunner,
     manifest_fingerprint,
     warm_up,
 )
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import InlineRunner, ThreadRunner
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 T = TypeVar("T")
@@ -491,7 +490,7 @@ def test_a_refused_model_leaves_the_loop_serving_the_old_one(
 
 
 def test_the_shipped_models_pass_warm_up() -> None:
-    from sentistream.worker.app.main import load_served
+    from sentistream.worker.app.classifier import load_served
     from sentistream.worker.settings import WorkerSettings
 
     folders = [REPO_ROOT / "models" / n for n in ("sentistream-lstm", "sentistream-lstm-int8")]
@@ -509,18 +508,16 @@ def test_the_shipped_models_pass_warm_up() -> None:
 
 
 def test_sighup_asks_the_slot_for_a_check(clock: FakeClock, registry: CollectorRegistry) -> None:
-    import signal
-
-    from sentistream.worker.app.main import _Process
+    from sentistream.worker.app.lifecycle import Lifecycle
     from sentistream.worker.settings import WorkerSettings
 
-    process = _Process(WorkerSettings())
-    process.request_reload(signal.SIGHUP, None)  # before the model is loaded: nothing to do
+    process = Lifecycle(WorkerSettings())
+    process.request_reload()  # before the model is loaded: nothing to do
     folders = LinkedFolders()
     folders.models["new"] = served("new")
     process.models = make_slot(folders, InlineRunner(), clock, registry)
     folders.link = "new"
-    process.request_reload(signal.SIGHUP, None)
+    process.request_reload()
     swapped = process.models.poll(clock.monotonic())
     assert swapped is not None
     assert swapped.info["name"] == "new"

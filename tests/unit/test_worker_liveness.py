@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from sentistream.worker.app.main import _Process
+from sentistream.worker.app.lifecycle import Lifecycle
 from sentistream.worker.core.loop import WorkerState
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.test_worker_loop import make, texts
@@ -33,7 +33,7 @@ def test_the_age_of_the_oldest_unacknowledged_batch_is_a_metric_and_in_the_snaps
 
 
 def test_the_loop_stepping_is_not_enough_healthz_fails_on_old_unacknowledged_records():
-    process = _Process(WorkerSettings(health_stall_s=30, max_unacked_age_s=60))
+    process = Lifecycle(WorkerSettings(health_stall_s=30, max_unacked_age_s=60))
     now = time.monotonic()
     worker = SimpleNamespace(state=WorkerState(3, 512, True, now, now - 59))
     process.worker = worker  # type: ignore[assignment]

@@ -12,15 +12,15 @@ import pytest
 from kafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.backends.kafka_python.io import connect_with_retry
+from sentistream.worker.app.connect import connect_with_retry
 from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.classify import MAX_FAILED_BATCHES
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.messages import InputFormat
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.pipeline import Runner
 from sentistream.worker.core.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import Runner
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
 
 IN = "tweets"
@@ -708,10 +708,15 @@ class _FlakyConnect:
         return "client"
 
 
+RETRY = (KafkaConnectionError,)
+
+
 def test_connect_with_retry_backs_off_exponentially_until_it_connects():
     sleeps: list[float] = []
     connect = _FlakyConnect(failures=2)
-    client = connect_with_retry(connect, "consumer", should_stop=lambda: False, sleep=sleeps.append)
+    client = connect_with_retry(
+        connect, "consumer", should_stop=lambda: False, sleep=sleeps.append, retry_on=RETRY
+    )
     assert client == "client"
     assert connect.calls == 3
     assert sleeps == [0.5, 1.0]
@@ -727,6 +732,7 @@ def test_connect_with_retry_caps_the_backoff():
         initial_backoff_s=0.5,
         max_backoff_s=4.0,
         sleep=sleeps.append,
+        retry_on=RETRY,
     )
     assert client == "client"
     assert sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
@@ -737,12 +743,16 @@ def test_connect_with_retry_gives_up_with_none_when_told_to_stop():
     connect = _FlakyConnect(failures=1_000)
     assert (
         connect_with_retry(
-            connect, "consumer", should_stop=lambda: len(sleeps) >= 3, sleep=sleeps.append
+            connect,
+            "consumer",
+            should_stop=lambda: len(sleeps) >= 3,
+            sleep=sleeps.append,
+            retry_on=RETRY,
         )
         is None
     )
     assert connect.calls == 3
-    assert connect_with_retry(connect, "consumer", should_stop=lambda: True) is None
+    assert connect_with_retry(connect, "consumer", should_stop=lambda: True, retry_on=RETRY) is None
     assert connect.calls == 3
 
 
@@ -752,5 +762,7 @@ def test_connect_with_retry_does_not_retry_other_errors():
 
     sleeps: list[float] = []
     with pytest.raises(ValueError, match="bootstrap"):
-        connect_with_retry(connect, "consumer", should_stop=lambda: False, sleep=sleeps.append)
+        connect_with_retry(
+            connect, "consumer", should_stop=lambda: False, sleep=sleeps.append, retry_on=RETRY
+        )
     assert sleeps == []

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sentistream.worker.app.main import (
+from sentistream.worker.app.pipelining import (
     PIPELINE_SWITCH_INTERVAL_S,
     configure_pipeline,
     effective_pipeline_depth,
 )
 from sentistream.worker.core.loop import default_max_in_flight
 from sentistream.worker.core.model_slot import ServedModel
-from sentistream.worker.core.pipeline import InlineRunner, ThreadRunner
 from sentistream.worker.core.ports import ModelBroken
+from sentistream.worker.core.runners import InlineRunner, ThreadRunner
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.fakes import FakeClassifier, FakeRecord, ManualRunner
 from tests.unit.test_worker_loop import (

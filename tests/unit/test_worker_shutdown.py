@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from sentistream.worker.app.main import _Process
+from sentistream.worker.app.lifecycle import Lifecycle
 from sentistream.worker.settings import WorkerSettings
 from tests.unit.test_worker_loop import TP0, TP1, make, texts
 
@@ -105,7 +105,7 @@ def test_readyz_and_healthz_read_the_loops_snapshot_not_the_consumer():
     h = make(texts(2), batch=2, auto_ack=True)
     h.worker.source = _SingleThreadedSource(h.source)  # type: ignore[assignment]
     h.worker.step()
-    process = _Process(WorkerSettings(health_stall_s=30))
+    process = Lifecycle(WorkerSettings(health_stall_s=30))
     process.worker = h.worker
     answers: list[tuple[bool, str]] = []
 

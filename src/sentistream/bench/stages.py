@@ -37,12 +37,14 @@ from typing import Any
 
 from sentistream.connection import KafkaConnection
 from sentistream.inference import SentimentModel
-from sentistream.worker.app.main import PIPELINE_SWITCH_INTERVAL_S, OnnxClassifier
+from sentistream.worker.app.classifier import OnnxClassifier
+from sentistream.worker.app.pipelining import PIPELINE_SWITCH_INTERVAL_S
 from sentistream.worker.core.classify import Classify, Labelled
 from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.pipeline import InferenceStage, InlineRunner, Runner, ThreadRunner
+from sentistream.worker.core.pipeline import InferenceStage
 from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 
 __all__ = ["StageCost", "measure_stages", "payloads"]
 
@@ -62,7 +64,7 @@ class StageCost:
 
 def _switching_every(seconds: float, run: Callable[[], None]) -> Callable[[], None]:
     """``run`` with the interpreter's GIL switch interval set to ``seconds``, as the
-    pipelined worker sets it (:func:`sentistream.worker.app.main.share_the_gil_finely`)."""
+    pipelined worker sets it (:func:`sentistream.worker.app.pipelining.share_the_gil_finely`)."""
 
     def switched() -> None:
         before = sys.getswitchinterval()
@@ -266,7 +268,8 @@ def _kafka_stages(
     """``send`` through the worker's sink, then ``poll`` the same records with its source."""
     from kafka import KafkaAdminClient
 
-    from sentistream.worker.backends.kafka_python.io import KafkaSink, KafkaSource
+    from sentistream.worker.backends.kafka_python.sink import KafkaSink
+    from sentistream.worker.backends.kafka_python.source import KafkaSource
     from sentistream.worker.settings import WorkerSettings
 
     topic = f"bench-stages-{uuid.uuid4().hex[:8]}"

@@ -168,6 +168,11 @@ class WorkerSettings(KafkaConnection):
         "INFO", description="Log level."
     )
 
+    @property
+    def exactly_once(self) -> bool:
+        """Whether this worker runs exactly-once (the one place the setting's text is read)."""
+        return self.processing_guarantee == "exactly-once"
+
     def effective_transactional_id(self) -> str:
         """The transactional.id in use: the setting, or one from the group and host name."""
         return self.transactional_id or f"sentistream-{self.group_id}-{socket.gethostname()}"

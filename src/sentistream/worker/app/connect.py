@@ -17,10 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sentistream.worker.core.ports import CannotConnect
 
 __all__ = [
     "CannotConnect",
     "ConnectionState",
+    "connect_with_retry",
     "describe_socket_error",
     "probe",
     "wait_until_reachable",
@@ -28,11 +32,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 PROBE_TIMEOUT_S = 1.0
-
-
-class CannotConnect(Exception):  # noqa: N818
-    """Kafka answers but refuses us (credentials, certificates): retrying will not help."""
 
 
 def _split(server: str) -> tuple[str, int]:
@@ -108,3 +110,26 @@ def wait_until_reachable(
             break
         backoff = min(max_backoff_s, backoff * 2)
     return False
+
+
+def connect_with_retry(
+    connect: Callable[[], T],
+    what: str,
+    *,
+    should_stop: Callable[[], bool],
+    initial_backoff_s: float = 0.5,
+    max_backoff_s: float = 30.0,
+    sleep: Callable[[float], object] = time.sleep,
+    retry_on: tuple[type[BaseException], ...],
+) -> T | None:
+    """Call ``connect`` until it succeeds, backing off exponentially, while it raises one of
+    ``retry_on`` (the client's errors); None if told to stop."""
+    backoff = initial_backoff_s
+    while not should_stop():
+        try:
+            return connect()
+        except retry_on as exc:
+            log.warning("%s: Kafka unavailable (%s); retrying in %.1f s", what, exc, backoff)
+            sleep(backoff)
+            backoff = min(max_backoff_s, backoff * 2)
+    return None

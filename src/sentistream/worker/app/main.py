@@ -1,25 +1,27 @@
-"""``sentistream worker``: wires the loop to Kafka, ONNX Runtime, metrics and signals."""
+"""``sentistream worker``: wiring. Builds the settings' Kafka backend, the model, the metrics
+and the HTTP probes, runs the loop until a stop, and turns what ended it into an exit code.
+
+The pieces live beside it: :mod:`.lifecycle` (signals, health, the shutdown deadline),
+:mod:`.classifier` (ONNX Runtime), :mod:`.connect` (reaching Kafka), :mod:`.pipelining`,
+:mod:`.http`; the loop and its stages in :mod:`sentistream.worker.core`.
+"""
 
 from __future__ import annotations
 
 import logging
-import signal
-import sys
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
-import numpy as np
-import numpy.typing as npt
-from kafka.errors import KafkaConnectionError, KafkaError
-from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
-
-from sentistream.connection import ConnectionSettingsError, FailureWatch
-from sentistream.inference import SentimentModel
-from sentistream.worker.app.connect import CannotConnect, ConnectionState, wait_until_reachable
+from sentistream.connection import ConnectionSettingsError
+from sentistream.worker.app.classifier import load_served
+from sentistream.worker.app.connect import (
+    CannotConnect,
+    connect_with_retry,
+    wait_until_reachable,
+)
 from sentistream.worker.app.http import HealthServer, make_app
+from sentistream.worker.app.lifecycle import Lifecycle, SignalWatcher
+from sentistream.worker.app.pipelining import configure_pipeline
 from sentistream.worker.backends import (
     ClientMissing,
     KafkaClient,
@@ -28,23 +30,15 @@ from sentistream.worker.backends import (
     WorkerTransactionalSink,
     kafka_client,
 )
-from sentistream.worker.backends.kafka_python.io import connect_with_retry, create_topics
 from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.exactly_once import ExactlyOnce
 from sentistream.worker.core.guarantee import ProcessingGuarantee
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.model_slot import (
-    ModelSlot,
-    ServedModel,
-    ThreadRunner,
-    manifest_fingerprint,
-    warm_up,
-)
+from sentistream.worker.core.model_slot import ModelSlot, warm_up
 from sentistream.worker.core.ports import (
     DeadLetterFailed,
     DeliveryFailed,
-    InferenceError,
     ModelBroken,
     SinkUnavailable,
     SourceFailed,
@@ -52,22 +46,12 @@ from sentistream.worker.core.ports import (
     TransactionFailed,
 )
 from sentistream.worker.core.publish import Topics
+from sentistream.worker.core.runners import ThreadRunner
 from sentistream.worker.core.shadow import Shadow
 from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_SETUP",
-    "PIPELINE_SWITCH_INTERVAL_S",
-    "OnnxClassifier",
-    "configure_pipeline",
-    "effective_pipeline_depth",
-    "load_served",
-    "run_worker",
-    "share_the_gil_finely",
-]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "FATAL", "run_worker"]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -96,107 +80,6 @@ FATAL = (
     DeadLetterFailed,
     TransactionFailed,
 )
-
-
-class OnnxClassifier:
-    """The loop's :class:`Classifier` over a :class:`SentimentModel`."""
-
-    def __init__(self, model: SentimentModel, bucket_size: int = 0) -> None:
-        self.model = model
-        self.labels = model.labels
-        self.bucket_size = bucket_size
-
-    def encode(self, text: str) -> list[int]:
-        return self.model.encode(text)
-
-    def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
-        try:
-            return self.model.predict_ids(ids, bucket_size=self.bucket_size)
-        except (Fail, InvalidArgument, RuntimeException) as exc:
-            raise InferenceError(str(exc)) from exc
-
-
-class _Process:
-    """What the signal handler and the health probes share with the main thread."""
-
-    def __init__(self, settings: WorkerSettings) -> None:
-        self.settings = settings
-        self.stop = threading.Event()
-        self.stop_requested_at: float | None = None
-        self.connection = ConnectionState(started_at=time.monotonic())
-        self.worker: Worker | None = None
-        self.models: ModelSlot | None = None
-
-    def request_reload(self, _signum: int, _frame: FrameType | None) -> None:
-        """SIGHUP: look for a new model at the next step (only sets a flag)."""
-        if self.models is None:
-            log.info("received SIGHUP before the model was loaded: nothing to reload")
-            return
-        log.info("received SIGHUP: checking %s for a new model", self.settings.model_dir)
-        self.models.request_check()
-
-    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
-        if self.stop_requested_at is None:
-            self.stop_requested_at = time.monotonic()
-        self.stop.set()
-        if self.worker is not None:
-            self.worker.stop()
-
-    def healthy(self) -> tuple[bool, str]:
-        now = time.monotonic()
-        state = self.worker.state if self.worker is not None else None
-        if state is None or state.last_step_at is None:
-            return self.connection.health(now, self.settings.health_stall_s)
-        idle = now - state.last_step_at
-        if idle > self.settings.health_stall_s:
-            return False, f"no loop progress for {idle:.0f} s"
-        if state.oldest_unacked_at is not None:
-            waiting = now - state.oldest_unacked_at
-            if waiting > self.settings.max_unacked_age_s:
-                return (
-                    False,
-                    f"records produced {waiting:.0f} s ago still not acknowledged by Kafka",
-                )
-        return True, f"last step {idle:.1f} s ago"
-
-    def ready(self) -> tuple[bool, str]:
-        """From the loop's last snapshot: the HTTP thread never calls into the consumer."""
-        if self.worker is None:
-            return False, "connecting to Kafka"
-        state = self.worker.state
-        if state.assigned == 0:
-            return False, "no partitions assigned yet"
-        paused = ", fetching paused (in-flight limit)" if state.paused else ""
-        return True, f"{state.assigned} partition(s) assigned{paused}"
-
-    def deadline(self) -> float:
-        """When the shutdown must be over (monotonic)."""
-        started = self.stop_requested_at or time.monotonic()
-        return started + self.settings.shutdown_timeout_s
-
-    def left(self, keep_s: float = 0.0) -> float:
-        """Seconds until the deadline, less ``keep_s`` kept for the steps after this one."""
-        return max(0.0, self.deadline() - keep_s - time.monotonic())
-
-
-def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
-    """Load and verify the model in ``folder`` (a symlink is followed once, so every file comes
-    from one folder) as the worker serves it."""
-    folder = folder.resolve()
-    fingerprint = manifest_fingerprint(folder)
-    model = SentimentModel.load(folder, threads=settings.ort_threads)
-    info = {"name": model.manifest.name, "version": model.manifest.version, "sha256": model.sha256}
-    log.info(
-        "model %s %s (sha256 %s…) loaded from %s",
-        info["name"],
-        info["version"],
-        model.sha256[:12],
-        folder,
-    )
-    return ServedModel(
-        OnnxClassifier(model, settings.length_bucket_size), info, fingerprint, folder
-    )
 
 
 def quiet_kafka_logs(level: str) -> None:
@@ -231,7 +114,7 @@ def run_worker(settings: WorkerSettings) -> int:
         log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
         return EXIT_SETUP
     metrics = WorkerMetrics.create(process=True)
-    process = _Process(settings)
+    process = Lifecycle(settings)
     try:
         server = HealthServer(
             settings.metrics_host,
@@ -246,10 +129,8 @@ def run_worker(settings: WorkerSettings) -> int:
             exc.strerror or exc,
         )
         return EXIT_SETUP
-    signal.signal(signal.SIGTERM, process.request_stop)
-    signal.signal(signal.SIGINT, process.request_stop)
-    signal.signal(signal.SIGHUP, process.request_reload)
-    runner = ThreadRunner()
+    signals = SignalWatcher(process.request_stop, process.request_reload).install()
+    runner = ThreadRunner("model-reload")
     try:
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.port)
         served = load_served(settings.model_dir, settings)
@@ -266,12 +147,13 @@ def run_worker(settings: WorkerSettings) -> int:
     finally:
         runner.close()
         server.close()
+        signals.close()
 
 
 def _serve(
     settings: WorkerSettings,
     client: KafkaClient,
-    process: _Process,
+    process: Lifecycle,
     models: ModelSlot,
     metrics: WorkerMetrics,
     started: float,
@@ -282,7 +164,7 @@ def _serve(
         return EXIT_OK
     try:
         source = connect_with_retry(
-            lambda: _refused_or(client, settings),
+            lambda: client.source(settings),
             "consumer",
             should_stop=process.stop.is_set,
             sleep=process.stop.wait,
@@ -300,28 +182,10 @@ def _serve(
         source.close(max(MIN_LEAVE_GROUP_S, process.left()))
 
 
-def _refused_or(client: KafkaClient, settings: WorkerSettings) -> WorkerSource:
-    """``client.source(settings)``; :class:`CannotConnect` when kafka-python's log says the
-    broker refused the login or the TLS handshake (it raises only a bootstrap timeout; the
-    confluent source raises :class:`CannotConnect` itself)."""
-    if client.name != "kafka-python":
-        return client.source(settings)
-    with FailureWatch() as watch:
-        try:
-            return client.source(settings)
-        except KafkaError:
-            why = watch.explain(settings)
-            if why is None:
-                raise
-            if watch.fatal:
-                raise CannotConnect(why) from None
-            raise KafkaConnectionError(why) from None  # logged, then retried
-
-
 def _consume(
     settings: WorkerSettings,
     client: KafkaClient,
-    process: _Process,
+    process: Lifecycle,
     source: WorkerSource,
     models: ModelSlot,
     metrics: WorkerMetrics,
@@ -340,11 +204,11 @@ def _consume(
         log.error("%s", checked.error)
         return EXIT_SETUP
     if checked.to_create:
-        create_topics(settings, checked.to_create)
+        client.create_topics(settings, checked.to_create)
         log.info(
             "created %s", ", ".join(f"{n} ({p} partitions)" for n, p in checked.to_create.items())
         )
-    exactly_once = settings.processing_guarantee == "exactly-once"
+    exactly_once = settings.exactly_once
     transactional: WorkerTransactionalSink | None = None
     sink: WorkerSink | None
     try:
@@ -402,7 +266,7 @@ def _start_shadow(
                 topic,
             )
             return None, None
-        create_topics(settings, {topic: 3})
+        client.create_topics(settings, {topic: 3})
         log.info("created %s (3 partitions)", topic)
     try:
         model = load_served(Path(settings.shadow_model_dir), settings)
@@ -430,50 +294,9 @@ def _start_shadow(
     return shadow.start(), sink
 
 
-#: The interpreter's GIL switch interval while inference runs on a thread of its own.
-PIPELINE_SWITCH_INTERVAL_S = 0.0005
-
-
-def share_the_gil_finely() -> None:
-    """Hand the GIL back and forth every 0.5 ms instead of Python's 5 ms.
-
-    ONNX Runtime releases the GIL while a call runs, but to return it must take the GIL back,
-    and the loop's thread, busy tokenizing, gives it up only at the switch interval: each
-    inference call (a few ms for a bucket of 32 rows) then waited up to 5 ms more, and the
-    two threads barely overlapped. Measured on this machine, idle (2 cores), 20,480 tweets:
-    ``predict_ids`` (batches of 256, buckets of 32, one ORT thread) 1.47 s and tokenizing
-    0.39 s one after the other; on two threads 1.78 s at 5 ms, 1.57 s at 0.5 ms, 1.52 s at
-    0.2 ms (``session.run`` alone: 2.49 s → 2.35 s at 1 ms → 2.30 s at 0.2 ms, against 2.26 s
-    for inference by itself).
-    """
-    sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL_S)
-
-
-def configure_pipeline(settings: WorkerSettings) -> int:
-    """The pipeline depth to run (:func:`effective_pipeline_depth`); a pipelined worker also
-    shares the GIL finely (:func:`share_the_gil_finely`)."""
-    depth = effective_pipeline_depth(settings)
-    if depth > 1:
-        share_the_gil_finely()
-    return depth
-
-
-def effective_pipeline_depth(settings: WorkerSettings) -> int:
-    """The pipeline depth the worker runs: exactly-once runs the synchronous path (1).
-
-    Its transaction for a batch takes the group generation of the polls since the previous
-    batch (``batch_group``), and an abort rewinds the consumer; with batches still in the
-    pipeline both would mix batches up, so correctness wins over the overlap.
-    """
-    if settings.processing_guarantee == "exactly-once" and settings.pipeline_depth > 1:
-        log.info("exactly-once: inference is not pipelined (pipeline depth 1)")
-        return 1
-    return settings.pipeline_depth
-
-
 def _run_loop(
     settings: WorkerSettings,
-    process: _Process,
+    process: Lifecycle,
     source: WorkerSource,
     sink: WorkerSink,
     transactional: WorkerTransactionalSink | None,

@@ -1,13 +1,16 @@
 """Which Kafka client the worker runs on: kafka-python (the default) or confluent-kafka.
 
-Both pairs of adapters implement the same ports; :func:`kafka_client` returns the pair the
-settings name, importing confluent-kafka only when it is asked for, so the base install
-never needs it.
+Each backend (``kafka_python/``, ``confluent/``) implements the same ports with its own
+source, sink, transactional sink and admin; :func:`kafka_client` returns the set the settings
+name, importing only that client's library, so the base install never needs confluent-kafka
+and a confluent worker never imports kafka-python. What both share is written once in
+``tuning.py`` (client settings) and ``shared.py`` (outage logging, batch generation, owned
+offsets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +46,8 @@ class KafkaClient:
     source: Callable[[WorkerSettings], WorkerSource]
     sink: Callable[[WorkerSettings], WorkerSink]
     transactional_sink: Callable[[WorkerSettings], WorkerTransactionalSink]
+    create_topics: Callable[[WorkerSettings, Mapping[str, int]], None]
+    """Create the topics ``name -> partitions`` (replication factor 1) and wait for them."""
     transient: tuple[type[BaseException], ...]
     """Errors of building a client that mean "Kafka not reachable yet": retried."""
 
@@ -57,19 +62,27 @@ def kafka_client(name: KafkaClientName) -> KafkaClient:
                 "--kafka-client confluent needs confluent-kafka: pip install "
                 "'sentistream[confluent]'"
             ) from None
-        from sentistream.worker.backends.confluent.io import (
-            ConfluentSink,
-            ConfluentSource,
-            KafkaUnreachable,
-        )
+        from sentistream.worker.backends.confluent.admin import create_topics
+        from sentistream.worker.backends.confluent.errors import KafkaUnreachable
+        from sentistream.worker.backends.confluent.sink import ConfluentSink
+        from sentistream.worker.backends.confluent.source import ConfluentSource
         from sentistream.worker.backends.confluent.transactions import ConfluentTransactionalSink
 
         return KafkaClient(
-            name, ConfluentSource, ConfluentSink, ConfluentTransactionalSink, (KafkaUnreachable,)
+            name,
+            ConfluentSource,
+            ConfluentSink,
+            ConfluentTransactionalSink,
+            create_topics,
+            (KafkaUnreachable,),
         )
     from kafka.errors import KafkaError
 
-    from sentistream.worker.backends.kafka_python.io import KafkaSink, KafkaSource
+    from sentistream.worker.backends.kafka_python.admin import create_topics as kp_create
+    from sentistream.worker.backends.kafka_python.sink import KafkaSink
+    from sentistream.worker.backends.kafka_python.source import connect_source
     from sentistream.worker.backends.kafka_python.transactions import KafkaTransactionalSink
 
-    return KafkaClient(name, KafkaSource, KafkaSink, KafkaTransactionalSink, (KafkaError,))
+    return KafkaClient(
+        name, connect_source, KafkaSink, KafkaTransactionalSink, kp_create, (KafkaError,)
+    )

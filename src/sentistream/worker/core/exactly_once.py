@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
+from sentistream.worker.core.deadline import Deadline
 from sentistream.worker.core.guarantee import ShutdownReport
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import (
@@ -97,19 +98,20 @@ class ExactlyOnce:
     def poll(self, now: float) -> None:
         """Nothing to collect: every batch was settled by :meth:`track`."""
 
-    def close(self, deadline: float) -> ShutdownReport:
+    def close(self, deadline: Deadline) -> ShutdownReport:
         """The open transaction holds nothing (each batch settled in :meth:`track`); the
         sink's ``close`` ends it."""
         return ShutdownReport(0, True)
 
-    def _left(self, deadline: float) -> float:
-        left = deadline - self.clock.monotonic()
+    def _left(self, deadline: Deadline) -> float:
+        """What is left of the transaction's time; :class:`TransactionFailed` once none is."""
+        left = deadline.left()
         if left <= 0:
             raise TransactionFailed(f"the transaction did not finish within {self.timeout_s:g} s")
         return left
 
     def _commit(self, offsets: Mapping[TopicPartition, int], deliveries: list[Delivery]) -> None:
-        deadline = self.clock.monotonic() + self.timeout_s
+        deadline = Deadline.after(self.timeout_s, self.clock)
         group = self.source.batch_group()
         if group is None or not self.source.still_current(group):
             raise TransactionAborted("the group rebalanced while the batch was in hand")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from sentistream.worker.core.deadline import Deadline
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import (
     Clock,
@@ -69,7 +70,7 @@ class ProcessingGuarantee(Protocol):
         """A batch was published: its next offsets and one delivery per record."""
 
     def poll(self, now: float) -> None: ...
-    def close(self, deadline: float) -> ShutdownReport: ...
+    def close(self, deadline: Deadline) -> ShutdownReport: ...
 
 
 @dataclass
@@ -140,13 +141,13 @@ class AtLeastOnce:
         if self._committable and now - self._last_commit_at >= self.commit_interval_s:
             self._commit(COMMIT_TIMEOUT_S)
 
-    def close(self, deadline: float) -> ShutdownReport:
-        """Flush, then commit every acknowledged batch, all by ``deadline`` (monotonic)."""
-        flushed = self.sink.flush(max(0.0, deadline - self.clock.monotonic()))
+    def close(self, deadline: Deadline) -> ShutdownReport:
+        """Flush, then commit every acknowledged batch, all by ``deadline``."""
+        flushed = self.sink.flush(deadline.left())
         failure = self._collect()
-        committed = self._commit(self._left(deadline))
-        if not committed and self._committable and self._left(deadline) > 0:
-            committed = self._commit(self._left(deadline))  # one retry if time is left
+        committed = self._commit(deadline.left())
+        if not committed and self._committable and deadline.left() > 0:
+            committed = self._commit(deadline.left())  # one retry if time is left
         details = []
         if failure is not None:
             details.append(f"Kafka refused a record: {failure}")
@@ -155,9 +156,6 @@ class AtLeastOnce:
         if not committed:
             details.append("the final offset commit did not go through")
         return ShutdownReport(self._in_flight, committed, "; ".join(details))
-
-    def _left(self, deadline: float) -> float:
-        return max(0.0, deadline - self.clock.monotonic())
 
     def _collect(self) -> BaseException | None:
         """Move the offsets of fully acknowledged batches, oldest first, to the commit set;

@@ -42,18 +42,13 @@ from dataclasses import dataclass
 
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.core.classify import Classify
+from sentistream.worker.core.deadline import Deadline
 from sentistream.worker.core.flow import FlowControl, FlowDecision
 from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
 from sentistream.worker.core.messages import InputFormat, InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ModelSlot, ServedModel
-from sentistream.worker.core.pipeline import (
-    Finished,
-    InferenceStage,
-    InlineRunner,
-    Runner,
-    ThreadRunner,
-)
+from sentistream.worker.core.pipeline import Finished, InferenceStage
 from sentistream.worker.core.ports import (
     Classifier,
     Clock,
@@ -63,6 +58,7 @@ from sentistream.worker.core.ports import (
     TopicPartition,
 )
 from sentistream.worker.core.publish import Publisher, Topics
+from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 from sentistream.worker.core.shadow import Shadow
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "Worker", "WorkerState", "default_max_in_flight"]
@@ -146,7 +142,7 @@ class Worker:
         if pipeline_depth <= 1:
             runner = InlineRunner()
         elif runner is None:
-            runner = self._own_runner = ThreadRunner()
+            runner = self._own_runner = ThreadRunner("inference")
         self.stage = InferenceStage(self.classify, runner, max(1, pipeline_depth))
         self.flow = FlowControl.for_limit(
             max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
@@ -197,7 +193,7 @@ class Worker:
             # so a finished batch never sits behind one. (Waiting here rather than cutting the
             # poll's timeout to 0 also keeps zero-timeout polls rare: kafka-python 3.0.12 can
             # lose a group join polled that way, see kafka_io._finish_lost_join.)
-            self._finish_pending(now + self.batcher.wait_s(now))
+            self._finish_pending(Deadline(now + self.batcher.wait_s(now), self.clock))
             now = self.clock.monotonic()
         polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
         got = 0
@@ -225,8 +221,8 @@ class Worker:
         """Finish the batch in hand and the batches with the model, publish them, wait for
         deliveries, commit; all within ``timeout_s``. Records the model did not finish in
         time are reported undelivered (not committed: a restart redoes them)."""
-        deadline = self.clock.monotonic() + timeout_s
-        while self.stage.full and self.stage.wait(self._left(deadline)):
+        deadline = Deadline.after(timeout_s, self.clock)
+        while self.stage.full and self.stage.wait(deadline.left()):
             self._publish_finished()
         if len(self.batcher) and not self.stage.full:
             self._submit(self.batcher.take())
@@ -284,14 +280,11 @@ class Worker:
         offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         self.guarantee.track(offsets, deliveries)
 
-    def _finish_pending(self, deadline: float) -> None:
+    def _finish_pending(self, deadline: Deadline) -> None:
         """Wait for the batches with the model, publishing each as it is back, until none is
-        left or ``deadline`` (monotonic) passes."""
-        while len(self.stage) and self.stage.wait(self._left(deadline)):
+        left or ``deadline`` passes."""
+        while len(self.stage) and self.stage.wait(deadline.left()):
             self._publish_finished()
-
-    def _left(self, deadline: float) -> float:
-        return max(0.0, deadline - self.clock.monotonic())
 
     def _flow(self) -> None:
         decision = self.flow.decide(self.in_flight, self.paused)

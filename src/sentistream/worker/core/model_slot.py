@@ -23,23 +23,21 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from sentistream.manifest import MANIFEST_FILE
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import Classifier
+from sentistream.worker.core.runners import Runner
 
 __all__ = [
     "WARM_UP_TEXTS",
-    "InlineRunner",
     "ModelRefused",
     "ModelSlot",
-    "Runner",
     "ServedModel",
-    "ThreadRunner",
     "manifest_fingerprint",
     "warm_up",
 ]
@@ -79,34 +77,6 @@ class ServedModel:
 
 Loader = Callable[[Path], ServedModel]
 """Loads and verifies a model folder (already resolved: no symlink left); raises if it is bad."""
-
-
-class Runner(Protocol):
-    """Where checks and loads run: a background thread in the worker, inline in tests."""
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]: ...
-
-
-class ThreadRunner:
-    """One background thread: at most one check or load at a time."""
-
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-reload")
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        return self._executor.submit(fn)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-class InlineRunner:
-    """Runs the work at once, on the caller's thread (tests)."""
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        future.set_result(fn())
-        return future
 
 
 def manifest_fingerprint(folder: Path) -> str:

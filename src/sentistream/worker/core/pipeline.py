@@ -18,59 +18,17 @@ handles it as if it had run the model itself.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from sentistream.worker.core.classify import Classify, Inferred, PreparedBatch, Verdict
+from sentistream.worker.core.runners import Runner
 
-__all__ = ["Finished", "InferenceStage", "InlineRunner", "Runner", "ThreadRunner"]
+__all__ = ["Finished", "InferenceStage"]
 
 T = TypeVar("T")
-
-
-class Runner(Protocol):
-    """Runs inference jobs, one at a time, in the order submitted."""
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]: ...
-    def wait(self, future: Future[Any], timeout_s: float | None) -> bool:
-        """Wait for ``future`` (None: as long as it takes); True when it is done."""
-
-
-class InlineRunner:
-    """Runs each job at once on the caller's thread; its outcome (result or exception) is
-    kept in the future, as a thread's would be."""
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn())
-        except BaseException as exc:  # handed back to the loop by InferenceStage.take
-            future.set_exception(exc)
-        return future
-
-    def wait(self, future: Future[Any], timeout_s: float | None) -> bool:
-        return future.done()
-
-
-class ThreadRunner:
-    """One background thread for inference."""
-
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        return self._executor.submit(fn)
-
-    def wait(self, future: Future[Any], timeout_s: float | None) -> bool:
-        done, _ = wait_for([future], timeout=timeout_s)
-        return bool(done)
-
-    def close(self) -> None:
-        """Let a running inference finish on its own; drop the queued ones."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)

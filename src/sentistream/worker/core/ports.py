@@ -1,6 +1,6 @@
 """The worker's ports: what the loop needs of Kafka, the model and time, and the outcomes.
 
-Adapters (``kafka_io``, the ONNX classifier in ``main``) and the test fakes implement these
+Adapters (the Kafka backends, the ONNX classifier in ``app``) and the test fakes implement these
 Protocols; the loop and its stages import only this module, never a Kafka client.
 """
 
@@ -16,6 +16,7 @@ import numpy.typing as npt
 from sentistream.worker.core.messages import InputRecord
 
 __all__ = [
+    "CannotConnect",
     "Classifier",
     "Clock",
     "CommitDeferred",
@@ -67,6 +68,10 @@ class Delivery(Protocol):
 
 
 # -- outcomes -------------------------------------------------------------------------------
+
+
+class CannotConnect(Exception):  # noqa: N818
+    """Kafka answers but refuses us (credentials, certificates): retrying will not help."""
 
 
 class CommitRefused(Exception):  # noqa: N818 - it is an outcome, not a bug

@@ -3,16 +3,26 @@
 :meth:`~sentistream.connection.KafkaConnection.client_config` validates the settings once and
 names them as kafka-python does; :func:`librdkafka_config` renames that dictionary for
 librdkafka, so both clients reach a cluster from the same flags and variables, and every
-check (SASL without a password, a missing certificate file) stays in one place. Pure: no
-import of confluent_kafka.
+check (SASL without a password, a missing certificate file) stays in one place; and
+:func:`consumer_properties` / :func:`producer_properties` render the shared tuning
+(:mod:`sentistream.worker.backends.tuning`) in librdkafka's names. Pure: no import of
+confluent_kafka.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["librdkafka_config"]
+from sentistream.worker.backends.tuning import consumer_tuning, producer_tuning
+from sentistream.worker.settings import WorkerSettings
+
+__all__ = ["consumer_properties", "librdkafka_config", "producer_properties"]
+
+#: librdkafka's own log lines (served by poll/consume), under the worker's logging; the
+#: worker quiets it as it quiets kafka-python's (``app.main.quiet_kafka_logs``).
+LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka")
 
 # kafka-python keyword -> librdkafka property, for the keys whose value passes unchanged.
 _RENAMED = {
@@ -47,3 +57,46 @@ def librdkafka_config(client_config: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise ValueError(f"no librdkafka equivalent known for the client setting {name!r}")
     return config
+
+
+def consumer_properties(settings: WorkerSettings) -> dict[str, Any]:
+    tuning = consumer_tuning(settings)
+    return {
+        **librdkafka_config(settings.client_config()),
+        "group.id": tuning.group_id,
+        "client.id": tuning.client_id,
+        "isolation.level": "read_committed" if tuning.read_committed else "read_uncommitted",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": tuning.auto_offset_reset,
+        "allow.auto.create.topics": False,
+        "fetch.wait.max.ms": tuning.fetch_max_wait_ms,
+        "max.poll.interval.ms": tuning.max_poll_interval_ms,
+        "session.timeout.ms": tuning.session_timeout_ms,
+        "heartbeat.interval.ms": tuning.heartbeat_interval_ms,
+        "topic.metadata.refresh.interval.ms": tuning.metadata_max_age_ms,
+        "logger": LIBRDKAFKA_LOG,
+    }
+
+
+def producer_properties(
+    settings: WorkerSettings, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``overrides``: more producer properties (the transactional sink's)."""
+    tuning = producer_tuning(settings)
+    return {
+        **librdkafka_config(settings.client_config()),
+        "client.id": tuning.client_id,
+        "acks": "all",
+        "enable.idempotence": True,
+        "allow.auto.create.topics": False,
+        "linger.ms": tuning.linger_ms,
+        "batch.size": tuning.batch_size_bytes,
+        "message.max.bytes": tuning.max_request_bytes,
+        "max.in.flight.requests.per.connection": tuning.max_in_flight_requests,
+        "delivery.timeout.ms": tuning.delivery_timeout_ms,
+        # Keys land where the Java and kafka-python clients put them.
+        "partitioner": "murmur2_random",
+        "logger": LIBRDKAFKA_LOG,
+        **(overrides or {}),
+    }

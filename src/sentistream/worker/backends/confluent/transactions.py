@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.backends.confluent.io import ConfluentSink, Membership, kafka_exception_of
+from sentistream.worker.backends.confluent.errors import kafka_exception_of
+from sentistream.worker.backends.confluent.sink import ConfluentSink
+from sentistream.worker.backends.confluent.source import Membership
 from sentistream.worker.core.exactly_once import HeldDelivery
 from sentistream.worker.core.ports import (
     Delivery,

@@ -4,8 +4,8 @@ kafka-python 3.0's ``commit_transaction``, ``abort_transaction`` and
 ``send_offsets_to_transaction`` wait without a timeout (``result.wait()``); a broker that went
 away mid-commit would hold the loop forever. So this adapter starts each call on the
 producer's transaction manager and waits on its result with a deadline, exactly as the public
-methods do but bounded (``_transaction_manager`` and ``_sender`` are private; the
-integration tests run this against a real broker). A call that does not finish in time
+methods do but bounded (through :mod:`sentistream.worker.backends.kafka_python.internals`;
+the integration tests run this against a real broker). A call that does not finish in time
 leaves the producer mid-call, so it is a :class:`TransactionFailed`: the worker exits and
 its restarted instance, with the same ``transactional.id``, fences this one and aborts what it
 left open.
@@ -26,7 +26,8 @@ from kafka.errors import (
 )
 from kafka.structs import OffsetAndMetadata
 
-from sentistream.worker.backends.kafka_python.io import KafkaSink
+from sentistream.worker.backends.kafka_python import internals
+from sentistream.worker.backends.kafka_python.sink import KafkaSink
 from sentistream.worker.core.exactly_once import HeldDelivery
 from sentistream.worker.core.ports import (
     Delivery,
@@ -69,7 +70,7 @@ class KafkaTransactionalSink(KafkaSink):
 
     @property
     def _manager(self) -> Any:
-        return self._producer._transaction_manager  # private: see the module docstring
+        return internals.transaction_manager(self._producer)
 
     def begin(self) -> None:
         try:
@@ -158,7 +159,7 @@ class KafkaTransactionalSink(KafkaSink):
     def _wait(self, what: str, start: Callable[[], Any], timeout_s: float) -> None:
         try:
             result = start()
-            self._producer._sender.wakeup()
+            internals.wake_sender(self._producer)
             finished = result.wait(timeout_ms=max(1, int(timeout_s * 1000)))
         except KafkaError as exc:
             if isinstance(exc, _FATAL) or self._manager.has_fatal_error():

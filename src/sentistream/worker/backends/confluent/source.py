@@ -1,10 +1,6 @@
-"""confluent-kafka (librdkafka) adapters for the loop's :class:`Source` and :class:`Sink`.
-
-The same client settings as :mod:`sentistream.worker.backends.kafka_python.io`, in
-librdkafka's names:
-auto-commit off, ``auto.offset.reset=earliest``, ``fetch.wait.max.ms=10``, no topic
-auto-creation, ``read_committed`` under exactly-once; ``acks=all``, idempotence,
-``linger.ms=2``, the murmur2 partitioner of the Java and kafka-python clients.
+"""confluent-kafka's (librdkafka's) consumer as the loop's :class:`Source` (and
+exactly-once's :class:`TransactionalSource`). The shared tuning is rendered in
+:mod:`sentistream.worker.backends.confluent.config`.
 
 **Who serves librdkafka's callbacks.** librdkafka runs delivery reports and rebalance
 callbacks only inside ``poll()``/``consume()``/``flush()`` on the calling thread. The
@@ -27,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -40,68 +35,31 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
 )
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
-from sentistream.worker.app.connect import CannotConnect
-from sentistream.worker.backends.confluent.config import librdkafka_config
-from sentistream.worker.backends.confluent.delivery import ConfluentDelivery, DeliveryServer
-from sentistream.worker.core.loop import DEFAULT_MAX_REQUEST_BYTES
+from sentistream.worker.backends.confluent.config import consumer_properties
+from sentistream.worker.backends.confluent.errors import (
+    KafkaUnreachable,
+    commit_error,
+    commit_outcome,
+)
+from sentistream.worker.backends.shared import BatchGeneration, OutageLog, names, split_owned
+from sentistream.worker.backends.tuning import consumer_tuning
 from sentistream.worker.core.messages import HeldRecord, UnreadableRecord
 from sentistream.worker.core.ports import (
+    CannotConnect,
     CommitDeferred,
-    CommitRefused,
-    Delivery,
-    SinkUnavailable,
     SourceFailed,
     TopicPartition,
     TransactionFailed,
 )
 from sentistream.worker.settings import WorkerSettings
 
-__all__ = [
-    "ConfluentSink",
-    "ConfluentSource",
-    "KafkaUnreachable",
-    "Membership",
-    "commit_outcome",
-    "fatal_error_of",
-    "kafka_exception_of",
-]
+__all__ = ["ConfluentSource", "Membership"]
 
 log = logging.getLogger(__name__)
 
-#: librdkafka's own log lines (served by poll/consume), under the worker's logging; the
-#: worker quiets it as it quiets kafka-python's (main.quiet_kafka_logs).
-LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka")
-#: How long building a consumer waits for the cluster's metadata (kafka-python: bootstrap).
-BOOTSTRAP_TIMEOUT_S = 8.0
-#: How long a send waits for room in librdkafka's queue before the sink is unavailable.
-MAX_BLOCK_S = 10.0
-
-_REFUSED = frozenset(
-    {
-        KafkaError.REBALANCE_IN_PROGRESS,
-        KafkaError.UNKNOWN_MEMBER_ID,
-        KafkaError.ILLEGAL_GENERATION,
-        KafkaError.FENCED_INSTANCE_ID,
-        KafkaError._ASSIGNMENT_LOST,
-    }
-)
-_DEFERRED = frozenset(
-    {
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._WAIT_COORD,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError.COORDINATOR_NOT_AVAILABLE,
-        KafkaError.NOT_COORDINATOR,
-        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NETWORK_EXCEPTION,
-    }
-)
 #: Errors of a connection attempt that retrying cannot cure (credentials, certificates).
 _AUTH = KafkaError._AUTHENTICATION
 _CANNOT_CONNECT = frozenset({_AUTH, KafkaError._SSL})
@@ -109,27 +67,6 @@ _CANNOT_CONNECT = frozenset({_AUTH, KafkaError._SSL})
 _NOT_AUTHORIZED = frozenset(
     {KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED}
 )
-#: A send refused because the producer, not the record, is unusable.
-_UNAVAILABLE = frozenset(
-    {KafkaError._UNKNOWN_TOPIC, KafkaError._FATAL, KafkaError._STATE, KafkaError._DESTROY}
-)
-
-
-class KafkaUnreachable(Exception):  # noqa: N818
-    """No broker answered in time while building a client: retried by the worker. (A
-    librdkafka :class:`KafkaException` from a constructor is a configuration error, not
-    retried.)"""
-
-
-def commit_outcome(error: KafkaError) -> Exception | None:
-    """The port's outcome for a failed commit: :class:`CommitRefused` (the group moved on),
-    :class:`CommitDeferred` (Kafka unreachable for now), or None (not an outcome: raise the
-    client's error)."""
-    if error.code() in _REFUSED:
-        return CommitRefused(error.str())
-    if error.code() in _DEFERRED or error.retriable():
-        return CommitDeferred(error.str())
-    return None
 
 
 def _record(message: Message) -> HeldRecord | UnreadableRecord:
@@ -174,51 +111,28 @@ class Membership(NamedTuple):
     metadata: Any
 
 
-_MIXED = Membership(-1, None)
-"""Records of one batch were fetched under different assignments."""
-
-
 def _tps(partitions: Collection[TopicPartition]) -> list[KafkaTopicPartition]:
     return [KafkaTopicPartition(tp.topic, tp.partition) for tp in partitions]
-
-
-def _names(partitions: Sequence[KafkaTopicPartition]) -> str:
-    return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
 
 
 class ConfluentSource:
     def __init__(self, settings: WorkerSettings) -> None:
         self._topic = settings.input_topic
         self._group = settings.group_id
-        exactly_once = settings.processing_guarantee == "exactly-once"
+        self._bootstrap_timeout_s = consumer_tuning(settings).bootstrap_timeout_s
         self._connect_errors: list[KafkaError] = []
         self._consumer = Consumer(
             {
-                **librdkafka_config(settings.client_config()),
-                "group.id": settings.group_id,
-                "client.id": f"sentistream-worker-{settings.group_id}",
-                "isolation.level": "read_committed" if exactly_once else "read_uncommitted",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "allow.auto.create.topics": False,
-                "fetch.wait.max.ms": 10,
-                "max.poll.interval.ms": 300_000,
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 3_000,
-                # A group formed before the topic's partitions were in the metadata rebalances
-                # when a refresh shows them (see kafka_io).
-                "topic.metadata.refresh.interval.ms": 5_000,
+                **consumer_properties(settings),
                 "error_cb": self._on_client_error,
-                "logger": LIBRDKAFKA_LOG,
             }
         )
         self._checking = True
         self._fatal: KafkaError | None = None
         self._generation = 0
         self._assignments = 0
-        self._batch_group: Membership | None = None
-        self._outage_since: float | None = None
+        self._batch = BatchGeneration[Membership](lambda a, b: a.generation == b.generation)
+        self._outage = OutageLog("consumer", log)
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="sentistream-commit")
         self._commit_in_flight: Future[list[KafkaTopicPartition] | None] | None = None
         self._check_reachable()
@@ -228,7 +142,7 @@ class ConfluentSource:
         refuses the login or the TLS handshake is :class:`CannotConnect`, one that does not
         answer :class:`KafkaUnreachable` (the worker retries)."""
         try:
-            self._consumer.list_topics(timeout=BOOTSTRAP_TIMEOUT_S)
+            self._consumer.list_topics(timeout=self._bootstrap_timeout_s)
         except KafkaException as exc:
             self._consumer.poll(0)  # serves error_cb: why the connections failed
             refused = [e for e in self._connect_errors if e.code() in _CANNOT_CONNECT]
@@ -259,7 +173,7 @@ class ConfluentSource:
 
     def topics(self) -> set[str]:
         """Every topic the cluster lists (one metadata round trip)."""
-        return set(self._consumer.list_topics(timeout=BOOTSTRAP_TIMEOUT_S).topics)
+        return set(self._consumer.list_topics(timeout=self._bootstrap_timeout_s).topics)
 
     def subscribe(self) -> None:
         self._consumer.subscribe(
@@ -271,15 +185,15 @@ class ConfluentSource:
     def _assigned(self, _consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         self._generation += 1
         self._assignments += 1
-        log.info("partitions assigned: %s", _names(partitions))
+        log.info("partitions assigned: %s", names(partitions))
 
     def _revoked(self, _consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         self._generation += 1
-        log.info("partitions revoked: %s", _names(partitions))
+        log.info("partitions revoked: %s", names(partitions))
 
     def _lost(self, _consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         self._generation += 1
-        log.warning("partitions lost (the group moved on without us): %s", _names(partitions))
+        log.warning("partitions lost (the group moved on without us): %s", names(partitions))
 
     def poll(
         self, timeout_ms: int, max_records: int
@@ -302,19 +216,11 @@ class ConfluentSource:
             else:
                 batch.append(record)
         if polled:
-            if self._outage_since is not None:
-                log.info(
-                    "consumer: Kafka reachable again after %.0f s",
-                    time.monotonic() - self._outage_since,
-                )
-                self._outage_since = None
-            group = self._batch_group
+            self._outage.up()
             if self._generation != generation:  # a rebalance inside this poll
-                self._batch_group = _MIXED
-            elif group is None:
-                self._batch_group = Membership(generation, self._consumer.consumer_group_metadata())
-            elif group.generation != generation:
-                self._batch_group = _MIXED
+                self._batch.mix()
+            else:
+                self._batch.saw(Membership(generation, self._consumer.consumer_group_metadata()))
         return polled
 
     def _take(self, timeout_ms: int, max_records: int) -> list[Message]:
@@ -348,20 +254,15 @@ class ConfluentSource:
             return
         if error.fatal() or error.code() in _NOT_AUTHORIZED:
             raise self._failed(error)
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning("consumer: %s; librdkafka retries by itself", error.str())
+        self._outage.down(f"{error.str()}; librdkafka retries by itself")
 
     def commit(
         self, offsets: Mapping[TopicPartition, int], timeout_s: float
     ) -> set[TopicPartition]:
         """Commit the offsets of partitions still assigned; the others are returned unsent."""
-        owned = self.assignment()
-        dropped = {tp for tp in offsets if tp not in owned}
+        owned, dropped = split_owned(offsets, self.assignment())
         to_commit = [
-            KafkaTopicPartition(tp.topic, tp.partition, offset)
-            for tp, offset in offsets.items()
-            if tp in owned
+            KafkaTopicPartition(tp.topic, tp.partition, offset) for tp, offset in owned.items()
         ]
         if not to_commit:
             return dropped
@@ -374,7 +275,7 @@ class ConfluentSource:
         except FutureTimeout:
             raise CommitDeferred(f"the commit did not finish within {timeout_s:.1f} s") from None
         except KafkaException as exc:
-            raise _commit_error(exc) from exc
+            raise commit_error(exc) from exc
         for result in results or ():
             if result.error is not None:
                 outcome = commit_outcome(result.error)
@@ -404,19 +305,16 @@ class ConfluentSource:
     # -- exactly-once (TransactionalSource) ----------------------------------------------------
 
     def batch_group(self) -> object | None:
-        group, self._batch_group = self._batch_group, None
-        if group is _MIXED:
-            return None
-        if group is not None:
-            return group
-        return Membership(self._generation, self._consumer.consumer_group_metadata())
+        return self._batch.take(
+            lambda: Membership(self._generation, self._consumer.consumer_group_metadata())
+        )
 
     def still_current(self, group: object) -> bool:
         return isinstance(group, Membership) and group.generation == self._generation
 
     def rewind(self, timeout_s: float) -> None:
         """Seek each assigned partition to its committed offset (the start when none)."""
-        self._batch_group = None
+        self._batch.reset()
         assigned = self._consumer.assignment()
         if not assigned:
             return
@@ -427,7 +325,7 @@ class ConfluentSource:
                 self._consumer.seek(KafkaTopicPartition(tp.topic, tp.partition, offset))
         except KafkaException as exc:
             raise TransactionFailed(
-                f"cannot rewind to the committed offsets of {_names(assigned)}: {exc}"
+                f"cannot rewind to the committed offsets of {names(assigned)}: {exc}"
             ) from exc
 
     def lag(self) -> Mapping[TopicPartition, int]:
@@ -458,175 +356,20 @@ class ConfluentSource:
             self._consumer.resume(_tps(partitions))
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Leave the group (no commit: the loop has committed what was delivered)."""
+        """Leave the group (no commit: the loop has committed what was delivered), waiting at
+        most ``timeout_s``. librdkafka's ``close()`` has no timeout (with the coordinator away
+        it waits as long as librdkafka retries the LeaveGroup), so it runs on a daemon thread
+        and is abandoned past the deadline: the group then drops the member when its session
+        times out."""
         self._committer.shutdown(wait=False, cancel_futures=True)
-        self._consumer.close()
-
-
-def _commit_error(exc: KafkaException) -> Exception:
-    error = exc.args[0] if exc.args else None
-    if isinstance(error, KafkaError):
-        outcome = commit_outcome(error)
-        if outcome is not None:
-            return outcome
-    return exc
-
-
-class ConfluentSink:
-    def __init__(
-        self,
-        settings: WorkerSettings,
-        overrides: Mapping[str, Any] | None = None,
-        *,
-        max_block_s: float = MAX_BLOCK_S,
-    ) -> None:
-        """``overrides``: more producer properties (the transactional sink's);
-        ``max_block_s``: how long a send waits for room in librdkafka's queue."""
-        self._max_block_s = max_block_s
-        self._producer = Producer(
-            {
-                **librdkafka_config(settings.client_config()),
-                "client.id": f"sentistream-worker-{settings.group_id}",
-                "acks": "all",
-                "enable.idempotence": True,
-                "allow.auto.create.topics": False,
-                "linger.ms": 2,
-                "batch.size": 256 * 1024,
-                "message.max.bytes": DEFAULT_MAX_REQUEST_BYTES,
-                "max.in.flight.requests.per.connection": 5,
-                "delivery.timeout.ms": 120_000,
-                # Keys land where the Java and kafka-python clients put them.
-                "partitioner": "murmur2_random",
-                "logger": LIBRDKAFKA_LOG,
-                **(overrides or {}),
-            }
+        closer = threading.Thread(
+            target=self._consumer.close, name="sentistream-consumer-close", daemon=True
         )
-        self._serve = lambda: self.serve(0)
-        self._lock = threading.Lock()
-        self._server = DeliveryServer(self.serve)
-        self._server.start()
-        self._partition_counts: dict[str, int] = {}
-        self._closed = False
-
-    def serve(self, timeout_s: float) -> None:
-        """Run the delivery reports that have arrived (waiting up to ``timeout_s`` for one).
-
-        confluent-kafka raises a producer's fatal error (a fenced transactional producer, a
-        broken idempotent sequence) once, from whichever poll or flush comes first, before
-        that poll runs any report. The error is not lost by catching it here: the records it
-        failed complete with their own errors, so the loop aborts the batch (and the abort
-        says fenced), and every later send is refused as :class:`SinkUnavailable`."""
-        try:
-            self._producer.poll(timeout_s)
-        except (KafkaException, SystemError) as exc:
-            _log_fatal_or_raise(exc)
-
-    def _partition_for(self, topic: str, hint: int | None) -> int:
-        if hint is None:
-            return -1  # librdkafka's partitioner chooses
-        count = self._partition_counts.get(topic)
-        if count is None:
-            try:
-                metadata = self._producer.list_topics(topic, timeout=MAX_BLOCK_S)
-            except KafkaException as exc:
-                raise SinkUnavailable(f"no metadata for {topic}: {exc}") from exc
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None or not found.partitions:
-                why = found.error if found is not None else "not listed"
-                raise SinkUnavailable(f"no partitions known for {topic}: {why}")
-            count = len(found.partitions)
-            self._partition_counts[topic] = count
-        return hint % count
-
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
-    ) -> Delivery:
-        """Raises librdkafka's :class:`KafkaException` for a record it refuses (too large,
-        ...); :class:`SinkUnavailable` when it cannot take any record (its queue still full
-        for ``max_block_s``, the topic unknown, the producer closed or failed)."""
-        if self._closed:
-            raise SinkUnavailable("the producer is closed")
-        delivery = ConfluentDelivery(self._serve, self._lock)
-        partition = self._partition_for(topic, partition_hint)
-        deadline = time.monotonic() + self._max_block_s
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value=value,
-                    key=key,
-                    partition=partition,
-                    headers=list(headers),
-                    on_delivery=delivery.complete,
-                )
-                break
-            except BufferError:  # librdkafka's queue is full: wait for acknowledgements
-                if time.monotonic() >= deadline:
-                    raise SinkUnavailable(
-                        f"the producer's queue stayed full for {self._max_block_s:g} s"
-                    ) from None
-                self.serve(0.05)
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                if isinstance(error, KafkaError) and (
-                    error.code() in _UNAVAILABLE or error.fatal()
-                ):
-                    raise SinkUnavailable(
-                        f"the producer cannot take records for {topic}: {error.str()}"
-                    ) from exc
-                raise
-        self.serve(0)
-        return delivery
-
-    def flush(self, timeout_s: float) -> bool:
-        """Whether every record sent was acknowledged (or failed) within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        try:
-            return self._producer.flush(max(0.0, timeout_s)) == 0
-        except (KafkaException, SystemError) as exc:  # a fatal error, raised once: see serve()
-            _log_fatal_or_raise(exc)
-            return self._producer.flush(max(0.0, deadline - time.monotonic())) == 0
-
-    def close(self, timeout_s: float) -> None:
-        """Flush for up to ``timeout_s``, then close, abandoning what is still
-        unacknowledged (it was not committed, so a restart redoes it)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._server.stop()
-        if not self.flush(timeout_s):
-            log.warning("producer closed with deliveries still pending (not committed)")
-            self._producer.purge()
-            self.serve(0)
-        self._producer.close()
-
-
-def kafka_exception_of(exc: BaseException) -> KafkaException | None:
-    """``exc`` if it is confluent-kafka's :class:`KafkaException`, or the one behind it.
-
-    confluent-kafka sets the error as the pending exception and may then run a Python callback
-    (our ``logger`` receiving librdkafka's FATAL line) before returning; that callback fails
-    with it, and Python reports a :class:`SystemError` ("returned a result with an exception
-    set") whose cause is the :class:`KafkaException` (seen once in CI, in ``flush``)."""
-    if isinstance(exc, SystemError):
-        exc = exc.__cause__  # type: ignore[assignment]  # None or the pending exception
-    return exc if isinstance(exc, KafkaException) else None
-
-
-def fatal_error_of(exc: BaseException) -> KafkaError | None:
-    """The producer's fatal error that ``exc`` carries (see :func:`kafka_exception_of`)."""
-    raised = kafka_exception_of(exc)
-    error = raised.args[0] if raised is not None and raised.args else None
-    return error if isinstance(error, KafkaError) and error.fatal() else None
-
-
-def _log_fatal_or_raise(exc: KafkaException | SystemError) -> None:
-    error = fatal_error_of(exc)
-    if error is None:
-        raise exc
-    log.error("producer: fatal error: %s", error.str())
+        closer.start()
+        closer.join(max(0.0, timeout_s))
+        if closer.is_alive():
+            log.warning(
+                "consumer: leaving the group did not finish within %.1f s; the group drops "
+                "this member when its session times out",
+                timeout_s,
+            )

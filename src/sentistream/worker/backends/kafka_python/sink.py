@@ -1,0 +1,80 @@
+"""kafka-python's producer as the loop's :class:`Sink`.
+
+Settings (the shared values and why: :mod:`sentistream.worker.backends.tuning`): ``acks=all``
+and idempotence, so retries neither lose nor duplicate a label; a short linger so a
+micro-batch's labels share requests; no topic auto-creation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import IllegalStateError, KafkaTimeoutError
+
+from sentistream.worker.backends.kafka_python import internals
+from sentistream.worker.backends.kafka_python.config import producer_config
+from sentistream.worker.core.ports import Delivery, SinkUnavailable
+from sentistream.worker.settings import WorkerSettings
+
+__all__ = ["KafkaSink"]
+
+log = logging.getLogger(__name__)
+
+
+class KafkaSink:
+    def __init__(self, settings: WorkerSettings, **overrides: Any) -> None:
+        """``overrides``: more producer settings (the transactional sink's)."""
+        self._producer = KafkaProducer(**producer_config(settings, **overrides))
+        self._partition_counts: dict[str, int] = {}
+
+    def _partition_for(self, topic: str, hint: int | None) -> int | None:
+        if hint is None:
+            return None
+        count = self._partition_counts.get(topic)
+        if count is None:
+            partitions = self._producer.partitions_for(topic)
+            count = len(partitions)
+            self._partition_counts[topic] = count
+        return hint % count
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition_hint: int | None,
+    ) -> Delivery:
+        """Raises what the producer raises for a record it refuses; :class:`SinkUnavailable`
+        when it cannot take any record (metadata or buffer space not available in
+        ``max_block_ms``, or closed)."""
+        try:
+            future: Delivery = self._producer.send(
+                topic,
+                key=key,
+                value=value,
+                headers=list(headers),
+                partition=self._partition_for(topic, partition_hint),
+            )
+        except (KafkaTimeoutError, IllegalStateError) as exc:
+            raise SinkUnavailable(f"the producer cannot take records for {topic}: {exc}") from exc
+        return future
+
+    def flush(self, timeout_s: float) -> bool:
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return False
+        return True
+
+    def close(self, timeout_s: float) -> None:
+        """Close, abandoning what is still unacknowledged after ``timeout_s`` (it was not
+        committed, so a restart redoes it)."""
+        try:
+            self._producer.close(timeout=max(0.0, timeout_s))
+        except KafkaTimeoutError:
+            log.warning("producer closed with deliveries still pending (not committed)")
+            internals.force_close(self._producer)
