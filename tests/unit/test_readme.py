@@ -1,10 +1,11 @@
 """The reference pages' tables and quoted messages name what the code declares: the
 configuration table (docs/configuration.md) every setting, the metrics table
 (docs/operations.md) every metric, the troubleshooting page (docs/troubleshooting.md) the
-manifest's own refusals."""
+manifest's own refusals, the model page (docs/model.md) the export's int8 floor."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 TROUBLESHOOTING = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
+MODEL = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
 SHIPPED_MODEL = ROOT / "models" / "sentistream-lstm"
 
 _SETTING_ROW = re.compile(
@@ -124,3 +126,23 @@ def test_troubleshooting_quotes_the_manifest_format_refusal_as_the_code_prints_i
     # The page shortens the end of this one with "...".
     head = pattern.split(r"re\-export")[0]
     assert re.search(r"`Error: [^`]*manifest\.json: " + head + "re-export", TROUBLESHOOTING)
+
+
+def _module_constant(path: Path, name: str) -> object:
+    """A module-level constant read from the source, for modules too heavy to import here
+    (the exporter imports TensorFlow)."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == name for target in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError(f"{path}: no {name}")
+
+
+def test_the_model_page_states_the_exports_int8_floor() -> None:
+    floor = _module_constant(
+        ROOT / "src" / "sentistream" / "export" / "pipeline.py", "MIN_INT8_AGREEMENT"
+    )
+    stated = re.findall(r"at least ([\d.]+) % of the held-out tweets", MODEL)
+    assert stated, "docs/model.md no longer states the int8 agreement floor"
+    assert {float(share) / 100 for share in stated} == {floor}
