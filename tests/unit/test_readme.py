@@ -1,7 +1,8 @@
 """The reference pages' tables and quoted messages name what the code declares: the
 configuration table (docs/configuration.md) every setting, the metrics table
 (docs/operations.md) every metric, the troubleshooting page (docs/troubleshooting.md) the
-manifest's own refusals, the model page (docs/model.md) the export's int8 floor."""
+manifest's own refusals, the model page (docs/model.md) the export's int8 floor, the message
+formats (docs/message-formats.md) every dead-letter reason."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 from sentistream.manifest import FORMAT_VERSION, MANIFEST_FILE, ManifestError, load_manifest
 from sentistream.settings_cli import is_secret
 from sentistream.text import CLEANING_VERSION
-from sentistream.worker.core.metrics import WorkerMetrics
+from sentistream.worker.core.metrics import DEAD_LETTER_REASONS, WorkerMetrics
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 TROUBLESHOOTING = (ROOT / "docs" / "troubleshooting.md").read_text(encoding="utf-8")
 MODEL = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+MESSAGE_FORMATS = (ROOT / "docs" / "message-formats.md").read_text(encoding="utf-8")
 SHIPPED_MODEL = ROOT / "models" / "sentistream-lstm"
 
 _SETTING_ROW = re.compile(
@@ -146,3 +148,14 @@ def test_the_model_page_states_the_exports_int8_floor() -> None:
     stated = re.findall(r"at least ([\d.]+) % of the held-out tweets", MODEL)
     assert stated, "docs/model.md no longer states the int8 agreement floor"
     assert {float(share) / 100 for share in stated} == {floor}
+
+
+def test_the_message_formats_name_every_dead_letter_reason_and_their_examples_are_json() -> None:
+    reasons = re.search(r"^\| `sentistream\.errors\.reason` \| (.*) \|$", MESSAGE_FORMATS, re.M)
+    assert reasons, "docs/message-formats.md has no row for sentistream.errors.reason"
+    named = set(re.findall(r"`([a-z_]+)`", reasons.group(1)))
+    assert set(DEAD_LETTER_REASONS) <= named
+    examples = re.findall(r"^```json\n(.*?)^```", MESSAGE_FORMATS, re.M | re.S)
+    assert len(examples) >= 5
+    for example in examples:
+        json.loads(example)

@@ -36,7 +36,9 @@ from sentistream.worker.backends import (
 )
 from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.exactly_once import ExactlyOnce
+from sentistream.worker.core.fields import FieldMap, parse_paths
 from sentistream.worker.core.guarantee import ProcessingGuarantee
+from sentistream.worker.core.label_format import LabelFormat
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ModelSlot, warm_up
@@ -340,6 +342,12 @@ def _run_loop(
         ),
         topics=Topics(output=settings.output_topic, dead_letter=settings.dlq_topic),
         input_format=settings.input_format,
+        fields=FieldMap.from_settings(settings.text_field, settings.id_field, settings.keep_fields),
+        label_format=LabelFormat(
+            settings.output_format,
+            include_text=settings.output_text,
+            keep=parse_paths(settings.keep_fields),
+        ),
         max_record_bytes=settings.max_record_bytes,
         max_in_flight=settings.max_in_flight or None,
         model_info=models.current.info,

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sentistream.worker.core.fields import FieldMap
 from sentistream.worker.core.messages import (
     InputFormat,
     InputRecord,
@@ -103,11 +104,13 @@ class Classify:
         metrics: WorkerMetrics,
         *,
         input_format: InputFormat = "auto",
+        fields: FieldMap | None = None,
         max_record_bytes: int = 16_384,
     ) -> None:
         self.classifier = classifier
         self.metrics = metrics
         self.input_format: InputFormat = input_format
+        self.fields = fields or FieldMap()
         self.max_record_bytes = max_record_bytes
         self.failures = FailureTracker()
 
@@ -126,7 +129,7 @@ class Classify:
         tweets: list[Tweet] = []
         for index, record in enumerate(records):
             try:
-                tweet = decode_record(record, self.input_format, self.max_record_bytes)
+                tweet = decode_record(record, self.input_format, self.max_record_bytes, self.fields)
                 row = classifier.encode(tweet.text)
             except InvalidMessage as error:
                 verdicts.append(error)
