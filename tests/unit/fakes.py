@@ -93,6 +93,7 @@ class FakeSource:
         self.refuse_polls: SourceFailed | None = None
         self.partition_count: int | None = None
         self.closed = False
+        self._next_assignment: set[TopicPartition] | None = None
         self.feed(*records)
 
     def feed(self, *records: FakeRecord) -> None:
@@ -109,6 +110,9 @@ class FakeSource:
         self.polls.append((timeout_ms, max_records))
         if self.refuse_polls is not None:
             raise self.refuse_polls
+        if self._next_assignment is not None:  # the member rejoins inside poll
+            self.assigned, self._next_assignment = self._next_assignment, None
+            self.rebalance_count += 1
         out: dict[TopicPartition, list[FakeRecord]] = {}
         room = max_records
         assert max_records > 0, "kafka-python raises ValueError for max_records <= 0"
@@ -157,6 +161,13 @@ class FakeSource:
 
     def rebalances(self) -> int:
         return self.rebalance_count
+
+    def rebalance_to(self, partitions: Collection[TopicPartition]) -> None:
+        """The group starts a rebalance that hands this member ``partitions``: as with a real
+        group, the member takes them (and counts the rebalance) at its next poll; until then
+        it owns what it owned, and Kafka takes its commits (its generation is still current
+        while the group prepares the rebalance)."""
+        self._next_assignment = set(partitions)
 
     def input_partitions(self) -> int | None:
         """``partition_count`` if a test set it, else the partitions ever fed."""
@@ -281,6 +292,7 @@ class FakeSink:
     unavailable: bool = False
     max_request_size: int = DEFAULT_MAX_REQUEST_BYTES
     refuse: Callable[[Sent], bool] | None = None
+    partition_counts: Mapping[str, int] | None = None
     sent: list[Sent] = field(default_factory=list)
     refused: list[tuple[Sent, BaseException]] = field(default_factory=list)
     flushes: list[float] = field(default_factory=list)
@@ -335,6 +347,9 @@ class FakeSink:
         offset = self._next_offset.get(sent.topic, 0)
         self._next_offset[sent.topic] = offset + 1
         partition = sent.partition_hint if sent.partition_hint is not None else 0
+        count = (self.partition_counts or {}).get(sent.topic)
+        if count is not None:  # as both sinks map the hint onto the topic's partitions
+            partition %= count
         sent.delivery.success(RecordMetadata(sent.topic, partition, offset))
 
     def pending(self) -> list[Sent]:
@@ -559,8 +574,10 @@ class FakeTransactionalSink(FakeSink):
       call raises it.
     """
 
-    def __init__(self, log: FakeTransactionLog) -> None:
-        super().__init__(auto_ack=True)
+    def __init__(
+        self, log: FakeTransactionLog, partition_counts: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(auto_ack=True, partition_counts=partition_counts)
         self.log = log
         self.fail_next: dict[str, BaseException] = {}
         self.in_transaction = False

@@ -183,9 +183,12 @@ class Sink(Protocol):
     ) -> Delivery:
         """Produce asynchronously; ``partition_hint`` is the input partition (order keeper).
 
-        Raises what kafka-python's producer raises synchronously for a record it refuses
-        (``TypeError``, ``ValueError``, ``MessageSizeTooLargeError``, ...) and
-        :class:`SinkUnavailable` when it cannot take any record now.
+        Refuses a record, synchronously and before any delivery exists, with ``ValueError``
+        when it has neither key nor value, ``TypeError`` when a header is not a
+        ``(str, bytes)`` pair, and the client's own error when it is over the producer's
+        request size (kafka-python's ``MessageSizeTooLargeError``, librdkafka's
+        ``KafkaException``) or otherwise unsendable: each the record's fault, never
+        :class:`SinkUnavailable`, which it raises when it cannot take any record now.
         """
 
     def flush(self, timeout_s: float) -> bool:

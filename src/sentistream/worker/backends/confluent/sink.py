@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from sentistream.worker.backends.confluent.config import producer_properties
 from sentistream.worker.backends.confluent.delivery import ConfluentDelivery, DeliveryServer
 from sentistream.worker.backends.confluent.errors import MAX_BLOCK_S, log_fatal_or_raise
+from sentistream.worker.backends.shared import check_record
 from sentistream.worker.core.ports import Delivery, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
@@ -90,11 +91,14 @@ class ConfluentSink:
         headers: Sequence[tuple[str, bytes]],
         partition_hint: int | None,
     ) -> Delivery:
-        """Raises librdkafka's :class:`KafkaException` for a record it refuses (too large,
-        ...); :class:`SinkUnavailable` when it cannot take any record (its queue still full
-        for ``max_block_s``, the topic unknown, the producer closed or failed)."""
+        """Raises ``ValueError``/``TypeError`` for a record the port refuses
+        (:func:`~sentistream.worker.backends.shared.check_record`), librdkafka's
+        :class:`KafkaException` for one it refuses (too large, ...); :class:`SinkUnavailable`
+        when it cannot take any record (its queue still full for ``max_block_s``, the topic
+        unknown, the producer closed or failed)."""
         if self._closed:
             raise SinkUnavailable("the producer is closed")
+        check_record(key, value, headers)
         delivery = ConfluentDelivery(self._serve, self._lock)
         partition = self._partition_for(topic, partition_hint)
         deadline = time.monotonic() + self._max_block_s
