@@ -133,6 +133,11 @@ class SinkContract:
         assert sorted(acked) == sorted(i % 3 for i in range(9))
         assert backend.read(topic, committed_only=False, marker=b"v8")[-1] == b"v8"
 
+    def test_partitions_are_the_topics(self, backend: Backend) -> None:
+        sink = backend.sink()
+        assert sink.partitions(backend.topic(partitions=3)) == 3
+        assert sink.partitions(backend.topic(partitions=1)) == 1
+
     def test_a_send_without_a_partition_is_delivered_somewhere(self, backend: Backend) -> None:
         topic = backend.topic(partitions=2)
         sink = backend.sink()

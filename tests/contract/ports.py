@@ -24,7 +24,7 @@ __all__ = [
 def poll(
     source: Source, timeout_s: float, max_records: int
 ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-    return source.poll(int(timeout_s * 1000), max_records)
+    return source.poll(timeout_s, max_records)
 
 
 def poll_until(

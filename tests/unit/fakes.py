@@ -54,6 +54,9 @@ __all__ = [
     "Sent",
 ]
 
+#: Partitions of every topic of a :class:`FakeSink` made without ``partition_counts``.
+DEFAULT_PARTITIONS = 16
+
 
 # -- records and the source -----------------------------------------------------------------
 
@@ -65,7 +68,7 @@ FakeRecord = HeldRecord
 class FakeSource:
     """Records queued per partition; ``poll`` hands out up to ``max_records`` and never waits.
 
-    ``polls`` keeps each ``(timeout_ms, max_records)`` asked for, ``commits`` each offsets
+    ``polls`` keeps each ``(timeout_s, max_records)`` asked for, ``commits`` each offsets
     mapping committed. ``refuse_commits`` makes that many next commits raise
     :class:`CommitRefused` (recorded in ``refused``), ``unavailable_commits`` likewise raise
     :class:`CommitDeferred`. ``assigned`` and ``lags`` override the
@@ -80,7 +83,7 @@ class FakeSource:
 
     def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
         self._queues: dict[TopicPartition, deque[FakeRecord]] = {}
-        self.polls: list[tuple[int, int]] = []
+        self.polls: list[tuple[float, int]] = []
         self.commits: list[dict[TopicPartition, int]] = []
         self.refused: list[dict[TopicPartition, int]] = []
         self.refuse_commits = 0
@@ -105,9 +108,9 @@ class FakeSource:
         return sum(len(q) for q in self._queues.values())
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        self.polls.append((timeout_ms, max_records))
+        self.polls.append((timeout_s, max_records))
         if self.refuse_polls is not None:
             raise self.refuse_polls
         if self._next_assignment is not None:  # the member rejoins inside poll
@@ -262,7 +265,7 @@ class Sent:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-    partition_hint: int | None
+    partition: int | None
     delivery: FakeDelivery
 
     def header(self, name: str) -> bytes:
@@ -298,15 +301,25 @@ class FakeSink:
     flushes: list[float] = field(default_factory=list)
     _next_offset: dict[str, int] = field(default_factory=dict)
 
+    def partitions(self, topic: str) -> int:
+        """``partition_counts[topic]``; without ``partition_counts`` every topic exists with
+        :data:`DEFAULT_PARTITIONS`. A topic not in it is unknown: :class:`SinkUnavailable`,
+        as both sinks say when the metadata has no partitions for it."""
+        if self.partition_counts is None:
+            return DEFAULT_PARTITIONS
+        if topic not in self.partition_counts:
+            raise SinkUnavailable(f"no partitions known for {topic} (fake)")
+        return self.partition_counts[topic]
+
     def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> FakeDelivery:
-        attempt = Sent(topic, key, value, list(headers), partition_hint, FakeDelivery())
+        attempt = Sent(topic, key, value, list(headers), partition, FakeDelivery())
         try:
             self._check(attempt)
         except Exception as exc:
@@ -340,16 +353,17 @@ class FakeSink:
                 "maximum request size you have configured with the max_request_size "
                 "configuration"
             )
+        if attempt.partition is not None and not (
+            0 <= attempt.partition < self.partitions(attempt.topic)
+        ):
+            raise AssertionError("Unrecognized partition")  # kafka-python asserts it
         if self.refuse is not None and self.refuse(attempt):
             raise TypeError("refused by the test")
 
     def _ack(self, sent: Sent) -> None:
         offset = self._next_offset.get(sent.topic, 0)
         self._next_offset[sent.topic] = offset + 1
-        partition = sent.partition_hint if sent.partition_hint is not None else 0
-        count = (self.partition_counts or {}).get(sent.topic)
-        if count is not None:  # as both sinks map the hint onto the topic's partitions
-            partition %= count
+        partition = sent.partition if sent.partition is not None else 0
         sent.delivery.success(RecordMetadata(sent.topic, partition, offset))
 
     def pending(self) -> list[Sent]:
@@ -523,9 +537,9 @@ class FakeTransactionalSource(FakeSource):
             self.every.setdefault(tp, []).append(record)
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        polled = super().poll(timeout_ms, max_records)
+        polled = super().poll(timeout_s, max_records)
         if polled:
             self._batch_generations.add(self.generation)
         return polled
@@ -605,7 +619,7 @@ class FakeTransactionalSink(FakeSink):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> HeldDelivery:
         if not self.in_transaction:
             raise SinkUnavailable("kafka-python: Cannot call send in state READY (fake)")
@@ -614,7 +628,7 @@ class FakeTransactionalSink(FakeSink):
         else:
             failure = self.fail_next.pop("send", None)
             self.auto_ack = failure is None
-            delivery = super().send(topic, key, value, headers, partition_hint)
+            delivery = super().send(topic, key, value, headers, partition)
             self.auto_ack = True
             if failure is not None:
                 delivery.failure(failure)

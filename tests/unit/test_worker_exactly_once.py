@@ -235,8 +235,8 @@ def test_a_partition_moved_away_aborts_the_batch_and_is_not_redone_here():
     h.source.feed(rec(1, partition=0), rec(1, partition=1))
     original_poll = h.source.poll
 
-    def poll_then_lose_partition_1(timeout_ms: int, max_records: int):
-        polled = original_poll(timeout_ms, max_records)
+    def poll_then_lose_partition_1(timeout_s: float, max_records: int):
+        polled = original_poll(timeout_s, max_records)
         h.source.assigned = {TopicPartition(IN, 0)}
         return polled
 

@@ -108,9 +108,12 @@ class _NullSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> _Accepted:
         return self.accepted
+
+    def partitions(self, topic: str) -> int:
+        return 1
 
     def flush(self, timeout_s: float) -> bool:
         return True
@@ -301,7 +304,7 @@ def _kafka_stages(
     deadline = time.monotonic() + 120
     while got < wanted and time.monotonic() < deadline:
         started = time.perf_counter()
-        polled = source.poll(100, batch_size)
+        polled = source.poll(0.1, batch_size)
         count = sum(len(batch) for batch in polled.values())
         if got:  # the clock starts once the group is joined and the first fetch is in
             polling += time.perf_counter() - started

@@ -140,8 +140,12 @@ class TransactionFailed(Exception):  # noqa: N818
 
 class Source(Protocol):
     def poll(
-        self, timeout_ms: int, max_records: int
-    ) -> Mapping[TopicPartition, Sequence[InputRecord]]: ...
+        self, timeout_s: float, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
+        """Up to ``max_records`` records (at least 1 asked), in offset order per partition,
+        none from a paused partition; waits at most ``timeout_s`` when none is there. The
+        group's rebalances run inside it."""
+
     def commit(
         self, offsets: Mapping[TopicPartition, int], timeout_s: float
     ) -> set[TopicPartition]:
@@ -179,9 +183,10 @@ class Sink(Protocol):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
-        """Produce asynchronously; ``partition_hint`` is the input partition (order keeper).
+        """Produce asynchronously to ``partition`` of ``topic`` (None: the client's
+        partitioner chooses, by key).
 
         Refuses a record, synchronously and before any delivery exists, with ``ValueError``
         when it has neither key nor value, ``TypeError`` when a header is not a
@@ -190,6 +195,10 @@ class Sink(Protocol):
         ``KafkaException``) or otherwise unsendable: each the record's fault, never
         :class:`SinkUnavailable`, which it raises when it cannot take any record now.
         """
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has, from the producer's metadata (waiting for it
+        if need be). Raises :class:`SinkUnavailable` when the metadata cannot be had."""
 
     def flush(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for every send to complete; False if time ran out."""

@@ -50,7 +50,6 @@ class ConfluentSink:
         self._lock = threading.Lock()
         self._server = DeliveryServer(self.serve)
         self._server.start()
-        self._partition_counts: dict[str, int] = {}
         self._closed = False
 
     def serve(self, timeout_s: float) -> None:
@@ -66,22 +65,17 @@ class ConfluentSink:
         except (KafkaException, SystemError) as exc:
             log_fatal_or_raise(exc)
 
-    def _partition_for(self, topic: str, hint: int | None) -> int:
-        if hint is None:
-            return -1  # librdkafka's partitioner chooses
-        count = self._partition_counts.get(topic)
-        if count is None:
-            try:
-                metadata = self._producer.list_topics(topic, timeout=MAX_BLOCK_S)
-            except KafkaException as exc:
-                raise SinkUnavailable(f"no metadata for {topic}: {exc}") from exc
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None or not found.partitions:
-                why = found.error if found is not None else "not listed"
-                raise SinkUnavailable(f"no partitions known for {topic}: {why}")
-            count = len(found.partitions)
-            self._partition_counts[topic] = count
-        return hint % count
+    def partitions(self, topic: str) -> int:
+        """One metadata request (the publisher asks once per topic)."""
+        try:
+            metadata = self._producer.list_topics(topic, timeout=MAX_BLOCK_S)
+        except KafkaException as exc:
+            raise SinkUnavailable(f"no metadata for {topic}: {exc}") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            why = found.error if found is not None else "not listed"
+            raise SinkUnavailable(f"no partitions known for {topic}: {why}")
+        return len(found.partitions)
 
     def send(
         self,
@@ -89,7 +83,7 @@ class ConfluentSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """Raises ``ValueError``/``TypeError`` for a record the port refuses
         (:func:`~sentistream.worker.backends.shared.check_record`), librdkafka's
@@ -100,7 +94,6 @@ class ConfluentSink:
             raise SinkUnavailable("the producer is closed")
         check_record(key, value, headers)
         delivery = ConfluentDelivery(self._serve, self._lock)
-        partition = self._partition_for(topic, partition_hint)
         deadline = time.monotonic() + self._max_block_s
         while True:
             try:
@@ -108,7 +101,7 @@ class ConfluentSink:
                     topic,
                     value=value,
                     key=key,
-                    partition=partition,
+                    partition=-1 if partition is None else partition,  # -1: by key
                     headers=list(headers),
                     on_delivery=delivery.complete,
                 )

@@ -28,17 +28,13 @@ class KafkaSink:
     def __init__(self, settings: WorkerSettings, **overrides: Any) -> None:
         """``overrides``: more producer settings (the transactional sink's)."""
         self._producer = KafkaProducer(**producer_config(settings, **overrides))
-        self._partition_counts: dict[str, int] = {}
 
-    def _partition_for(self, topic: str, hint: int | None) -> int | None:
-        if hint is None:
-            return None
-        count = self._partition_counts.get(topic)
-        if count is None:
-            partitions = self._producer.partitions_for(topic)
-            count = len(partitions)
-            self._partition_counts[topic] = count
-        return hint % count
+    def partitions(self, topic: str) -> int:
+        """From the producer's metadata, waiting up to ``max_block_ms`` for it."""
+        try:
+            return len(self._producer.partitions_for(topic))
+        except (KafkaTimeoutError, IllegalStateError) as exc:
+            raise SinkUnavailable(f"no partitions known for {topic}: {exc}") from exc
 
     def send(
         self,
@@ -46,7 +42,7 @@ class KafkaSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """Raises what the producer raises for a record it refuses; :class:`SinkUnavailable`
         when it cannot take any record (metadata or buffer space not available in
@@ -57,7 +53,7 @@ class KafkaSink:
                 key=key,
                 value=value,
                 headers=list(headers),
-                partition=self._partition_for(topic, partition_hint),
+                partition=partition,
             )
         except (KafkaTimeoutError, IllegalStateError) as exc:
             raise SinkUnavailable(f"the producer cannot take records for {topic}: {exc}") from exc

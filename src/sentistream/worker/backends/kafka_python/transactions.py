@@ -85,7 +85,7 @@ class KafkaTransactionalSink(KafkaSink):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """As :meth:`KafkaSink.send`; a send into a transaction that already failed becomes a
         failed delivery (kafka-python raises a bare ``KafkaError``, which the publisher would
@@ -94,7 +94,7 @@ class KafkaTransactionalSink(KafkaSink):
             failure = KafkaError(f"the transaction already failed: {self._manager.last_error}")
             held = HeldDelivery(None, failure)
         else:
-            held = HeldDelivery(super().send(topic, key, value, headers, partition_hint))
+            held = HeldDelivery(super().send(topic, key, value, headers, partition))
             self._sent = True
         self._held.append(held)
         return held
