@@ -167,7 +167,7 @@ class FakeBackend(Backend):
         if committed_only:
             sent = self.log.visible(topic)
         else:
-            sent = [s for sink in self._sinks for s in sink.to(topic) if s.delivery.is_done]
+            sent = [s for sink in self._sinks for s in sink.to(topic) if s.delivery.done()]
         values = [s.value or b"" for s in sent]
         assert marker in values, f"{marker!r} not in {values}"
         return values[: values.index(marker) + 1]

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from sentistream.worker.core.ports import SinkUnavailable, TopicPartition
+from sentistream.worker.core.ports import (
+    SinkUnavailable,
+    TopicPartition,
+    TransactionAborted,
+    failure_of,
+)
 from tests.contract.backends import Backend
 from tests.contract.ports import (
     delivered_partition,
@@ -220,13 +225,15 @@ class TransactionalContract:
         for delivery in deliveries:
             on_success(delivery, acked.append)
         assert sink.flush(10.0)
-        assert all(send_failure(d) is None for d in deliveries)
-        assert acked == []  # callbacks wait for the commit
+        assert all(failure_of(d) is None for d in deliveries)
+        assert not any(is_done(d) for d in deliveries)  # a delivery succeeds on commit
+        assert acked == []
         batch_group = source.batch_group()
         assert batch_group is not None
         assert source.still_current(batch_group)
         sink.send_offsets(offsets, batch_group, 10.0)
         sink.commit(10.0)
+        assert all(is_done(d) and send_failure(d) is None for d in deliveries)
         assert len(acked) == 3
         assert backend.read(out, committed_only=True, marker=b"v2") == _values(3)
         assert backend.committed(group, source_topic_of(offsets)) == offsets
@@ -238,10 +245,12 @@ class TransactionalContract:
         sink = backend.transactional_sink()
         acked: list[Any] = []
         sink.begin()
-        for value in (b"aborted0", b"aborted1"):
-            on_success(send(sink, out, value), acked.append)
+        aborted = [send(sink, out, value) for value in (b"aborted0", b"aborted1")]
+        for delivery in aborted:
+            on_success(delivery, acked.append)
         assert sink.flush(10.0)
         sink.abort(10.0)
+        assert all(isinstance(send_failure(d), TransactionAborted) for d in aborted)
         sink.begin()
         send(sink, out, b"marker")
         assert sink.flush(10.0)

@@ -8,7 +8,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sentistream.worker.core.messages import InputRecord
-from sentistream.worker.core.ports import Sink, Source, TopicPartition
+from sentistream.worker.core.ports import (
+    Delivered,
+    Delivery,
+    Sink,
+    Source,
+    TopicPartition,
+    failure_of,
+    when_delivered,
+)
 
 __all__ = [
     "delivered_partition",
@@ -57,27 +65,26 @@ def send(
     key: bytes | None = b"k",
     headers: Sequence[tuple[str, Any]] = (),
     partition: int | None = None,
-) -> Any:
+) -> Delivery:
     return sink.send(topic, key, value, list(headers), partition)
 
 
-def is_done(delivery: Any) -> bool:
-    return bool(delivery.is_done)
+def is_done(delivery: Delivery) -> bool:
+    return delivery.done()
 
 
-def send_failure(delivery: Any) -> BaseException | None:
+def send_failure(delivery: Delivery) -> BaseException | None:
     """The delivery's error once done (None: acknowledged)."""
     assert is_done(delivery)
-    return delivery.exception if delivery.failed() else None
+    return failure_of(delivery)
 
 
-def on_success(delivery: Any, fn: Callable[[Any], object]) -> None:
-    """Run ``fn(metadata)`` when the delivery is acknowledged."""
-    delivery.add_callback(fn)
+def on_success(delivery: Delivery, fn: Callable[[Any], object]) -> None:
+    """Run ``fn(result)`` when the delivery is acknowledged."""
+    when_delivered(delivery, fn)
 
 
-def delivered_partition(metadata: Any) -> int:
-    """The partition a delivery's metadata names (kafka-python's RecordMetadata, librdkafka's
-    Message, the fakes' RecordMetadata)."""
-    partition = metadata.partition
-    return int(partition() if callable(partition) else partition)
+def delivered_partition(result: Delivered | None) -> int:
+    """The partition a delivery's result names."""
+    assert result is not None
+    return result.partition

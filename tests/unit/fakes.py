@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from sentistream.worker.core.messages import HeldRecord, InputRecord
 from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
+    Delivered,
     InferenceError,
     SinkUnavailable,
     SourceFailed,
@@ -50,7 +51,6 @@ __all__ = [
     "FakeTransactionalSink",
     "FakeTransactionalSource",
     "ManualRunner",
-    "RecordMetadata",
     "Sent",
 ]
 
@@ -196,67 +196,17 @@ class FakeSource:
 # -- deliveries and the sink ----------------------------------------------------------------
 
 
-class RecordMetadata(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
+class FakeDelivery(Future[Delivered | None]):
+    """A :class:`~sentistream.worker.core.ports.Delivery` the test (or the fake sink)
+    completes: :meth:`success` and :meth:`failure`, once, as a client's report would."""
 
-
-class FakeDelivery:
-    """Mirrors kafka-python's FutureRecordMetadata as far as the loop uses it.
-
-    Callbacks run with ``(*args, metadata)`` on success, immediately if already succeeded;
-    a failed delivery never runs them (kafka-python calls errbacks instead).
-    """
-
-    def __init__(self) -> None:
-        self.is_done = False
-        self.exception: BaseException | None = None
-        self.value: RecordMetadata | None = None
-        self._callbacks: list[Callable[[RecordMetadata], object]] = []
-        self._errbacks: list[Callable[[BaseException], object]] = []
-
-    def succeeded(self) -> bool:
-        return self.is_done and self.exception is None
-
-    def failed(self) -> bool:
-        return self.is_done and self.exception is not None
-
-    def add_callback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
-        def call(metadata: RecordMetadata) -> object:
-            return fn(*args, metadata)
-
-        if self.succeeded():
-            assert self.value is not None
-            call(self.value)
-        else:
-            self._callbacks.append(call)
-        return self
-
-    def add_errback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
-        def call(exc: BaseException) -> object:
-            return fn(*args, exc)
-
-        if self.failed():
-            assert self.exception is not None
-            call(self.exception)
-        else:
-            self._errbacks.append(call)
-        return self
-
-    def success(self, metadata: RecordMetadata) -> None:
-        assert not self.is_done, "a delivery completes once"
-        self.value = metadata
-        self.is_done = True
-        for callback in self._callbacks:
-            callback(metadata)
+    def success(self, result: Delivered | None) -> None:
+        assert not self.done(), "a delivery completes once"
+        self.set_result(result)
 
     def failure(self, exc: BaseException) -> None:
-        assert not self.is_done, "a delivery completes once"
-        self.exception = exc
-        self.is_done = True
-        for errback in self._errbacks:
-            errback(exc)
+        assert not self.done(), "a delivery completes once"
+        self.set_exception(exc)
 
 
 @dataclass
@@ -299,7 +249,7 @@ class FakeSink:
     sent: list[Sent] = field(default_factory=list)
     refused: list[tuple[Sent, BaseException]] = field(default_factory=list)
     flushes: list[float] = field(default_factory=list)
-    _next_offset: dict[str, int] = field(default_factory=dict)
+    _next_offset: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def partitions(self, topic: str) -> int:
         """``partition_counts[topic]``; without ``partition_counts`` every topic exists with
@@ -361,13 +311,13 @@ class FakeSink:
             raise TypeError("refused by the test")
 
     def _ack(self, sent: Sent) -> None:
-        offset = self._next_offset.get(sent.topic, 0)
-        self._next_offset[sent.topic] = offset + 1
         partition = sent.partition if sent.partition is not None else 0
-        sent.delivery.success(RecordMetadata(sent.topic, partition, offset))
+        offset = self._next_offset.get((sent.topic, partition), 0)  # each partition its own
+        self._next_offset[(sent.topic, partition)] = offset + 1
+        sent.delivery.success(Delivered(partition, offset))
 
     def pending(self) -> list[Sent]:
-        return [s for s in self.sent if not s.delivery.is_done]
+        return [s for s in self.sent if not s.delivery.done()]
 
     def ack(self, index: int) -> None:
         """Acknowledge the ``index``-th send (0-based, over all sends)."""
@@ -661,6 +611,8 @@ class FakeTransactionalSink(FakeSink):
             held.release()
 
     def abort(self, timeout_s: float) -> None:
+        for held in self._held:
+            held.discard()
         failure = self._failure("abort")
         if failure is not None:
             raise failure

@@ -438,7 +438,7 @@ def _check(h: Harness, depth: int) -> None:
     acked = {
         (body["source"]["partition"], body["source"]["offset"])
         for s in h.sink.to(OUT)
-        if s.delivery.succeeded()
+        if s.delivery.done() and s.delivery.exception() is None
         for body in [json.loads(s.value or b"null")]
     }
     for commit in h.source.commits:

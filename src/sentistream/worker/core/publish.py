@@ -27,7 +27,13 @@ from sentistream.worker.core.messages import (
     error_headers,
     internal_error,
 )
-from sentistream.worker.core.ports import DeadLetterFailed, Delivery, Sink, SinkUnavailable
+from sentistream.worker.core.ports import (
+    DeadLetterFailed,
+    Delivery,
+    Sink,
+    SinkUnavailable,
+    when_delivered,
+)
 
 __all__ = ["RECORD_OVERHEAD_BYTES", "KeepInputOrder", "Publisher", "Topics", "record_size"]
 
@@ -137,7 +143,7 @@ class Publisher:
             clean_headers(record.headers),
             self.order.partition(self.topics.output, record.partition),
         )
-        delivery.add_callback(self._on_labeled, labelled.label, record.timestamp)
+        when_delivered(delivery, self._on_labeled, labelled.label, record.timestamp)
         return delivery
 
     def dead_letter(self, record: InputRecord, error: InvalidMessage) -> Delivery:
@@ -160,7 +166,7 @@ class Publisher:
                     f"even a bare dead letter for {record.topic}-{record.partition}"
                     f"@{record.offset} was refused: {final!r}"
                 ) from final
-        delivery.add_callback(self._on_dead_lettered, error.reason)
+        when_delivered(delivery, self._on_dead_lettered, error.reason)
         return delivery
 
     def fit(

@@ -10,7 +10,6 @@ Kafka acknowledges rather than at the next step, by a daemon thread: see
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from sentistream.worker.backends.confluent.config import producer_properties
-from sentistream.worker.backends.confluent.delivery import ConfluentDelivery, DeliveryServer
+from sentistream.worker.backends.confluent.delivery import DeliveryServer, ServedDelivery
 from sentistream.worker.backends.confluent.errors import MAX_BLOCK_S, log_fatal_or_raise
 from sentistream.worker.backends.shared import check_record
 from sentistream.worker.core.ports import Delivery, SinkUnavailable
@@ -47,7 +46,6 @@ class ConfluentSink:
         self._max_block_s = max_block_s
         self._producer = Producer(producer_properties(settings, overrides))
         self._serve = lambda: self.serve(0)
-        self._lock = threading.Lock()
         self._server = DeliveryServer(self.serve)
         self._server.start()
         self._closed = False
@@ -93,7 +91,7 @@ class ConfluentSink:
         if self._closed:
             raise SinkUnavailable("the producer is closed")
         check_record(key, value, headers)
-        delivery = ConfluentDelivery(self._serve, self._lock)
+        delivery = ServedDelivery(self._serve)
         deadline = time.monotonic() + self._max_block_s
         while True:
             try:
@@ -103,7 +101,7 @@ class ConfluentSink:
                     key=key,
                     partition=-1 if partition is None else partition,  # -1: by key
                     headers=list(headers),
-                    on_delivery=delivery.complete,
+                    on_delivery=delivery.report,
                 )
                 break
             except BufferError:  # librdkafka's queue is full: wait for acknowledgements

@@ -162,7 +162,9 @@ class ConfluentTransactionalSink(ConfluentSink):
             delivery.release()
 
     def abort(self, timeout_s: float) -> None:
-        self._held = []
+        held, self._held = self._held, []
+        for delivery in held:
+            delivery.discard()
         try:
             self._call(
                 "aborting the transaction",

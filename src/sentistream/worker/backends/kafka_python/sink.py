@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from kafka import KafkaProducer
@@ -16,12 +17,21 @@ from kafka.errors import IllegalStateError, KafkaTimeoutError
 
 from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.config import producer_config
-from sentistream.worker.core.ports import Delivery, SinkUnavailable
+from sentistream.worker.core.ports import Delivered, Delivery, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["KafkaSink"]
 
 log = logging.getLogger(__name__)
+
+
+def _as_future(produced: Any) -> Delivery:
+    """kafka-python's ``FutureRecordMetadata`` as the port's :class:`Delivery` (completed by
+    its callbacks, on kafka-python's IO thread)."""
+    delivery: Delivery = Future()
+    produced.add_callback(lambda meta: delivery.set_result(Delivered(meta.partition, meta.offset)))
+    produced.add_errback(delivery.set_exception)
+    return delivery
 
 
 class KafkaSink:
@@ -48,7 +58,7 @@ class KafkaSink:
         when it cannot take any record (metadata or buffer space not available in
         ``max_block_ms``, or closed)."""
         try:
-            future: Delivery = self._producer.send(
+            produced = self._producer.send(
                 topic,
                 key=key,
                 value=value,
@@ -57,7 +67,7 @@ class KafkaSink:
             )
         except (KafkaTimeoutError, IllegalStateError) as exc:
             raise SinkUnavailable(f"the producer cannot take records for {topic}: {exc}") from exc
-        return future
+        return _as_future(produced)
 
     def flush(self, timeout_s: float) -> bool:
         try:

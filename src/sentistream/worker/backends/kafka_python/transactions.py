@@ -34,6 +34,7 @@ from sentistream.worker.core.ports import (
     TopicPartition,
     TransactionAborted,
     TransactionFailed,
+    failure_of,
 )
 from sentistream.worker.settings import WorkerSettings
 
@@ -120,12 +121,14 @@ class KafkaTransactionalSink(KafkaSink):
 
     def abort(self, timeout_s: float) -> None:
         held, self._held = self._held, []
+        fenced = [f for f in map(failure_of, held) if isinstance(f, _FATAL)]
+        for delivery in held:
+            delivery.discard()
         if self._manager.has_fatal_error():  # kafka-python would refuse; say why
             raise self._failed("aborting the transaction", self._manager.last_error)
         # A record refused with a stale epoch: another instance initialised this id. kafka-python
         # 3.0.12 takes that for a recoverable error and starts bumping the epoch, a state from
         # which it refuses to abort ("Invalid transition ... BUMPING_PRODUCER_EPOCH").
-        fenced = [d.exception for d in held if isinstance(d.exception, _FATAL)]
         if fenced:
             raise self._failed("aborting the transaction", fenced[0])
         try:
