@@ -218,10 +218,14 @@ class Downstream:
         with the count seen, the connectors' states and the end of Connect's log."""
         deadline = time.monotonic() + timeout
         seen: int | None = None
+        polls = 0
         while time.monotonic() < deadline:
             seen = self.count(table)
             if seen is not None and seen >= n:
                 return seen
+            polls += 1
+            if polls % 8 == 0:
+                self._give_up_if_failed(f"waiting for {n} rows in {table} ({seen} so far)")
             time.sleep(0.25)
         raise AssertionError(
             f"{table} has {seen if seen is not None else 'no table and no'} rows, "
@@ -294,13 +298,33 @@ class Downstream:
                 committed = {tp: meta.offset for tp, meta in offsets.items() if meta is not None}
                 if all(committed.get(tp, -1) >= end for tp, end in ends.items()):
                     return
-                time.sleep(0.25)
+                self._give_up_if_failed(f"waiting for group {group} to reach {ends}")
+                time.sleep(0.5)
         finally:
             consumer.close()
         raise AssertionError(
             f"group {group} has committed {committed}, the topic ends at {ends}, "
             f"after {timeout:.0f} s\n{self.diagnostics()}"
         )
+
+    def failed(self) -> str | None:
+        """The name of a connector of ours of which the connector or a task FAILED (Connect
+        does not restart them: a wait for rows would only run out its time), or None."""
+        for name in [self.connector, *self._connectors]:
+            try:
+                status = self.status(name)
+            except (OSError, ValueError):
+                continue
+            states = [status.get("connector", {}).get("state")]
+            states += [task.get("state") for task in status.get("tasks", [])]
+            if "FAILED" in states:
+                return name
+        return None
+
+    def _give_up_if_failed(self, what: str) -> None:
+        name = self.failed()
+        if name is not None:
+            raise AssertionError(f"{what}: connector {name} FAILED\n{self.diagnostics()}")
 
     def log_tail(self, lines: int = 60) -> str:
         if not self.connect_log.is_file():
