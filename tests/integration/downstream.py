@@ -259,6 +259,11 @@ class Downstream:
         self.wait_running(name, timeout)
         return name
 
+    def remove_sink(self, name: str) -> None:
+        """Delete a connector made by :meth:`add_sink` (say, before its test's topics go)."""
+        self.rest("DELETE", f"/connectors/{name}")
+        self._connectors.pop(name, None)
+
     def wait_running(self, name: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}

@@ -16,8 +16,8 @@ Fixture ``downstream`` (module scope) -> :class:`tests.integration.downstream.Do
   connector ``downstream.connector`` from the start. The tests of this module share that
   table: a test that needs a table of its own (say, a real ``sentistream worker
   --output-format connect-json`` writing to its ``topics.output``) calls
-  ``downstream.add_sink(topic, table)``, then ``downstream.wait_for_rows(table, n,
-  timeout)``.
+  ``downstream.add_sink(topic, table)`` -> connector name, then ``downstream.wait_for_rows(
+  table, n, timeout)``, and ``downstream.remove_sink(name)`` at its end.
 - ``downstream.sql(query)`` -> rows (lists of strings as psql prints them, NULL as None);
   ``downstream.wait_caught_up(kafka_admin, connector)`` waits until the sink has committed
   every record of its topic (so a count can be trusted not to grow further).
@@ -46,7 +46,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from tests.integration.conftest import FETCH_TIMEOUT_S, free_ports
+from tests.integration.conftest import FETCH_TIMEOUT_S, TopicFactory, free_ports
 from tests.integration.downstream import (
     CONNECT_SH,
     PG_SH,
@@ -307,3 +307,20 @@ def test_labels_become_rows_and_a_redelivery_upserts(
     ) == [["test-2"]]
     assert_row_holds(downstream, bodies[5])  # an unchanged one stays as it was
     print(f"{N} labels in PostgreSQL {first_pass_s:.1f} s after the first send")
+
+
+def test_another_topic_into_a_table_of_its_own(
+    downstream: Downstream, topic_factory: TopicFactory
+) -> None:
+    """The path a test with a real worker takes: a sink of its own for its output topic."""
+    topic = topic_factory(partitions=3, prefix="more-labels")
+    name = downstream.add_sink(topic, "more_labels")
+    try:
+        bodies = [payload(i, kept_author_id=None) for i in range(20)]
+        produce(downstream.bootstrap, topic, bodies)
+        assert downstream.wait_for_rows("more_labels", 20, ROWS_TIMEOUT_S) == 20
+        assert downstream.sql("select count(*) from more_labels where kept_author_id is null") == [
+            ["20"]
+        ]
+    finally:
+        downstream.remove_sink(name)
