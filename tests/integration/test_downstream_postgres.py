@@ -86,8 +86,11 @@ def downstream(
     topic = f"labels-{suffix}"
     connector = f"labels-{suffix}"
     table = "tweet_labels"
-    # pytest's tmp dirs are mode 0700 under root's; PostgreSQL runs as 'postgres' there.
-    pg_root = Path(tempfile.mkdtemp(prefix="sentistream-pg-"))
+    # pytest's tmp dirs are mode 0700; as root, PostgreSQL runs as 'postgres', which must
+    # reach its state dir: /tmp itself then, whatever TMPDIR says.
+    pg_root = Path(
+        tempfile.mkdtemp(prefix="sentistream-pg-", dir="/tmp" if os.geteuid() == 0 else None)
+    )
     pg_root.chmod(0o755)
     connect_state = tmp_path_factory.mktemp("connect") / "state"
     pg_env = {
