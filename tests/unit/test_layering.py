@@ -28,16 +28,16 @@ HOME = {
 }
 ALLOWED_ELSEWHERE = ("sentistream.bench",)
 """The bench's load tooling drives Kafka itself (filling backlogs, reading results)."""
-NOT_YET = {
-    module: "kafka"
-    for module in (
+NOT_YET = dict.fromkeys(
+    (
         "sentistream.cli.bench",
         "sentistream.cli.connect",
         "sentistream.cli.kafka_tools",
         "sentistream.replay",
         "sentistream.tail",
-    )
-}
+    ),
+    "kafka",
+)
 """Modules that still import a client outside its backend: ``cli.py`` (its produce, tail and
 create-topics commands), being made a package over the backends' tools."""
 
