@@ -18,8 +18,9 @@ the publisher, and their records count as in flight, so pausing still bounds mem
 batch keeps the classifier that encoded it and that model's info, so a model swapped in
 while it is being inferred changes only the batches after it. A batch still being inferred
 when its partitions are revoked is published anyway (at-least-once: the new owner may label
-those records again, as with deliveries in flight today); its offsets are not committed
-here. Exactly-once runs the synchronous path (see :func:`~.main.effective_pipeline_depth`):
+those records again, as with any delivery still in flight at a rebalance); its offsets are
+not committed
+here. Exactly-once runs the synchronous path (see :func:`~sentistream.worker.app.pipelining.effective_pipeline_depth`):
 its transaction for a batch is tied to the consumer's group generation of the polls since
 the previous batch, which pipelining would mix up.
 
