@@ -19,8 +19,8 @@ batch keeps the classifier that encoded it and that model's info, so a model swa
 while it is being inferred changes only the batches after it. A batch still being inferred
 when its partitions are revoked is published anyway (at-least-once: the new owner may label
 those records again, as with any delivery still in flight at a rebalance); its offsets are
-not committed
-here. Exactly-once runs the synchronous path (see :func:`~sentistream.worker.app.pipelining.effective_pipeline_depth`):
+not committed here. Exactly-once runs the synchronous path (see
+:func:`~sentistream.worker.app.pipelining.effective_pipeline_depth`):
 its transaction for a batch is tied to the consumer's group generation of the polls since
 the previous batch, which pipelining would mix up.
 
