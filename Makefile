@@ -14,11 +14,12 @@ RUN ?= runs/shipped
 MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh
 
-.PHONY: help test lint unit demo train export bench kafka-start kafka-stop clean helm
+.PHONY: help test check lint unit demo train export bench kafka-start kafka-stop clean helm
 
 help:
 	@echo "make demo   - local Kafka + worker + replayed tweets (no Docker, no TensorFlow)"
 	@echo "make test   - lint, type-check and every test (starts its own Kafka broker)"
+	@echo "make check  - the inner loop: lint, type-check and the unit tests (no Kafka, no training)"
 	@echo "make train  - train on DATA=$(DATA) and export to $(MODEL)"
 	@echo "make bench  - the benchmark in BENCHMARKS.md"
 
@@ -45,6 +46,9 @@ test: lint
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -m "not integration and not slow"
+
+# The inner loop (under 3 minutes here): everything that needs neither a broker nor training.
+check: lint unit
 
 demo: $(WVENV)/.installed
 	$(KAFKA) fetch

@@ -120,9 +120,9 @@ class KafkaConnection(BaseSettings):
             "security_protocol": self.security_protocol,
             # kafka-python backs off reconnecting exponentially up to 30 s by default (Java
             # clients: 1 s), and backs off its metadata refresh on the same scale while no
-            # node is connectable. After a broker restart the two waits compound: measured
-            # here, a worker's producer reconnected 48 s after the broker was back (labels
-            # held in flight meanwhile). With 1 s it reconnects within about a second.
+            # node is connectable. After a broker restart the two waits compound, and a
+            # producer can stay away for most of a minute with labels held in flight. With
+            # 1 s it reconnects within about a second.
             "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         if self.uses_sasl:

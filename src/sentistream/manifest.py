@@ -108,6 +108,16 @@ class OnnxSection(_Frozen):
     parity: dict[str, Any] = Field(description="ONNX Runtime vs Keras on real tweets")
 
 
+class DriftSection(_Frozen):
+    """The drift figures on the model's held-out split (``sentistream.drift_reference``)."""
+
+    oov_token_ratio: float
+    label_share: dict[str, float]
+    confidence_p10: float
+    mean_tokens: float
+    tweets: int
+
+
 class Manifest(_Frozen):
     format_version: int = FORMAT_VERSION
     name: str
@@ -120,6 +130,8 @@ class Manifest(_Frozen):
     onnx: OnnxSection | None = None
     training: TrainingSection
     versions: dict[str, str] = Field(default_factory=dict)
+    drift: DriftSection | None = None
+    """Written after export, from the held-out split; a manifest without it still loads."""
 
     def write(self, folder: Path) -> Path:
         path = folder / MANIFEST_FILE

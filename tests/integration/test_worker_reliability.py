@@ -280,8 +280,13 @@ MAX_IN_FLIGHT = 256
 STALL_TWEETS = 10_000
 
 
-# Timing-sensitive on a loaded 2-core machine (failed once in a full make test, second stop):
-# rerun; a real regression fails every try.
+# Not deterministic: the stall comes from a Kafka produce quota, which the broker enforces by
+# measuring the producer's byte rate over its quota sample windows and then delaying its
+# responses. How many labels pass before the throttle bites depends on how far the worker got
+# within the first windows, which a loaded machine changes; the bounds below allow for it,
+# and one run in a full `make test` still fell outside them (cause not found; not seen in
+# runs of this test alone). Reruns keep that from failing CI; a real regression fails every
+# try.
 @pytest.mark.flaky(reruns=2, reruns_delay=1)
 def test_a_stalled_output_topic_pauses_the_worker_within_its_in_flight_bound(
     kafka_bootstrap: str,

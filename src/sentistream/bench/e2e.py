@@ -282,33 +282,11 @@ def run_end_to_end(
     worker.start()
     try:
         log(f"worker ready in {worker.start_to_ready_s:.2f} s; draining the backlog")
-        meter = session.meter({"worker": worker.pid}).start()
-        session.wait_labels(topics, len(texts), timeout_s=600)
-        cpu = meter.stop() | {"load generator (kcat, before the clock)": round(fill_cpu, 3)}
-        mean_batch, *batch_totals = _mean_batch(worker, (0.0, 0.0))
-        labeled_total = worker.metric_sum("sentistream_records_labeled_total")
-        count = count_labels(
-            session.labels(topics["output"]), {k.decode() for k, _ in backlog_items}
+        backlog, batch_totals = _drain_backlog(
+            session, worker, topics, texts, backlog_items, fill_s, fill_cpu, log
         )
-        if count.missing or session.stored(topics["dlq"]):
-            raise RuntimeError(f"backlog: {count.missing} labels missing, see {topics['dlq']}")
-        backlog = Backlog(
-            tweets=len(texts),
-            labels_on_topic=count.distinct,
-            duplicates=count.duplicates,
-            worker_labeled_total=labeled_total,
-            span_s=count.span_s,
-            throughput_per_s=count.throughput_per_s,
-            fill_seconds=fill_s,
-            mean_batch=mean_batch,
-            cpu_s=cpu,
-        )
-        log(
-            f"  {count.distinct:,} labels on the output topic in {count.span_s:.2f} s = "
-            f"{count.throughput_per_s:,.0f} tweets/s (worker's counter: {labeled_total:,.0f}); "
-            f"CPU s {cpu}"
-        )
-        runs, expected = [], len(texts)
+        runs: list[LatencyRun] = []
+        expected = len(texts)
         for fraction in fractions:
             rate = backlog.throughput_per_s * fraction
             items = payloads(sample(texts, max(1, int(rate * latency_seconds))), f"lat{fraction}-")
@@ -337,6 +315,45 @@ def run_end_to_end(
         backlog=backlog,
         latency=runs,
     )
+
+
+def _drain_backlog(
+    session: Session,
+    worker: BenchWorker,
+    topics: dict[str, str],
+    texts: Sequence[str],
+    backlog_items: Sequence[tuple[bytes, bytes]],
+    fill_s: float,
+    fill_cpu: float,
+    log: Log,
+) -> tuple[Backlog, Sequence[float]]:
+    """Time the worker through the backlog already on the input topic; the figures and the
+    batch counters' totals so far (the paced runs' means start from them)."""
+    meter = session.meter({"worker": worker.pid}).start()
+    session.wait_labels(topics, len(texts), timeout_s=600)
+    cpu = meter.stop() | {"load generator (kcat, before the clock)": round(fill_cpu, 3)}
+    mean_batch, *batch_totals = _mean_batch(worker, (0.0, 0.0))
+    labeled_total = worker.metric_sum("sentistream_records_labeled_total")
+    count = count_labels(session.labels(topics["output"]), {k.decode() for k, _ in backlog_items})
+    if count.missing or session.stored(topics["dlq"]):
+        raise RuntimeError(f"backlog: {count.missing} labels missing, see {topics['dlq']}")
+    log(
+        f"  {count.distinct:,} labels on the output topic in {count.span_s:.2f} s = "
+        f"{count.throughput_per_s:,.0f} tweets/s (worker's counter: {labeled_total:,.0f}); "
+        f"CPU s {cpu}"
+    )
+    backlog = Backlog(
+        tweets=len(texts),
+        labels_on_topic=count.distinct,
+        duplicates=count.duplicates,
+        worker_labeled_total=labeled_total,
+        span_s=count.span_s,
+        throughput_per_s=count.throughput_per_s,
+        fill_seconds=fill_s,
+        mean_batch=mean_batch,
+        cpu_s=cpu,
+    )
+    return backlog, batch_totals
 
 
 def _paced(

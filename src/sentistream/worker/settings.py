@@ -13,10 +13,11 @@ import socket
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from sentistream.connection import ENV_PREFIX, KafkaConnection
+from sentistream.worker.core.fields import parse_paths
 
 __all__ = [
     "ENV_PREFIX",
@@ -72,6 +73,38 @@ class WorkerSettings(KafkaConnection):
         "auto",
         description="json: an object with `text` (and optional `id`) or a JSON string; "
         "text: the value is the tweet; auto: JSON when it looks like JSON, else text.",
+    )
+    text_field: str = Field(
+        "text",
+        description="Where a JSON value's tweet text is: dotted paths, the first present wins "
+        "(e.g. `extended_tweet.full_text,full_text,text` for Twitter API v1.1, `data.text` for "
+        "v2). A Kafka Connect envelope's `payload` is looked through.",
+    )
+    id_field: str = Field(
+        "id",
+        description="Where a JSON value's tweet id is: dotted paths, the first present wins "
+        "(`id_str,id` for v1.1, `data.id` for v2); kept exactly as given.",
+    )
+    keep_fields: str = Field(
+        "",
+        description="Input fields copied into each label, comma-separated dotted paths (e.g. "
+        "`author_id,lang,created_at`); strings, numbers, booleans or null.",
+    )
+    output_text: bool = Field(
+        True, description="Write the tweet's text into the label (--no-output-text: leave it out)."
+    )
+    output_format: Literal["json", "connect-json"] = Field(
+        "json",
+        description="json: the worker's label object; connect-json: Kafka Connect's JSON with "
+        "schema (struct sentistream.Label), for a Connect sink such as JDBC.",
+    )
+    output_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="Compression of the label and dead-letter batches the worker writes."
+    )
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        "read_committed",
+        description="read_committed: tweets of an aborted upstream transaction are never "
+        "labelled; read_uncommitted: read every record as soon as it is written.",
     )
     max_batch_size: int = Field(
         256,
@@ -167,6 +200,13 @@ class WorkerSettings(KafkaConnection):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
+
+    @field_validator("text_field", "id_field")
+    @classmethod
+    def _at_least_one_path(cls, value: str) -> str:
+        if not parse_paths(value):
+            raise ValueError("needs at least one dotted path, e.g. `text` or `data.text`")
+        return value
 
     @property
     def exactly_once(self) -> bool:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
 from sentistream.inference import SentimentModel
+from sentistream.worker.core.drift import DriftReference
 from sentistream.worker.core.model_slot import ServedModel, manifest_fingerprint
 from sentistream.worker.core.ports import InferenceError
 from sentistream.worker.settings import WorkerSettings
@@ -52,6 +53,14 @@ def load_served(folder: Path, settings: WorkerSettings) -> ServedModel:
         model.sha256[:12],
         folder,
     )
+    drift = model.manifest.drift
+    reference = (
+        None
+        if drift is None
+        else DriftReference(
+            drift.oov_token_ratio, drift.label_share, drift.confidence_p10, drift.mean_tokens
+        )
+    )
     return ServedModel(
-        OnnxClassifier(model, settings.length_bucket_size), info, fingerprint, folder
+        OnnxClassifier(model, settings.length_bucket_size), info, fingerprint, folder, reference
     )

@@ -25,12 +25,8 @@ def share_the_gil_finely() -> None:
 
     ONNX Runtime releases the GIL while a call runs, but to return it must take the GIL back,
     and the loop's thread, busy tokenizing, gives it up only at the switch interval: each
-    inference call (a few ms for a bucket of 32 rows) then waited up to 5 ms more, and the
-    two threads barely overlapped. Measured on this machine, idle (2 cores), 20,480 tweets:
-    ``predict_ids`` (batches of 256, buckets of 32, one ORT thread) 1.47 s and tokenizing
-    0.39 s one after the other; on two threads 1.78 s at 5 ms, 1.57 s at 0.5 ms, 1.52 s at
-    0.2 ms (``session.run`` alone: 2.49 s → 2.35 s at 1 ms → 2.30 s at 0.2 ms, against 2.26 s
-    for inference by itself).
+    inference call (a few ms for a bucket of 32 rows) then waits up to 5 ms more, and the two
+    threads barely overlap. The figures behind the 0.5 ms are in BENCHMARKS.md ("the GIL").
     """
     sys.setswitchinterval(PIPELINE_SWITCH_INTERVAL_S)
 

@@ -8,12 +8,12 @@ Each backend renders these records in its client's names (``kafka_python/config.
   wait so a lone tweet is not held back for the broker's 500 ms default; a poll interval
   well above any batch's time; a 5 s metadata refresh, so a group formed before its topic's
   partitions were in the metadata rebalances within seconds when they appear; 8 s to reach
-  the cluster at start before the worker says why it cannot; ``read_committed`` under
-  exactly-once.
+  the cluster at start before the worker says why it cannot; ``read_committed`` unless
+  ``--isolation-level read_uncommitted`` asks otherwise (exactly-once always reads committed).
 * producer: ``acks=all`` and idempotence, so retries neither lose nor duplicate a label; a
-  2 ms linger and 256 KiB batches so a micro-batch's labels share requests; no compression
-  (labels are small and CPU is the bottleneck); at most 5 requests in flight (the most
-  idempotence keeps in order).
+  2 ms linger and 256 KiB batches so a micro-batch's labels share requests; compression as
+  ``--output-compression`` says (none by default: labels are small and CPU is the
+  bottleneck); at most 5 requests in flight (the most idempotence keeps in order).
 * neither client auto-creates topics: the worker checks at start that its topics exist
   (:mod:`sentistream.worker.core.topics`).
 """
@@ -46,6 +46,7 @@ class ConsumerTuning:
 @dataclass(frozen=True)
 class ProducerTuning:
     client_id: str
+    compression: str = "none"
     linger_ms: int = 2
     batch_size_bytes: int = 256 * 1024
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
@@ -61,11 +62,12 @@ def consumer_tuning(settings: WorkerSettings) -> ConsumerTuning:
     return ConsumerTuning(
         group_id=settings.group_id,
         client_id=client_id(settings),
-        # Exactly-once reads only committed input too (an upstream transactional writer).
-        read_committed=settings.exactly_once,
+        # Exactly-once always reads only committed input: a label must never come from a
+        # tweet its producer took back.
+        read_committed=settings.exactly_once or settings.isolation_level == "read_committed",
         max_poll_records=settings.max_batch_size,
     )
 
 
 def producer_tuning(settings: WorkerSettings) -> ProducerTuning:
-    return ProducerTuning(client_id=client_id(settings))
+    return ProducerTuning(client_id=client_id(settings), compression=settings.output_compression)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sentistream.worker.core.drift import DriftSignals
+from sentistream.worker.core.fields import FieldMap
 from sentistream.worker.core.messages import (
     InputFormat,
     InputRecord,
@@ -103,11 +105,15 @@ class Classify:
         metrics: WorkerMetrics,
         *,
         input_format: InputFormat = "auto",
+        fields: FieldMap | None = None,
         max_record_bytes: int = 16_384,
+        drift: DriftSignals | None = None,
     ) -> None:
         self.classifier = classifier
         self.metrics = metrics
         self.input_format: InputFormat = input_format
+        self.fields = fields or FieldMap()
+        self.drift = drift
         self.max_record_bytes = max_record_bytes
         self.failures = FailureTracker()
 
@@ -126,7 +132,7 @@ class Classify:
         tweets: list[Tweet] = []
         for index, record in enumerate(records):
             try:
-                tweet = decode_record(record, self.input_format, self.max_record_bytes)
+                tweet = decode_record(record, self.input_format, self.max_record_bytes, self.fields)
                 row = classifier.encode(tweet.text)
             except InvalidMessage as error:
                 verdicts.append(error)
@@ -152,14 +158,26 @@ class Classify:
         self.failures.observe(len(batch.ids), sum(isinstance(r, InvalidMessage) for r in results))
         verdicts = list(batch.verdicts)
         labels = batch.classifier.labels
-        for index, tweet, result in zip(batch.good, batch.tweets, results, strict=True):
+        seen: list[list[int]] = []
+        confidences: list[float] = []
+        said: list[str] = []
+        for index, ids, tweet, result in zip(
+            batch.good, batch.ids, batch.tweets, results, strict=True
+        ):
             if isinstance(result, InvalidMessage):
                 verdicts[index] = result
                 continue
             try:
-                verdicts[index] = _labelled(tweet, labels, result)
+                labelled = _labelled(tweet, labels, result)
             except Exception as exc:  # e.g. a row of the wrong width
                 verdicts[index] = internal_error(exc, "label")
+                continue
+            verdicts[index] = labelled
+            seen.append(ids)
+            confidences.append(labelled.probabilities[labelled.label])
+            said.append(labelled.label)
+        if self.drift is not None:
+            self.drift.observe(seen, confidences, said)
         return [v for v in verdicts if v is not None]
 
     def _infer_split(self, classifier: Classifier, ids: list[list[int]]) -> list[Inferred]:

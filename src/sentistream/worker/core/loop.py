@@ -43,8 +43,11 @@ from dataclasses import dataclass
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
 from sentistream.worker.core.classify import Classify
 from sentistream.worker.core.deadline import Deadline
+from sentistream.worker.core.drift import DriftSignals
+from sentistream.worker.core.fields import FieldMap
 from sentistream.worker.core.flow import FlowControl, FlowDecision
 from sentistream.worker.core.guarantee import AtLeastOnce, ProcessingGuarantee, ShutdownReport
+from sentistream.worker.core.label_format import LabelFormat
 from sentistream.worker.core.messages import InputFormat, InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ModelSlot, ServedModel
@@ -98,6 +101,8 @@ class Worker:
         policy: BatchPolicy,
         topics: Topics,
         input_format: InputFormat = "auto",
+        fields: FieldMap | None = None,
+        label_format: LabelFormat | None = None,
         max_record_bytes: int = 16_384,
         max_in_flight: int | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
@@ -119,12 +124,23 @@ class Worker:
         self.stopping = False
         self.state = WorkerState()
         self.batcher = MicroBatcher(policy)
+        self.drift = DriftSignals(metrics.drift, "primary")
+        self.drift.use_model(
+            (model_info or {}).get("version", ""),
+            model_slot.current.drift_reference if model_slot is not None else None,
+        )
         self.classify = Classify(
-            classifier, metrics, input_format=input_format, max_record_bytes=max_record_bytes
+            classifier,
+            metrics,
+            input_format=input_format,
+            fields=fields,
+            max_record_bytes=max_record_bytes,
+            drift=self.drift,
         )
         self.publisher = Publisher(
             sink,
             topics,
+            label_format=label_format,
             model_info=model_info or {},
             max_request_bytes=max_request_bytes,
             on_labeled=self._on_labeled,
@@ -250,6 +266,7 @@ class Worker:
         """Classify with ``model`` from the next micro-batch on; its outputs name it."""
         self.classify.classifier = model.classifier
         self.publisher.model_info = dict(model.info)
+        self.drift.use_model(model.info.get("version", ""), model.drift_reference)
         for label in model.classifier.labels:
             self.metrics.labeled.labels(label=label)
 

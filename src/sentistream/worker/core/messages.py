@@ -2,7 +2,8 @@
 
 Input value (``--input-format``):
 
-* ``json``: an object ``{"text": "...", "id": ...}`` (``id`` optional, kept as given) or a JSON
+* ``json``: an object ``{"text": "...", "id": ...}`` (``id`` optional, kept as given; where
+  the text and id are, and which fields are kept, is a :class:`~.fields.FieldMap`) or a JSON
   string;
 * ``text``: the UTF-8 value is the tweet;
 * ``auto``: a value starting with ``{`` must be such an object; otherwise a value that parses as
@@ -33,6 +34,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
+from sentistream.worker.core.fields import MISSING, FieldMap, lookup, unwrap_connect_envelope
+
 __all__ = [
     "HEADER_PREFIX",
     "HeldRecord",
@@ -53,6 +56,8 @@ Headers = Sequence[tuple[str, bytes | None]]
 """kafka-python hands over a header whose value is null as ``(key, None)``."""
 
 HEADER_PREFIX = "__connect.errors."
+
+DEFAULT_FIELDS = FieldMap()
 
 
 class InputRecord(Protocol):
@@ -112,6 +117,8 @@ class UnreadableRecord:
 class Tweet:
     text: str
     id: Any = None
+    kept: tuple[tuple[str, Any], ...] = ()
+    """``(path, value)`` of the input fields copied into the label (``--keep-fields``)."""
 
 
 class InvalidMessage(ValueError):  # noqa: N818 - names the record, not a bug
@@ -137,17 +144,28 @@ def internal_error(exc: BaseException, stage: str) -> InvalidMessage:
     return InvalidMessage("internal_error", f"{stage}: {type(exc).__name__}: {exc}", cause=exc)
 
 
-def decode_record(record: InputRecord, input_format: InputFormat, max_bytes: int) -> Tweet:
+def decode_record(
+    record: InputRecord,
+    input_format: InputFormat,
+    max_bytes: int,
+    fields: FieldMap = DEFAULT_FIELDS,
+) -> Tweet:
     """:func:`decode` of the record's value; an :class:`UnreadableRecord` is refused first."""
     if isinstance(record, UnreadableRecord):
         raise InvalidMessage(
             "unreadable_record", f"the Kafka client could not read it: {record.problem}"
         )
-    return decode(record.value, input_format, max_bytes)
+    return decode(record.value, input_format, max_bytes, fields)
 
 
-def decode(value: bytes | None, input_format: InputFormat, max_bytes: int) -> Tweet:
-    """Turn a record value into a :class:`Tweet` or raise :class:`InvalidMessage`."""
+def decode(
+    value: bytes | None,
+    input_format: InputFormat,
+    max_bytes: int,
+    fields: FieldMap = DEFAULT_FIELDS,
+) -> Tweet:
+    """Turn a record value into a :class:`Tweet` or raise :class:`InvalidMessage`; a JSON
+    object's text, id and kept fields are where ``fields`` says."""
     if value is None:
         raise InvalidMessage("tombstone", "record value is null (a tombstone)")
     if len(value) > max_bytes:
@@ -156,7 +174,7 @@ def decode(value: bytes | None, input_format: InputFormat, max_bytes: int) -> Tw
         raw = value.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InvalidMessage("decode_error", f"value is not UTF-8: {exc}") from exc
-    tweet = _parse(raw, input_format)
+    tweet = _parse(raw, input_format, fields)
     _check_writable(tweet)
     if not tweet.text.strip():
         raise InvalidMessage("empty_text", "text is empty or only white space")
@@ -221,7 +239,7 @@ def _check_writable(tweet: Tweet) -> None:
         ) from exc
 
 
-def _parse(raw: str, input_format: InputFormat) -> Tweet:
+def _parse(raw: str, input_format: InputFormat, fields: FieldMap) -> Tweet:
     if input_format == "text":
         return Tweet(raw)
     stripped = raw.lstrip()
@@ -243,17 +261,31 @@ def _parse(raw: str, input_format: InputFormat) -> Tweet:
         raise InvalidMessage(
             "invalid_json", f"JSON value is a {type(parsed).__name__}, expected an object"
         )
-    if "text" not in parsed:
-        raise InvalidMessage("missing_text", "JSON object has no `text` field")
-    text = parsed["text"]
+    return _from_object(unwrap_connect_envelope(parsed), raw, fields)
+
+
+def _from_object(obj: dict[str, Any], raw: str, fields: FieldMap) -> Tweet:
+    path, text = fields.first(obj, fields.text)
+    if text is MISSING:
+        names = " or ".join(f"`{p}`" for p in fields.text)
+        raise InvalidMessage("missing_text", f"JSON object has no {names} field")
     if not isinstance(text, str):
         raise InvalidMessage(
-            "missing_text", f"`text` is a {type(text).__name__}, expected a string"
+            "missing_text", f"`{path}` is a {type(text).__name__}, expected a string"
         )
-    tweet_id = parsed.get("id")
-    if not isinstance(tweet_id, _SIMPLE_ID):  # a float may be an integer orjson rounded
-        tweet_id = _loads_exact(raw).get("id")
-    return Tweet(text, tweet_id)
+    id_path, tweet_id = fields.first(obj, fields.id)
+    tweet_id = None if tweet_id is MISSING else tweet_id
+    try:
+        kept = fields.kept(obj)
+    except TypeError as exc:
+        raise InvalidMessage("invalid_field", str(exc)) from exc
+    floats = not isinstance(tweet_id, _SIMPLE_ID) or any(isinstance(v, float) for _, v in kept)
+    if floats:  # a float may be an integer orjson rounded: read those exactly
+        exact = unwrap_connect_envelope(_loads_exact(raw))
+        if not isinstance(tweet_id, _SIMPLE_ID):
+            tweet_id = lookup(exact, id_path)
+        kept = tuple((p, lookup(exact, p) if isinstance(v, float) else v) for p, v in kept)
+    return Tweet(text, tweet_id, kept)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -281,8 +313,12 @@ def encode_label(
     probabilities: dict[str, float],
     model: dict[str, str],
     now_ms: float,
+    *,
+    include_text: bool = True,
 ) -> bytes:
-    """The output value for one labelled tweet.
+    """The output value for one labelled tweet (the ``json`` format; ``kept`` holds the
+    ``--keep-fields`` found, and is left out when there are none; ``text`` is left out with
+    ``include_text=False``).
 
     Raises ``ValueError`` for a probability that is not finite (orjson would write ``null``
     for it) and ``TypeError`` for a value JSON cannot hold.
@@ -292,10 +328,11 @@ def encode_label(
         if not math.isfinite(p):
             raise ValueError(f"Out of range float values are not JSON compliant: {name}={p}")
         rounded[name] = round(p, 6)
-    return _dumps(
+    value: dict[str, Any] = {"id": tweet.id}
+    if include_text:
+        value["text"] = tweet.text
+    value.update(
         {
-            "id": tweet.id,
-            "text": tweet.text,
             "label": label,
             "probabilities": rounded,
             "model": model,
@@ -308,6 +345,9 @@ def encode_label(
             "labeled_at": _iso(now_ms),
         }
     )
+    if tweet.kept:
+        value["kept"] = dict(tweet.kept)
+    return _dumps(value)
 
 
 #: Longest ``exception.message`` header, in characters (an exception may quote its input).

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.process_collector import ProcessCollector
 
+from sentistream.worker.core.drift import DriftMetrics
+
 __all__ = [
     "COMMIT_FAILURE_REASONS",
     "DEAD_LETTER_REASONS",
@@ -26,6 +28,7 @@ DEAD_LETTER_REASONS = (
     "inference_error",
     "internal_error",
     "unreadable_record",
+    "invalid_field",
 )
 COMMIT_FAILURE_REASONS = ("rebalance", "unavailable")
 TRANSACTION_OUTCOMES = ("committed", "aborted")
@@ -79,6 +82,7 @@ class WorkerMetrics:
     shadow_agreement: Gauge
     shadow_compared: Counter
     shadow_dropped: Counter
+    drift: DriftMetrics
 
     @classmethod
     def create(
@@ -254,4 +258,5 @@ class WorkerMetrics:
                 ["reason"],
                 registry=registry,
             ),
+            drift=DriftMetrics.declare(registry),
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sentistream.manifest import MANIFEST_FILE
+from sentistream.worker.core.drift import DriftReference
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import Classifier
 from sentistream.worker.core.runners import Runner
@@ -73,6 +74,8 @@ class ServedModel:
     fingerprint: str
     """sha256 of the folder's ``manifest.json``: a new manifest is a new model."""
     folder: Path
+    drift_reference: DriftReference | None = None
+    """The drift figures on the model's held-out split, from its manifest (older: none)."""
 
 
 Loader = Callable[[Path], ServedModel]

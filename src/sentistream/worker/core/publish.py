@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sentistream.worker.core.classify import Labelled, Verdict
+from sentistream.worker.core.label_format import LabelFormat
 from sentistream.worker.core.messages import (
     InputRecord,
     InvalidMessage,
     clean_headers,
-    encode_label,
     error_headers,
     internal_error,
 )
@@ -90,6 +90,7 @@ class Publisher:
         sink: Sink,
         topics: Topics,
         *,
+        label_format: LabelFormat | None = None,
         model_info: Mapping[str, str],
         max_request_bytes: int,
         on_labeled: OnAck,
@@ -97,6 +98,7 @@ class Publisher:
     ) -> None:
         self.sink = sink
         self.topics = topics
+        self.label_format = label_format or LabelFormat()
         self.order = KeepInputOrder(sink)
         self.model_info = dict(model_info)
         self.max_request_bytes = max_request_bytes
@@ -133,7 +135,7 @@ class Publisher:
     def _label(
         self, record: InputRecord, labelled: Labelled, now_ms: float, info: dict[str, str]
     ) -> Delivery:
-        value = encode_label(
+        value = self.label_format.encode(
             record, labelled.tweet, labelled.label, labelled.probabilities, info, now_ms
         )
         delivery = self.sink.send(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sentistream.worker.core.classify import Labelled, Verdict
+from sentistream.worker.core.drift import DriftReference, DriftSignals
 from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import Classifier, Sink
@@ -73,8 +74,11 @@ class Shadow:
         fraction: float = 1.0,
         max_pending_batches: int = MAX_PENDING_BATCHES,
         now_ms: Callable[[], float],
+        drift_reference: DriftReference | None = None,
     ) -> None:
         self.classifier = classifier
+        self.drift = DriftSignals(metrics.drift, "shadow")
+        self.drift.use_model(str(model_info.get("version", "")), drift_reference)
         self.model_info = dict(model_info)
         self.sink = sink
         self.topic = topic
@@ -146,9 +150,13 @@ class Shadow:
         probabilities = self.classifier.predict_ids([ids for _, ids in rows]).tolist()
         labels = self.classifier.labels
         now_ms = self._now_ms()
+        confidences: list[float] = []
+        said: list[str] = []
         for (item, _), row in zip(rows, probabilities, strict=True):
             best = max(range(len(row)), key=row.__getitem__)
             label = labels[best]
+            confidences.append(row[best])
+            said.append(label)
             agree = label == item.primary.label
             self._agreements.append(agree)
             self.metrics.shadow_compared.labels(agree=str(agree).lower()).inc()
@@ -164,6 +172,7 @@ class Shadow:
             partition = self.order.partition(self.topic, item.record.partition)
             self.sink.send(self.topic, item.record.key, value, [], partition)
         self.metrics.shadow_agreement.set(sum(self._agreements) / len(self._agreements))
+        self.drift.observe([ids for _, ids in rows], confidences, said)
 
 
 def _encode(

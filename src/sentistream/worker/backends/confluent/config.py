@@ -95,6 +95,7 @@ def producer_properties(
         "message.max.bytes": tuning.max_request_bytes,
         "max.in.flight.requests.per.connection": tuning.max_in_flight_requests,
         "delivery.timeout.ms": tuning.delivery_timeout_ms,
+        "compression.type": tuning.compression,
         # Keys land where the Java and kafka-python clients put them.
         "partitioner": "murmur2_random",
         "logger": LIBRDKAFKA_LOG,

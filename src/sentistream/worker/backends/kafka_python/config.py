@@ -46,5 +46,6 @@ def producer_config(settings: WorkerSettings, **overrides: Any) -> dict[str, Any
         "max_request_size": tuning.max_request_bytes,
         "max_in_flight_requests_per_connection": tuning.max_in_flight_requests,
         "delivery_timeout_ms": tuning.delivery_timeout_ms,
+        "compression_type": None if tuning.compression == "none" else tuning.compression,
         **overrides,
     }

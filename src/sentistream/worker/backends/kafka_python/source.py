@@ -32,6 +32,7 @@ from kafka.errors import (
     RetriableError,
     TopicAuthorizationFailedError,
     UnknownMemberIdError,
+    UnsupportedCodecError,
 )
 from kafka.structs import OffsetAndMetadata
 
@@ -184,6 +185,8 @@ class KafkaSource:
 
     def _failed(self, exc: KafkaError) -> SourceFailed:
         """What a non-retriable error out of ``poll`` means, with what the operator can do."""
+        if isinstance(exc, UnsupportedCodecError):
+            return SourceFailed(f"consumer: {codec_hint(exc)}")
         if isinstance(exc, GroupAuthorizationFailedError):
             return SourceFailed.not_authorized_for_group(self._group, str(exc))
         if isinstance(exc, TopicAuthorizationFailedError):
@@ -269,3 +272,19 @@ def connect_source(settings: WorkerSettings) -> KafkaSource:
             if watch.fatal:
                 raise CannotConnect(why) from None
             raise KafkaConnectionError(why) from None  # logged, then retried
+
+
+#: The package that lets kafka-python read each codec (all are worker dependencies).
+CODEC_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
+
+
+def codec_hint(exc: UnsupportedCodecError) -> str:
+    """One line naming the codec a fetched batch uses and the package that reads it."""
+    message = str(exc)
+    codec = next((name for name in CODEC_PACKAGES if name in message.lower()), None)
+    if codec is None:
+        return f"a fetched record batch uses a compression codec this install cannot read: {exc}"
+    return (
+        f"a fetched record batch is compressed with {codec}, which this install cannot read: "
+        f"pip install {CODEC_PACKAGES[codec]} (a restart reads the same batch again)"
+    )
