@@ -28,18 +28,19 @@ HOME = {
 }
 ALLOWED_ELSEWHERE = ("sentistream.bench",)
 """The bench's load tooling drives Kafka itself (filling backlogs, reading results)."""
-NOT_YET = {
-    module: "kafka"
-    for module in (
+NOT_YET = dict.fromkeys(
+    (
         "sentistream.cli.bench",
         "sentistream.cli.connect",
         "sentistream.cli.kafka_tools",
         "sentistream.replay",
         "sentistream.tail",
-    )
-}
-"""Modules that still import a client outside its backend: ``cli.py`` (its produce, tail and
-create-topics commands), being made a package over the backends' tools."""
+    ),
+    "kafka",
+)
+"""Modules that still import kafka-python outside its backend: the CLI's Kafka tools
+(produce, tail, create-topics, connect, bench), ``replay`` and ``tail``; each is to go through
+a backend's tools."""
 
 
 @dataclass(frozen=True)
