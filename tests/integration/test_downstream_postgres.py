@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,14 @@ from tests.integration.downstream import (
     run_script,
     sink_config,
     skip_reason,
+)
+from tests.integration.worker_process import (
+    Topics,
+    WorkerProcess,
+    both_clients,
+    consume_all,
+    produce_json,
+    real_tweets,
 )
 
 N = 240
@@ -325,5 +333,40 @@ def test_another_topic_into_a_table_of_its_own(
         assert downstream.sql("select count(*) from more_labels where kept_author_id is null") == [
             ["20"]
         ]
+    finally:
+        downstream.remove_sink(name)
+
+
+@both_clients
+def test_a_real_worker_labels_into_postgres_and_a_relabelled_range_upserts(
+    downstream: Downstream,
+    kafka_admin: KafkaAdminClient,
+    topics: Topics,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    """``sentistream worker --output-format connect-json`` into PostgreSQL: every label a row
+    keyed by the tweet id; a second worker in another group labelling the same input again
+    (a redelivery of every label) leaves one row per tweet."""
+    table = f"labels_{topics.group.replace('-', '_')}"
+    name = downstream.add_sink(topics.output, table)
+    try:
+        ids = produce_json(downstream.bootstrap, topics.input, real_tweets(150))
+        worker = start_worker(output_format="connect-json", keep_fields="id")
+        worker.wait_ready()
+        assert downstream.wait_for_rows(table, len(ids), ROWS_TIMEOUT_S) == len(ids)
+        assert worker.terminate() == 0, worker.log()
+        again = start_worker(output_format="connect-json", group_id=f"{topics.group}-again")
+        again.wait_ready()
+        consume_all(downstream.bootstrap, topics.output, until=2 * len(ids), timeout=90)
+        downstream.wait_caught_up(kafka_admin, name)
+        assert downstream.sql(f"select count(*), count(distinct id) from {table}") == [
+            [str(len(ids)), str(len(ids))]
+        ]
+        labels = downstream.sql(f"select distinct label from {table}")
+        assert {row[0] for row in labels} <= {"negative", "neutral", "positive"}
+        sample = downstream.sql(f"select id, model_name, source_topic from {table} limit 1")[0]
+        assert sample[0] in ids
+        assert sample[2] == topics.input
+        assert again.terminate() == 0, again.log()
     finally:
         downstream.remove_sink(name)
