@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -12,6 +12,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from sentistream.worker.core.loop import DEFAULT_MAX_REQUEST_BYTES
 from sentistream.worker.core.ports import (
     Delivered,
+    Outgoing,
     SinkUnavailable,
 )
 
@@ -89,14 +90,8 @@ class FakeSink:
             raise SinkUnavailable(f"no partitions known for {topic} (fake)")
         return self.partition_counts[topic]
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> FakeDelivery:
+    def send(self, record: Outgoing) -> FakeDelivery:
+        topic, key, value, headers, partition = record
         attempt = Sent(topic, key, value, list(headers), partition, FakeDelivery())
         try:
             self._check(attempt)

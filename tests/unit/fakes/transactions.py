@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sentistream.worker.core.exactly_once import HeldDelivery
 from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.ports import (
+    Outgoing,
     SinkUnavailable,
     TopicPartition,
     TransactionAborted,
@@ -134,14 +135,7 @@ class FakeTransactionalSink(FakeSink):
         self.in_transaction = True
         self._records, self._held, self._offsets, self._error = [], [], {}, None
 
-    def send(  # type: ignore[override]  # its deliveries are the transactional sink's
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> HeldDelivery:
+    def send(self, record: Outgoing) -> HeldDelivery:  # type: ignore[override]  # its deliveries are the transactional sink's
         if not self.in_transaction:
             raise SinkUnavailable("kafka-python: Cannot call send in state READY (fake)")
         if self._error is not None:
@@ -149,7 +143,7 @@ class FakeTransactionalSink(FakeSink):
         else:
             failure = self.fail_next.pop("send", None)
             self.auto_ack = failure is None
-            delivery = super().send(topic, key, value, headers, partition)
+            delivery = super().send(record)
             self.auto_ack = True
             if failure is not None:
                 delivery.failure(failure)

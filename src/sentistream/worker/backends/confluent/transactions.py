@@ -12,7 +12,7 @@ that is none of the three is a state the worker does not know how to leave: fail
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -23,6 +23,7 @@ from sentistream.worker.backends.confluent.source import Membership
 from sentistream.worker.backends.transactional import OpenTransaction, Refusal, close_transaction
 from sentistream.worker.core.ports import (
     Delivery,
+    Outgoing,
     SinkUnavailable,
     TopicPartition,
     TransactionAborted,
@@ -101,18 +102,11 @@ class ConfluentTransactionalSink(ConfluentSink):
             raise Refusal.cannot_begin(exc) from exc
         self._transaction.begin()
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """As :meth:`ConfluentSink.send`; a send refused because the transaction already
         failed becomes a failed delivery (the batch is aborted, not this record blamed)."""
         try:
-            produced = super().send(topic, key, value, headers, partition)
+            produced = super().send(record)
         except KafkaException as exc:
             error = _error_of(exc)
             if not (error.txn_requires_abort() or error.fatal()):

@@ -14,7 +14,7 @@ left open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import TopicPartition as KafkaTopicPartition
@@ -31,6 +31,7 @@ from sentistream.worker.backends.kafka_python.sink import KafkaSink
 from sentistream.worker.backends.transactional import OpenTransaction, Refusal, close_transaction
 from sentistream.worker.core.ports import (
     Delivery,
+    Outgoing,
     TopicPartition,
     TransactionAborted,
     TransactionFailed,
@@ -78,21 +79,14 @@ class KafkaTransactionalSink(KafkaSink):
             raise self._refusal.cannot_begin(exc) from exc
         self._transaction.begin()
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """As :meth:`KafkaSink.send`; a send into a transaction that already failed becomes a
         failed delivery (kafka-python raises a bare ``KafkaError``, which the publisher would
         take for this record's fault)."""
         if self._manager.has_error():
             failure = KafkaError(f"the transaction already failed: {self._manager.last_error}")
             return self._transaction.hold(None, failure)
-        return self._transaction.hold(super().send(topic, key, value, headers, partition))
+        return self._transaction.hold(super().send(record))
 
     def send_offsets(
         self, offsets: Mapping[TopicPartition, int], group: object, timeout_s: float
