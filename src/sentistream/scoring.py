@@ -10,7 +10,12 @@ into the figures the README and the issue tracker quote:
   measure), only for files with neutral rows (``None`` otherwise); a two-class model scores 0
   on neutral, as it never says it;
 * ``binary_accuracy`` over the rows labelled negative or positive, each decided by
-  p(positive) vs p(negative) whatever the model says about neutral, and ``binary_n``.
+  p(positive) vs p(negative) whatever the model says about neutral, and ``binary_n``;
+* what a consumer of the label topic sees: ``recall_per_class`` (each scored class's recall,
+  ``None`` for a class the file has no rows of), ``predicted_share`` beside ``true_share``
+  (the fraction of rows given / truly of each class: a model that says neutral for 17 % of
+  tweets where 48 % are neutral shows it here), and ``confusion`` (``labels``, ``rows_are``
+  ``"true label"``, ``matrix``: counts, rows true, columns predicted).
 """
 
 from __future__ import annotations
@@ -95,7 +100,31 @@ def evaluate_probabilities(
         else None
     )
     result.update(_binary(truth, probabilities, model_labels))
+    result.update(_label_shares(y_true, y_pred, classes))
     return {key: result[key] for key in HEADLINE_KEYS} | result
+
+
+def _label_shares(
+    y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]
+) -> dict[str, Any]:
+    """Per class: recall, the share of rows predicted as it, its true share; the matrix."""
+    n = max(len(y_true), 1)
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(classes))))
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    return {
+        "recall_per_class": {
+            name: (float(matrix[i, i] / support[i]) if support[i] else None)
+            for i, name in enumerate(classes)
+        },
+        "predicted_share": {name: float(predicted[i] / n) for i, name in enumerate(classes)},
+        "true_share": {name: float(support[i] / n) for i, name in enumerate(classes)},
+        "confusion": {
+            "labels": list(classes),
+            "rows_are": "true label",
+            "matrix": matrix.tolist(),
+        },
+    }
 
 
 def _binary(
