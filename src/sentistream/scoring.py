@@ -32,7 +32,14 @@ from sklearn.metrics import (
     recall_score,
 )
 
-__all__ = ["HEADLINE_KEYS", "evaluate_probabilities", "format_scores", "format_table", "score"]
+__all__ = [
+    "HEADLINE_KEYS",
+    "evaluate_probabilities",
+    "format_scores",
+    "format_shares",
+    "format_table",
+    "score",
+]
 
 #: The figures every evaluation reports per file, in this order.
 HEADLINE_KEYS = ("n", "accuracy", "macro_f1", "macro_recall", "binary_accuracy", "binary_n")
@@ -169,6 +176,34 @@ def format_table(results: dict[str, dict[str, Any]], first_column: str = "data")
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def format_shares(results: dict[str, dict[str, Any]], first_column: str = "data") -> str:
+    """One row per file: each class's recall, and its predicted share against its true share."""
+    classes = list(_ALL)
+    header = [first_column]
+    header += [f"recall {c}" for c in classes] + [f"{c} predicted/true" for c in classes]
+    rows = []
+    for name, scores in results.items():
+        recall = scores.get("recall_per_class", {})
+        predicted = scores.get("predicted_share", {})
+        true = scores.get("true_share", {})
+        rows.append(
+            [name]
+            + [_figure(recall.get(c)) for c in classes]
+            + [
+                f"{predicted[c]:.3f}/{true[c]:.3f}" if c in predicted and c in true else "-"
+                for c in classes
+            ]
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        )
+        for row in [header, *rows]
+    )
 
 
 def format_scores(scores: dict[str, Any]) -> str:

@@ -186,7 +186,8 @@ def _convert(
             "sequence_lens rewrite is exact only for post-padding"
         )
     log(
-        f"converted to ONNX opset {info.opset}: one fused {info.lstm_op}, "
+        f"converted to ONNX opset {info.opset}: {info.lstm_layers} fused {info.lstm_op} "
+        f"(one per layer), {info.pooling} pooling, "
         f"{'variable' if info.variable_length else 'fixed'} length"
     )
     return info
