@@ -249,7 +249,7 @@ def test_int8_quantization(
 ) -> None:
     from sentistream.export import pipeline
 
-    # A 6-unit LSTM in int8 flips a borderline tweet or two of 300; the 99.5 % bar is for the
+    # A 6-unit LSTM in int8 flips a borderline tweet or two of 300; the 99 % bar is for the
     # real model. Here the figure must be reported, and the export must pass a lower bar.
     monkeypatch.setattr(pipeline, "MIN_INT8_AGREEMENT", 0.95)
     report = pipeline.export_model(keras_dir, tmp_path, quantize="int8", log=lambda _: None)

@@ -47,8 +47,9 @@ from sentistream.trainer.train import HOLDOUT_FILE
 __all__ = ["MIN_INT8_AGREEMENT", "ONNX_FILE", "ExportError", "ExportReport", "export_model"]
 
 ONNX_FILE = "model.onnx"
-#: The int8 model must label at least this fraction of held-out tweets as the float model does.
-MIN_INT8_AGREEMENT = 0.995
+#: The int8 model must label at least this fraction of held-out tweets as the float model does
+#: (issue 17's floor; the agreement reached is recorded in the manifest and the model card).
+MIN_INT8_AGREEMENT = 0.99
 
 Quantization = Literal["none", "int8"]
 

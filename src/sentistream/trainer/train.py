@@ -74,6 +74,7 @@ HOLDOUT_FILE = "holdout.jsonl"
 REPORT_FILE = "report.json"
 CURVES_FILE = "training-curves.png"
 CONFUSION_FILE = "confusion-matrices.png"
+SHARES_FILE = "label-shares.png"
 _TARGET = {"negative": "0", "neutral": "2", "positive": "4"}
 WordVectors = Literal["glove", "word2vec"]
 #: Sub-sources (the CSV's ``query`` column) with at least this many test rows get a line too.
@@ -403,12 +404,19 @@ def _write(config: TrainConfig, run: _Outcome, validation: dict[str, Any]) -> No
     }
     (config.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if config.plots:
-        from sentistream.trainer.plots import plot_confusion_matrices, plot_curves
+        from sentistream.trainer.plots import (
+            plot_confusion_matrices,
+            plot_curves,
+            plot_label_shares,
+        )
 
         plot_curves(fitted.curves, config.out / CURVES_FILE)
-        plot_confusion_matrices(
-            {s.spec.name: metrics[s.spec.name] for s in sources}, config.out / CONFUSION_FILE
-        )
+        shown = [s.spec.name for s in sources]
+        shown += [f"{name}/2016" for name in shown if f"{name}/2016" in metrics]
+        panels = {f"LSTM: {name}": metrics[name] for name in shown}
+        panels |= {f"TF-IDF: {name}": run.baseline[name] for name in shown if name in run.baseline}
+        plot_confusion_matrices(panels, config.out / CONFUSION_FILE)
+        plot_label_shares(panels, config.out / SHARES_FILE)
     _manifest(config, run).write(config.out)
 
 
