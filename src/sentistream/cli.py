@@ -285,6 +285,36 @@ def _classes(value: str) -> tuple[str, ...]:
     help="Adam's learning rate.",
 )
 @click.option(
+    "--lstm-layers", default=1, type=_positive_int, show_default=True, help="Stacked LSTMs."
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["last", "attention"]),
+    default="last",
+    show_default=True,
+    help="last: the LSTM's state at the last real token; attention: weighted over real tokens.",
+)
+@click.option(
+    "--embedding-noise",
+    default=0.0,
+    type=click.FloatRange(0),
+    show_default=True,
+    help="Gaussian noise on the word vectors while training (standard deviation).",
+)
+@click.option(
+    "--partial-labels/--plain-labels",
+    default=False,
+    show_default=True,
+    help="Score a two-class source's rows among its own classes (the pair loss).",
+)
+@click.option(
+    "--word-vectors",
+    type=click.Choice(["glove", "word2vec"]),
+    default="glove",
+    show_default=True,
+    help="The embedding's start (with --glove): GloVe 6B, or word2vec on the training tweets.",
+)
+@click.option(
     "--baseline/--no-baseline",
     default=True,
     show_default=True,
@@ -318,6 +348,11 @@ def train(
     recurrent_dropout: float,
     spatial_dropout: float,
     learning_rate: float,
+    lstm_layers: int,
+    pooling: str,
+    embedding_noise: float,
+    partial_labels: bool,
+    word_vectors: str,
     baseline: bool,
     name: str,
 ) -> None:
@@ -355,6 +390,8 @@ def train(
         glove=glove,
         baseline=baseline,
         name=name,
+        partial_labels=partial_labels,
+        word_vectors=word_vectors,  # type: ignore[arg-type]
         model={
             "embedding_dim": embedding_dim,
             "lstm_units": lstm_units,
@@ -364,6 +401,9 @@ def train(
             "recurrent_dropout": recurrent_dropout,
             "spatial_dropout": spatial_dropout,
             "learning_rate": learning_rate,
+            "lstm_layers": lstm_layers,
+            "pooling": pooling,
+            "embedding_noise": embedding_noise,
         },
     )
     try:

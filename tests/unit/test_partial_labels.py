@@ -29,7 +29,7 @@ def _csv(path: Path, counts: dict[str, int]) -> Path:
     return path
 
 
-def _loss(y_true: list[list[float]], y_pred: list[list[float]]) -> np.ndarray:
+def _loss(y_true: list[list[int]], y_pred: list[list[float]]) -> np.ndarray:
     from sentistream.trainer.model import partial_label_crossentropy
 
     return np.asarray(

@@ -28,4 +28,5 @@ def test_train_flags_default_to_what_the_trainer_and_the_network_declare() -> No
         "vocab_size",  # the vocabulary's size, from --num-words
         "num_labels",  # from --classes
         "mask_zero",  # the serving contract (padding is masked), not a choice
+        "partial_labels",  # TrainConfig's --partial-labels (the targets carry the class mask)
     }

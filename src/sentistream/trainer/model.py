@@ -55,7 +55,7 @@ _EPSILON = 1e-7
 
 
 @keras.saving.register_keras_serializable(package="sentistream")
-class TokenMask(keras.layers.Layer):
+class TokenMask(keras.layers.Layer):  # type: ignore[misc]
     """``1.0`` where a token id is real (non-zero), ``0.0`` on padding: ``(batch, time)``."""
 
     def call(self, token_ids: Any) -> Any:
@@ -66,7 +66,7 @@ class TokenMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="sentistream")
-class AttentionPooling(keras.layers.Layer):
+class AttentionPooling(keras.layers.Layer):  # type: ignore[misc]
     """Attention pooling over a sequence, restricted to the real tokens.
 
     ``score_t = tanh(h_t · w + b)``; ``a = softmax(score)`` over the steps where the token mask
@@ -96,7 +96,7 @@ class AttentionPooling(keras.layers.Layer):
         return None
 
 
-@keras.saving.register_keras_serializable(package="sentistream")
+@keras.saving.register_keras_serializable(package="sentistream")  # type: ignore[untyped-decorator]
 def partial_label_crossentropy(y_true: Any, y_pred: Any) -> Any:
     """``-log(p_y / sum of p over the classes the row's source can say)``.
 
@@ -110,7 +110,7 @@ def partial_label_crossentropy(y_true: Any, y_pred: Any) -> Any:
     return ops.log(ops.sum(can_say * p, axis=-1)) - ops.log(ops.sum(one_hot * p, axis=-1))
 
 
-@keras.saving.register_keras_serializable(package="sentistream")
+@keras.saving.register_keras_serializable(package="sentistream")  # type: ignore[untyped-decorator]
 def masked_accuracy(y_true: Any, y_pred: Any) -> Any:
     """Accuracy among the classes the row's source can say (``y_true`` as above)."""
     ops = keras.ops

@@ -18,7 +18,7 @@ def word2vec_matrix(
     vocab: Vocabulary, texts: Sequence[str], *, seed: int, dim: int, epochs: int = 5
 ) -> GloveInit:
     """Skip-gram word2vec (window 5, ``min_count`` 2) over ``texts``, one row per vocab word."""
-    from gensim.models import Word2Vec
+    from gensim.models import Word2Vec  # type: ignore[import-untyped]
 
     sentences = [tokenize(text) for text in texts]
     w2v = Word2Vec(
