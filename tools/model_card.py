@@ -39,6 +39,12 @@ def _f(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _shown(source: str) -> bool:
+    """A source, or one year of its files (``semeval-2013-2016/2016``); not single files."""
+    _, _, part = source.partition("/")
+    return not part or (part.isdigit() and len(part) == 4)
+
+
 def _neutral(scores: dict[str, Any], key: str) -> Any:
     return (scores.get(key) or {}).get("neutral")
 
@@ -54,6 +60,8 @@ def _three_class(report: dict[str, Any], split: str = "test") -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for source, ours in lstm.items():
+        if not _shown(source):
+            continue
         theirs = base.get(source, {})
         three = ours.get("macro_recall") is not None
         key = "macro_recall" if three else "binary_accuracy"
@@ -87,7 +95,7 @@ def _shares(report: dict[str, Any]) -> list[str]:
         "|---|---|---:|---:|---:|---|---|",
     ]
     for source, ours in report["lstm"].items():
-        if "/" in source and not source.endswith("/2016"):
+        if not _shown(source):
             continue
         for model, scores in (("LSTM", ours), ("TF-IDF", report["tfidf_baseline"].get(source))):
             if not scores or "predicted_share" not in scores:
@@ -150,22 +158,25 @@ def _export(model: Path) -> list[str]:
         onnx = json.loads(path.read_text(encoding="utf-8"))["onnx"]
         parity = onnx["parity"]
         size = (folder / onnx["file"]).stat().st_size / 1e6
-        line = (
-            f"- `{folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder}` "
-            f"({onnx['lstm_op']}, {size:.1f} MB): ONNX Runtime against Keras on "
-            f"{parity['n']} held-out tweets, max difference "
-            f"{max(parity['max_abs_diff_full_padding'], parity['max_abs_diff_pad_to_longest']):.1e}"
-            f" (padded to maxlen or to each batch's longest), labels equal: "
-            f"{parity['labels_equal']}"
-        )
+        name = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
         int8 = parity.get("int8")
-        if int8:
-            line += (
-                f"; int8 labels {int8['label_agreement_vs_float']:.2%} of them as the float "
-                f"model does (floor {int8['min_label_agreement']:.1%}), accuracy "
+        if not int8:
+            line = (
+                f"- `{name}` ({onnx['lstm_op']}, {size:.1f} MB): ONNX Runtime against Keras on "
+                f"{parity['n']} held-out tweets, max difference "
+                f"{parity['max_abs_diff_full_padding']:.1e} padded to maxlen, "
+                f"{parity['max_abs_diff_pad_to_longest']:.1e} padded to each batch's longest "
+                f"(bound {parity['atol']:g}), every label equal: {parity['labels_equal']}"
+            )
+        else:
+            line = (
+                f"- `{name}` ({onnx['lstm_op']}, {size:.1f} MB, ONNX Runtime dynamic int8): "
+                f"labels {int8['label_agreement_vs_float']:.2%} of {int8['n']} held-out tweets "
+                f"as the float model does (floor {int8['min_label_agreement']:.1%}), accuracy "
                 f"{int8['float_accuracy']:.4f} → {int8['int8_accuracy']:.4f}, probabilities "
-                f"differ by up to {int8['max_abs_diff_vs_float']:.3f}; alone vs in a batch: up "
-                f"to {int8['batch_invariance']['max_abs_diff']:.3f}"
+                f"differ by up to {int8['max_abs_diff_vs_float']:.3f}; a tweet alone against in "
+                f"a batch: up to {int8['batch_invariance']['max_abs_diff']:.3f} (dynamic "
+                "quantization scales per batch, so the float model is the default)"
             )
         lines.append(line)
     return lines
