@@ -290,7 +290,7 @@ def _classes(value: str) -> tuple[str, ...]:
 @click.option(
     "--pooling",
     type=click.Choice(["last", "attention"]),
-    default="last",
+    default="attention",
     show_default=True,
     help="last: the LSTM's state at the last real token; attention: weighted over real tokens.",
 )
@@ -303,7 +303,7 @@ def _classes(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--partial-labels/--plain-labels",
-    default=False,
+    default=True,
     show_default=True,
     help="Score a two-class source's rows among its own classes (the pair loss).",
 )

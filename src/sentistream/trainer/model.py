@@ -138,7 +138,7 @@ class ModelConfig:
     embedding_noise: float = 0.0
     """Standard deviation of Gaussian noise on the word vectors (training only)."""
     lstm_layers: int = 1
-    pooling: Pooling = "last"
+    pooling: Pooling = "attention"
     """``last``: the LSTM's state at each tweet's last token; ``attention``: see the module."""
     partial_labels: bool = False
     """Compile with :func:`partial_label_crossentropy` (``y_true`` carries the class mask)."""

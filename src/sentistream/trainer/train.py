@@ -106,7 +106,7 @@ class TrainConfig:
     name: str = "sentistream-lstm"
     model: dict[str, Any] = field(default_factory=dict)
     """Overrides of :class:`ModelConfig` fields (embedding_dim, lstm_units, ...)."""
-    partial_labels: bool = False
+    partial_labels: bool = True
     """Rows of a source that lacks a class (Sentiment140: no neutral) are scored only among
     the classes it has: ``-log(p_y / (p_neg + p_pos))``, so they teach polarity and nothing
     against neutral (:func:`~sentistream.trainer.model.partial_label_crossentropy`)."""
