@@ -46,7 +46,7 @@ WORD_VARIANTS: dict[str, Steps | None] = {
     "v3 elongation cut to 1": replace(V3, elongation_keep=1),
     "v3 -hashtag marker": replace(V3, hashtags=False),
     "v3 +hashtag split at capitals": replace(V3, hashtag_split=True),
-    "v3 -emails": replace(V3, emails=False),
+    "v3 +emails": replace(V3, emails=True),
     "v3 +nfkc": replace(V3, nfkc=True),
 }
 SUBWORD_VARIANTS: dict[str, tuple[TokenizerKind, int]] = {

@@ -4,7 +4,9 @@
   tweet at a time, as the worker ran it until cleaning v3;
 * ``v3 (tokenizers), one tweet a call``: :meth:`TweetTokenizer.encode_text`;
 * ``v3 (tokenizers), encode_batch``: :meth:`TweetTokenizer.encode_batch` over micro-batches,
-  the serving path (one Rust call a batch, GIL released).
+  the serving path (one Rust call a batch, GIL released);
+* ``floor``: the same vocabulary in ``tokenizers`` with no normaliser and a plain white-space
+  split, by batches: what ``tokenizers`` costs before any tweet normalisation.
 
 Both vocabularies are fitted on the same tweets with the same ``num_words``, or the v3 one is
 read from a model folder (``--model-dir``). Runs are interleaved (old, new, batch, old, ...)
@@ -74,10 +76,19 @@ def measure(
     def run_batch() -> list[list[int]]:
         return [ids for batch in batches for ids in tokenizer.encode_batch(batch, config)]
 
+    bare = _bare(tokenizer)
+
+    def run_floor() -> list[list[int]]:
+        return [ids for batch in batches for ids in bare.encode_batch(batch, config)]
+
     runs: list[tuple[str, Callable[[], list[list[int]]]]] = [
         ("v2 (Python clean + dict), one tweet a call", run_old),
         ("v3 (tokenizers), one tweet a call", run_single),
         (f"v3 (tokenizers), encode_batch of {batch_size}", run_batch),
+        (
+            f"floor: tokenizers, no normaliser, white-space split, batches of {batch_size}",
+            run_floor,
+        ),
     ]
     best = {name: float("inf") for name, _ in runs}
     best_cpu = dict(best)
@@ -92,6 +103,16 @@ def measure(
     return [
         TokenizeCost(name, len(texts), best[name], best_cpu[name], tokens[name]) for name, _ in runs
     ]
+
+
+def _bare(tokenizer: TweetTokenizer) -> TweetTokenizer:
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    data = json.loads(tokenizer.to_json())
+    data["normalizer"] = None
+    bare = Tokenizer.from_str(json.dumps(data))
+    bare.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return TweetTokenizer(bare)
 
 
 def render(costs: Sequence[TokenizeCost]) -> str:
