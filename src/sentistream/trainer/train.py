@@ -46,7 +46,7 @@ from sentistream.scoring import (
     format_shares,
     format_table,
 )
-from sentistream.text import TextConfig, Vocabulary, tokenize
+from sentistream.text import TextConfig, TweetTokenizer, Vocabulary
 from sentistream.trainer.model import ModelConfig, build_model
 from sentistream.trainer.sources import (
     ClassWeight,
@@ -217,7 +217,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
     log(f"split per source, pooled: {split_sizes} (stratified, seed {config.seed})")
     text_config = TextConfig(maxlen=config.maxlen, num_words=config.num_words)
     train_texts, _ = pooled(sources, "train")
-    vocab = Vocabulary.fit((tokenize(t) for t in train_texts), config.num_words)
+    vocab = TweetTokenizer.train(train_texts, config.num_words, kind="wordlevel")
     log(f"vocabulary: {vocab.size} ids (num_words {config.num_words}), maxlen {config.maxlen}")
 
     def encode(texts: Sequence[str]) -> npt.NDArray[np.int32]:
