@@ -229,6 +229,13 @@ def _classes(value: str) -> tuple[str, ...]:
     "class weighs the same over all files; none: only the file weights.",
 )
 @click.option(
+    "--class-weight-power",
+    default=1.0,
+    type=click.FloatRange(0, 1),
+    show_default=True,
+    help="With balanced-per-source: class weights to this power (1 balanced, 0 none).",
+)
+@click.option(
     "--glove/--no-glove",
     default=True,
     show_default=True,
@@ -339,6 +346,7 @@ def train(
     seed: int,
     limit: int | None,
     class_weight: str,
+    class_weight_power: float,
     glove: bool,
     train_embedding: bool,
     bidirectional: bool,
@@ -387,6 +395,7 @@ def train(
         seed=seed,
         limit=limit,
         class_weight=class_weight,  # type: ignore[arg-type]
+        class_weight_power=class_weight_power,
         glove=glove,
         baseline=baseline,
         name=name,

@@ -101,3 +101,29 @@ def test_a_model_compiled_with_the_pair_loss_trains_and_reports_accuracy() -> No
     history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert set(history.history) >= {"loss", "accuracy"}
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_class_weight_power_softens_balancing_inside_each_source(tmp_path: Path) -> None:
+    from sentistream.trainer.sources import sample_weights
+    from sentistream.trainer.train import training_weights
+
+    two = _csv(tmp_path / "two.csv", {"negative": 50, "positive": 50})
+    three = _csv(tmp_path / "three.csv", {"negative": 20, "neutral": 50, "positive": 30})
+    sources = load_sources(
+        [DataSource(two, 0.5), DataSource(three)], CLASSES, "auto", Split(), lambda _: None
+    )
+    n_two = len(sources[0].parts["train"].labels)
+    labels = sources[1].parts["train"].labels
+    balanced = sample_weights(sources, "train", "balanced-per-source")
+    assert np.allclose(training_weights(sources, "train", "balanced-per-source", 1.0), balanced)
+    none = training_weights(sources, "train", "balanced-per-source", 0.0)
+    assert np.allclose(none, sample_weights(sources, "train", "none"))
+    half = training_weights(sources, "train", "balanced-per-source", 0.5)[n_two:]
+    negative = half[[label == "negative" for label in labels]][0]
+    neutral = half[[label == "neutral" for label in labels]][0]
+    assert negative / neutral == pytest.approx((50 / 20) ** 0.5, rel=1e-5)
+    # each source keeps its weight x rows
+    full_half = training_weights(sources, "train", "balanced-per-source", 0.5)
+    assert full_half[:n_two].sum() / full_half[n_two:].sum() == pytest.approx(
+        0.5 * n_two / len(labels), rel=1e-5
+    )

@@ -19,6 +19,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,9 @@ class TrainConfig:
     """Rows of a source that lacks a class (Sentiment140: no neutral) are scored only among
     the classes it has: ``-log(p_y / (p_neg + p_pos))``, so they teach polarity and nothing
     against neutral (:func:`~sentistream.trainer.model.partial_label_crossentropy`)."""
+    class_weight_power: float = 1.0
+    """With ``balanced-per-source``: each class's balancing weight is raised to this power
+    (1: fully balanced, 0.5: square root, 0: no class balancing; source weights unchanged)."""
     word_vectors: WordVectors = "glove"
     """The embedding's start when ``glove`` is on: ``glove`` (GloVe 6B 50-d) or ``word2vec``
     (trained with gensim on this run's training tweets)."""
@@ -150,6 +154,27 @@ def class_masks(
         np.concatenate(rows) if rows else np.zeros((0, len(classes)), np.float32)
     )
     return masks
+
+
+def training_weights(
+    sources: Sequence[PreparedSource], split: str, class_weight: ClassWeight, power: float = 1.0
+) -> npt.NDArray[np.float32]:
+    """:func:`~sentistream.trainer.sources.sample_weights`, with ``balanced-per-source``'s
+    class weights raised to ``power``; each source still weighs its weight times its rows."""
+    if class_weight != "balanced-per-source" or power == 1.0:
+        return sample_weights(sources, split, class_weight)
+    parts = []
+    for source in sources:
+        labels = source.parts[split].labels
+        if not labels:
+            continue
+        counts = Counter(labels)
+        per_class = {c: (len(labels) / (len(counts) * n)) ** power for c, n in counts.items()}
+        weights = np.asarray([per_class[label] for label in labels], dtype=np.float64)
+        parts.append(weights * source.spec.weight * len(labels) / weights.sum())
+    pooled_weights = np.concatenate(parts) if parts else np.zeros(0)
+    scaled: npt.NDArray[np.float32] = (pooled_weights / pooled_weights.mean()).astype(np.float32)
+    return scaled
 
 
 def training_targets(
@@ -347,11 +372,13 @@ def _fit(
     history = model.fit(
         encode(train_texts),
         training_targets(sources, "train", classes, partial),
-        sample_weight=sample_weights(sources, "train", config.class_weight),
+        sample_weight=training_weights(
+            sources, "train", config.class_weight, config.class_weight_power
+        ),
         validation_data=(
             encode(val_texts),
             training_targets(sources, "validation", classes, partial),
-            sample_weights(sources, "validation", config.class_weight),
+            training_weights(sources, "validation", config.class_weight, config.class_weight_power),
         ),
         epochs=config.epochs,
         batch_size=config.batch_size,
