@@ -9,7 +9,8 @@ SHARED ?= ../shared/data
 # Training sources, each CSV[:WEIGHT]: the emoticon-labelled 2009 sample counts half as much
 # per row as the human-labelled SemEval tweets.
 DATA ?= $(SHARED)/sentiment140-100k/sentiment140-100k.csv:0.5 $(SHARED)/semeval-2013-2016/semeval-2013-2016.csv
-TRAIN_FLAGS ?=
+# The shipped run: at most 6 epochs (early stopping after 2 without a better validation loss).
+TRAIN_FLAGS ?= --epochs 6
 RUN ?= runs/shipped
 MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh

@@ -230,7 +230,7 @@ def _classes(value: str) -> tuple[str, ...]:
 )
 @click.option(
     "--class-weight-power",
-    default=1.0,
+    default=0.5,
     type=click.FloatRange(0, 1),
     show_default=True,
     help="With balanced-per-source: class weights to this power (1 balanced, 0 none).",

@@ -111,7 +111,7 @@ class TrainConfig:
     """Rows of a source that lacks a class (Sentiment140: no neutral) are scored only among
     the classes it has: ``-log(p_y / (p_neg + p_pos))``, so they teach polarity and nothing
     against neutral (:func:`~sentistream.trainer.model.partial_label_crossentropy`)."""
-    class_weight_power: float = 1.0
+    class_weight_power: float = 0.5
     """With ``balanced-per-source``: each class's balancing weight is raised to this power
     (1: fully balanced, 0.5: square root, 0: no class balancing; source weights unchanged)."""
     word_vectors: WordVectors = "glove"
