@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sentistream.text import Vocabulary, tokenize
-from sentistream.trainer.glove import GloveInit
+from sentistream.trainer.glove import GloveError, GloveInit
 
 __all__ = ["word2vec_matrix"]
 
@@ -18,7 +18,13 @@ def word2vec_matrix(
     vocab: Vocabulary, texts: Sequence[str], *, seed: int, dim: int, epochs: int = 5
 ) -> GloveInit:
     """Skip-gram word2vec (window 5, ``min_count`` 2) over ``texts``, one row per vocab word."""
-    from gensim.models import Word2Vec  # type: ignore[import-untyped]
+    try:
+        from gensim.models import Word2Vec  # type: ignore[import-untyped]
+    except ModuleNotFoundError as exc:
+        raise GloveError(
+            "--word-vectors word2vec needs gensim (pip install gensim); it is not in the "
+            "train extra, as it started the network worse than GloVe (docs/model-card.md)"
+        ) from exc
 
     sentences = [tokenize(text) for text in texts]
     w2v = Word2Vec(
