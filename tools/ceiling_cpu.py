@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--label", action="append", default=[], help="One per MODEL_DIR.")
     parser.add_argument("--json", type=Path, default=None, help="Write the figures here.")
     parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # --label NAME before each MODEL_DIR
     labels = args.label or args.models
     if len(labels) != len(args.models):
         parser.error("give one --label per MODEL_DIR, or none")
