@@ -426,6 +426,7 @@ def _write(config: TrainConfig, run: _Outcome, validation: dict[str, Any]) -> No
         "lstm": metrics,
         "tfidf_baseline": run.baseline,
         "validation": validation,
+        "class_weight_power": config.class_weight_power,
         "curves": fitted.curves,
         "glove": fitted.glove,
     }
