@@ -286,7 +286,8 @@ def test_label_agreement_helper(exported: Exported, tmp_path: Path) -> None:
 def _break_dense_weights(good: Path, broken: Path) -> None:
     """Copy ``good`` with the Dense layer's kernel shifted: a valid graph with wrong outputs."""
     proto = onnx.load(str(good))
-    (matmul,) = (node for node in proto.graph.node if node.op_type == "MatMul")
+    # The Dense layer's MatMul is the last one (attention pooling has its own before it).
+    matmul = [node for node in proto.graph.node if node.op_type == "MatMul"][-1]
     (kernel,) = (init for init in proto.graph.initializer if init.name == matmul.input[1])
     values = onnx.numpy_helper.to_array(kernel).copy()
     values[:, 0] += 0.5
