@@ -1,8 +1,10 @@
 """Serving a model folder with ONNX Runtime; never imports TensorFlow.
 
-:class:`SentimentModel` loads ``model.onnx`` + ``vocab.json`` after checking them against
+:class:`SentimentModel` loads ``model.onnx`` + ``tokenizer.json`` after checking them against
 ``manifest.json``, checks the graph's input and output against the manifest too, and turns
 texts (or already encoded token ids) into probabilities with one ONNX Runtime call per batch.
+Texts are encoded by the model's own tokenizer file, in Rust: :meth:`SentimentModel.encode_batch`
+is the serving path (one call a micro-batch, the GIL released while it runs).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from sentistream.manifest import Manifest, ManifestError, OnnxSection, load_verified
-from sentistream.text import TextConfig, Vocabulary, pad, pad_to_longest
+from sentistream.text import TextConfig, TweetTokenizer, pad, pad_to_longest
 
 __all__ = ["Prediction", "SentimentModel"]
 
@@ -33,13 +35,19 @@ class SentimentModel:
     """A verified model folder, ready to classify."""
 
     def __init__(
-        self, manifest: Manifest, vocab: Vocabulary, session: ort.InferenceSession, folder: Path
+        self,
+        manifest: Manifest,
+        tokenizer: TweetTokenizer,
+        session: ort.InferenceSession,
+        folder: Path,
     ) -> None:
         if manifest.onnx is None:  # load_verified(need_onnx=True) already refused this
             raise ManifestError(f"{folder}: the manifest has no onnx section")
         self.manifest = manifest
         self.onnx: OnnxSection = manifest.onnx
-        self.vocab = vocab
+        self.tokenizer = tokenizer
+        self.vocab = tokenizer
+        """The same tokenizer, by the name callers used before cleaning v3."""
         self.folder = folder
         self.labels: tuple[str, ...] = tuple(manifest.labels)
         self.text_config: TextConfig = manifest.text.config()
@@ -50,7 +58,7 @@ class SentimentModel:
     @classmethod
     def load(cls, folder: Path, *, threads: int = 0) -> SentimentModel:
         """Load and verify ``folder``; ``threads`` is ONNX Runtime's intra-op count (0: all)."""
-        manifest, vocab = load_verified(folder)
+        manifest, tokenizer = load_verified(folder)
         assert manifest.onnx is not None
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -60,7 +68,7 @@ class SentimentModel:
         session = ort.InferenceSession(
             str(folder / manifest.onnx.file), options, providers=["CPUExecutionProvider"]
         )
-        return cls(manifest, vocab, session, folder)
+        return cls(manifest, tokenizer, session, folder)
 
     @property
     def sha256(self) -> str:
@@ -93,7 +101,12 @@ class SentimentModel:
             )
 
     def encode(self, text: str) -> list[int]:
-        return self.vocab.encode_text(text, self.text_config)
+        """Token ids of one tweet, cut to ``maxlen``, never empty."""
+        return self.tokenizer.encode_text(text, self.text_config)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of every text, in one Rust call (the GIL released while it runs)."""
+        return self.tokenizer.encode_batch(texts, self.text_config)
 
     def batch(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.int32]:
         """Pad a batch the way this model wants: to its longest tweet when it can."""
@@ -126,7 +139,7 @@ class SentimentModel:
         return np.asarray(probabilities, dtype=np.float32)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probabilities = self.predict_ids([self.encode(t) for t in texts])
+        probabilities = self.predict_ids(self.encode_batch(texts))
         return [self.to_prediction(row) for row in probabilities]
 
     def to_prediction(self, row: npt.NDArray[np.float32]) -> Prediction:

@@ -1,8 +1,9 @@
 """``manifest.json``: the contract between training, export and serving.
 
-A model folder holds the model file(s), ``vocab.json`` and ``manifest.json``. The manifest
-names the labels in output order, every text-pipeline choice, the sha256 of each file, the
-ONNX graph's input and output names, the training data's digest and the measured metrics.
+A model folder holds the model file(s), ``tokenizer.json`` (the Hugging Face ``tokenizers``
+pipeline: normalisation and vocabulary) and ``manifest.json``. The manifest names the labels
+in output order, every text-pipeline choice, the tokenizer file and the sha256 of each file,
+the ONNX graph's input and output names, the training data's digest and the measured metrics.
 :func:`load_verified` refuses a folder whose files disagree with it, saying what differs.
 """
 
@@ -16,10 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sentistream.text import CLEANING_VERSION, TextConfig, Vocabulary
+from sentistream.text import CLEANING_VERSION, TOKENIZER_FILE, TextConfig, TweetTokenizer
 
 __all__ = [
     "MANIFEST_FILE",
+    "TOKENIZER_FILE",
     "VOCAB_FILE",
     "Manifest",
     "ManifestError",
@@ -34,7 +36,8 @@ __all__ = [
 ]
 
 MANIFEST_FILE = "manifest.json"
-VOCAB_FILE = "vocab.json"
+#: The tokenizer file the manifest's ``vocab`` section names (the name the trainer imports).
+VOCAB_FILE = TOKENIZER_FILE
 FORMAT_VERSION = 2
 
 
@@ -62,7 +65,10 @@ class TextSection(_Frozen):
 
 
 class VocabSection(_Frozen):
-    file: str = VOCAB_FILE
+    """The tokenizer: a Hugging Face ``tokenizers`` file holding normaliser, pre-tokenizer and
+    vocabulary, used as it is by the trainer, the exporter's parity check and the worker."""
+
+    file: str = Field(default=TOKENIZER_FILE, description="the tokenizer.json in the folder")
     sha256: str
     size: int = Field(description="ids including padding (0) and out-of-vocabulary (1)")
 
@@ -156,6 +162,7 @@ def load_manifest(folder: Path) -> Manifest:
     if not path.is_file():
         raise ManifestError(f"{folder}: no {MANIFEST_FILE} (is this a sentistream model folder?)")
     _check_format_version(path)
+    _check_cleaning_version(path)
     try:
         manifest = Manifest.model_validate_json(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -180,6 +187,20 @@ def _check_format_version(path: Path) -> None:
         raise ManifestError(
             f"{path}: manifest format {found}, this code reads format {FORMAT_VERSION}; "
             "re-export the model with this release (format 1 models were two-class, cleaning v1)"
+        )
+
+
+def _check_cleaning_version(path: Path) -> None:
+    """Refuse a model of another text cleaning in one line, before pydantic lists the fields
+    its manifest names differently."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))["text"]["cleaning_version"]
+    except (ValueError, KeyError, TypeError):
+        return  # model_validate_json says what is wrong
+    if found != CLEANING_VERSION:
+        raise ManifestError(
+            f"{path}: model was trained with text cleaning v{found}, "
+            f"this code cleans with v{CLEANING_VERSION}; retrain or use a matching release"
         )
 
 
@@ -211,21 +232,21 @@ def _check_hash(folder: Path, file: str, expected: str, what: str) -> Path:
     return path
 
 
-def load_verified(folder: Path, *, need_onnx: bool = True) -> tuple[Manifest, Vocabulary]:
-    """Load a model folder's manifest and vocabulary, checking every hash and size."""
+def load_verified(folder: Path, *, need_onnx: bool = True) -> tuple[Manifest, TweetTokenizer]:
+    """Load a model folder's manifest and tokenizer, checking every hash and size."""
     manifest = load_manifest(folder)
-    vocab_path = _check_hash(folder, manifest.vocab.file, manifest.vocab.sha256, "vocabulary")
+    path = _check_hash(folder, manifest.vocab.file, manifest.vocab.sha256, "tokenizer")
     try:
-        vocab = Vocabulary.from_json(vocab_path.read_text(encoding="utf-8"))
-    except (ValueError, KeyError) as exc:
-        raise ManifestError(f"{vocab_path}: unreadable vocabulary: {exc}") from exc
-    if vocab.size != manifest.vocab.size:
+        tokenizer = TweetTokenizer.from_file(path)
+    except (ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: unreadable tokenizer: {exc}") from exc
+    if tokenizer.size != manifest.vocab.size:
         raise ManifestError(
-            f"{vocab_path}: holds {vocab.size} ids, the manifest says {manifest.vocab.size}"
+            f"{path}: tokenizer holds {tokenizer.size} ids, the manifest says {manifest.vocab.size}"
         )
-    if vocab.size > manifest.text.num_words:
+    if tokenizer.size > manifest.text.num_words:
         raise ManifestError(
-            f"{vocab_path}: {vocab.size} ids exceed the manifest's num_words "
+            f"{path}: {tokenizer.size} ids exceed the manifest's num_words "
             f"{manifest.text.num_words}"
         )
     if need_onnx:
@@ -234,4 +255,4 @@ def load_verified(folder: Path, *, need_onnx: bool = True) -> tuple[Manifest, Vo
                 f"{folder}: the manifest has no onnx section; run `sentistream export` first"
             )
         _check_hash(folder, manifest.onnx.file, manifest.onnx.sha256, "ONNX model")
-    return manifest, vocab
+    return manifest, tokenizer

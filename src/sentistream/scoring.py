@@ -10,7 +10,12 @@ into the figures the README and the issue tracker quote:
   measure), only for files with neutral rows (``None`` otherwise); a two-class model scores 0
   on neutral, as it never says it;
 * ``binary_accuracy`` over the rows labelled negative or positive, each decided by
-  p(positive) vs p(negative) whatever the model says about neutral, and ``binary_n``.
+  p(positive) vs p(negative) whatever the model says about neutral, and ``binary_n``;
+* what a consumer of the label topic sees: ``recall_per_class`` (each scored class's recall,
+  ``None`` for a class the file has no rows of), ``predicted_share`` beside ``true_share``
+  (the fraction of rows given / truly of each class: a model that says neutral for 17 % of
+  tweets where 48 % are neutral shows it here), and ``confusion`` (``labels``, ``rows_are``
+  ``"true label"``, ``matrix``: counts, rows true, columns predicted).
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ from sklearn.metrics import (
     recall_score,
 )
 
-__all__ = ["HEADLINE_KEYS", "evaluate_probabilities", "format_scores", "format_table", "score"]
+__all__ = [
+    "HEADLINE_KEYS",
+    "evaluate_probabilities",
+    "format_scores",
+    "format_shares",
+    "format_table",
+    "score",
+]
 
 #: The figures every evaluation reports per file, in this order.
 HEADLINE_KEYS = ("n", "accuracy", "macro_f1", "macro_recall", "binary_accuracy", "binary_n")
@@ -95,7 +107,31 @@ def evaluate_probabilities(
         else None
     )
     result.update(_binary(truth, probabilities, model_labels))
+    result.update(_label_shares(y_true, y_pred, classes))
     return {key: result[key] for key in HEADLINE_KEYS} | result
+
+
+def _label_shares(
+    y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]
+) -> dict[str, Any]:
+    """Per class: recall, the share of rows predicted as it, its true share; the matrix."""
+    n = max(len(y_true), 1)
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(classes))))
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    return {
+        "recall_per_class": {
+            name: (float(matrix[i, i] / support[i]) if support[i] else None)
+            for i, name in enumerate(classes)
+        },
+        "predicted_share": {name: float(predicted[i] / n) for i, name in enumerate(classes)},
+        "true_share": {name: float(support[i] / n) for i, name in enumerate(classes)},
+        "confusion": {
+            "labels": list(classes),
+            "rows_are": "true label",
+            "matrix": matrix.tolist(),
+        },
+    }
 
 
 def _binary(
@@ -140,6 +176,34 @@ def format_table(results: dict[str, dict[str, Any]], first_column: str = "data")
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def format_shares(results: dict[str, dict[str, Any]], first_column: str = "data") -> str:
+    """One row per file: each class's recall, and its predicted share against its true share."""
+    classes = list(_ALL)
+    header = [first_column]
+    header += [f"recall {c}" for c in classes] + [f"{c} predicted/true" for c in classes]
+    rows = []
+    for name, scores in results.items():
+        recall = scores.get("recall_per_class", {})
+        predicted = scores.get("predicted_share", {})
+        true = scores.get("true_share", {})
+        rows.append(
+            [name]
+            + [_figure(recall.get(c)) for c in classes]
+            + [
+                f"{predicted[c]:.3f}/{true[c]:.3f}" if c in predicted and c in true else "-"
+                for c in classes
+            ]
+        )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            [row[0].ljust(widths[0])]
+            + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        )
+        for row in [header, *rows]
+    )
 
 
 def format_scores(scores: dict[str, Any]) -> str:

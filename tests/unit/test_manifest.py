@@ -18,12 +18,12 @@ from sentistream.manifest import (
     load_verified,
     sha256_file,
 )
-from sentistream.text import TextConfig, Vocabulary
+from sentistream.text import TextConfig, TweetTokenizer
 
 
 def make_folder(tmp_path: Path) -> Path:
-    vocab = Vocabulary(["good", "bad"])
-    (tmp_path / "vocab.json").write_text(vocab.to_json())
+    vocab = TweetTokenizer.from_words(["good", "bad"])
+    vocab.save(tmp_path / "tokenizer.json")
     (tmp_path / "model.onnx").write_bytes(b"not really onnx, hashes only")
     Manifest(
         name="m",
@@ -31,7 +31,7 @@ def make_folder(tmp_path: Path) -> Path:
         created_at="2026-11-29T00:00:00+00:00",
         labels=["negative", "positive"],
         text=TextSection.of(TextConfig(maxlen=10, num_words=100)),
-        vocab=VocabSection(sha256=sha256_file(tmp_path / "vocab.json"), size=vocab.size),
+        vocab=VocabSection(sha256=sha256_file(tmp_path / "tokenizer.json"), size=vocab.size),
         onnx=OnnxSection(
             file="model.onnx",
             sha256=sha256_file(tmp_path / "model.onnx"),
@@ -84,8 +84,10 @@ def test_changed_onnx_file_is_refused_by_name(tmp_path: Path) -> None:
 
 def test_changed_vocabulary_is_refused(tmp_path: Path) -> None:
     folder = make_folder(tmp_path)
-    (folder / "vocab.json").write_text(Vocabulary(["good", "bad", "ugly"]).to_json())
-    with pytest.raises(ManifestError, match="vocabulary was changed"):
+    TweetTokenizer.from_words(["good", "bad", "ugly"]).save(folder / "tokenizer.json")
+    with pytest.raises(
+        ManifestError, match=r"tokenizer\.json: sha256 .* the tokenizer was changed"
+    ):
         load_verified(folder)
 
 
@@ -104,6 +106,38 @@ def test_other_cleaning_version_is_refused(tmp_path: Path) -> None:
     data["text"]["cleaning_version"] = 0
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestError, match="cleaning v0"):
+        load_verified(folder)
+
+
+def test_a_cleaning_v2_model_is_refused_in_one_line(tmp_path: Path) -> None:
+    # A model shipped before cleaning v3: its manifest names vocab.json (a word list, not a
+    # tokenizer file) and cleaning v2; the refusal names the version, not the file.
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["text"]["cleaning_version"] = 2
+    data["vocab"] = {"file": "vocab.json", "sha256": "0" * 64, "size": 4}
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(
+        ManifestError, match=r"trained with text cleaning v2, this code cleans with v3; retrain"
+    ) as err:
+        load_verified(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_the_manifest_names_the_tokenizer_file_and_its_hash(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    data = json.loads((folder / "manifest.json").read_text())
+    assert data["vocab"]["file"] == "tokenizer.json"
+    assert data["vocab"]["sha256"] == sha256_file(folder / "tokenizer.json")
+
+
+def test_an_unreadable_tokenizer_file_is_refused(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "tokenizer.json").write_text('{"words": ["good"]}')
+    data = json.loads((folder / "manifest.json").read_text())
+    data["vocab"]["sha256"] = sha256_file(folder / "tokenizer.json")
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"tokenizer\.json: unreadable tokenizer"):
         load_verified(folder)
 
 

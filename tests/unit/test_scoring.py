@@ -78,3 +78,43 @@ def test_table_has_one_row_per_file_and_a_dash_for_missing_figures() -> None:
     assert table[0].split() == ["data", *HEADLINE_KEYS]
     assert table[1].split()[:4] == ["a.csv", "1", "1.0000", "1.0000"]
     assert table[1].split()[4] == "-"
+
+
+def test_what_a_consumer_gets_recall_per_class_label_shares_and_confusion() -> None:
+    truth = ["negative", "negative", "neutral", "neutral", "neutral", "positive"]
+    p = _p(
+        [
+            [0.8, 0.1, 0.1],  # negative → negative
+            [0.2, 0.1, 0.7],  # negative → positive
+            [0.1, 0.8, 0.1],  # neutral → neutral
+            [0.6, 0.3, 0.1],  # neutral → negative
+            [0.1, 0.3, 0.6],  # neutral → positive
+            [0.1, 0.2, 0.7],  # positive → positive
+        ]
+    )
+    scores = evaluate_probabilities(truth, p, THREE)
+    assert scores["recall_per_class"] == pytest.approx(
+        {"negative": 1 / 2, "neutral": 1 / 3, "positive": 1.0}
+    )
+    assert scores["true_share"] == pytest.approx(
+        {"negative": 2 / 6, "neutral": 3 / 6, "positive": 1 / 6}
+    )
+    assert scores["predicted_share"] == pytest.approx(
+        {"negative": 2 / 6, "neutral": 1 / 6, "positive": 3 / 6}
+    )
+    assert scores["confusion"] == {
+        "labels": THREE,
+        "rows_are": "true label",
+        "matrix": [[1, 0, 1], [1, 1, 1], [0, 0, 1]],
+    }
+    assert sum(scores["predicted_share"].values()) == pytest.approx(1.0)
+
+
+def test_a_class_the_file_lacks_has_no_recall_but_a_predicted_share() -> None:
+    truth = ["negative", "positive"]
+    p = _p([[0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    scores = evaluate_probabilities(truth, p, THREE)
+    assert scores["recall_per_class"] == {"negative": 0.0, "neutral": None, "positive": 1.0}
+    assert scores["true_share"]["neutral"] == 0.0
+    assert scores["predicted_share"]["neutral"] == pytest.approx(0.5)
+    assert scores["confusion"]["matrix"] == [[0, 1, 0], [0, 0, 0], [0, 0, 1]]

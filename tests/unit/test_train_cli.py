@@ -20,9 +20,11 @@ def test_train_flags_default_to_what_the_trainer_and_the_network_declare() -> No
     from sentistream.trainer.model import ModelConfig
     from sentistream.trainer.train import TrainConfig
 
+    # TrainConfig last: its partial_labels is the flag's (ModelConfig's only says how
+    # build_model compiles when called on its own).
     declared = {
         f.name: f.default
-        for config in (TrainConfig, ModelConfig)
+        for config in (ModelConfig, TrainConfig)
         for f in fields(config)
         if f.default is not MISSING
     }
@@ -34,6 +36,7 @@ def test_train_flags_default_to_what_the_trainer_and_the_network_declare() -> No
         "vocab_size",  # the vocabulary's size, from --num-words
         "num_labels",  # from --classes
         "mask_zero",  # the serving contract (padding is masked), not a choice
+        "partial_labels",  # TrainConfig's --partial-labels (the targets carry the class mask)
     }
 
 

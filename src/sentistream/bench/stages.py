@@ -3,7 +3,10 @@
 Each stage runs the worker's own code over the same tweets (best of ``repeats`` runs):
 
 * ``decode``: :func:`sentistream.worker.core.messages.decode` of the JSON value;
-* ``tokenize``: cleaning, tokenizing and id lookup (``Classifier.encode``);
+* ``tokenize``: cleaning, tokenizing and id lookup one tweet a call (``Classifier.encode``);
+* ``tokenize, encode_batch``: the same for each micro-batch in one call
+  (:meth:`SentimentModel.encode_batch`, Rust, GIL released); ``python -m
+  sentistream.bench.tokenize`` times it beside cleaning v2 in one run;
 * ``infer``: ONNX Runtime over micro-batches (``Classifier.predict_ids``, length buckets as
   the worker runs them) and the conversion of the probabilities to Python lists;
 * ``classify``: the whole classify stage (:class:`~sentistream.worker.core.classify.Classify`:
@@ -167,6 +170,14 @@ def measure_stages(
         for tweet in tweets:
             classifier.encode(tweet.text)
 
+    texts_of_batches = [
+        [t.text for t in tweets[i : i + batch_size]] for i in range(0, len(tweets), batch_size)
+    ]
+
+    def run_tokenize_batch() -> None:
+        for chunk in texts_of_batches:
+            model.encode_batch(chunk)
+
     def run_infer() -> None:
         for batch in _batches(ids, batch_size):
             classifier.predict_ids(batch).tolist()
@@ -190,6 +201,7 @@ def measure_stages(
     stages = [
         ("decode", run_decode),
         ("tokenize", run_tokenize),
+        ("tokenize, encode_batch", run_tokenize_batch),
         ("infer", run_infer),
         ("classify (decode + tokenize + infer + labels)", run_classify),
         ("build output", run_build),

@@ -116,6 +116,43 @@ def _classes(value: str) -> tuple[str, ...]:
     "class weighs the same over all files; none: only the file weights.",
 )
 @click.option(
+    "--class-weight-power",
+    default=0.5,
+    type=click.FloatRange(0, 1),
+    show_default=True,
+    help="With balanced-per-source: class weights to this power (1 balanced, 0 none).",
+)
+@click.option(
+    "--partial-labels/--plain-labels",
+    default=True,
+    show_default=True,
+    help="Score a two-class source's rows among its own classes (the pair loss).",
+)
+@click.option(
+    "--word-vectors",
+    type=click.Choice(["glove", "word2vec"]),
+    default="glove",
+    show_default=True,
+    help="The embedding's start (with --glove): GloVe 6B, or word2vec on the training tweets.",
+)
+@click.option(
+    "--lstm-layers", default=1, type=positive_int, show_default=True, help="Stacked LSTMs."
+)
+@click.option(
+    "--pooling",
+    type=click.Choice(["last", "attention"]),
+    default="attention",
+    show_default=True,
+    help="last: the LSTM's state at the last real token; attention: weighted over real tokens.",
+)
+@click.option(
+    "--embedding-noise",
+    default=0.0,
+    type=click.FloatRange(0),
+    show_default=True,
+    help="Gaussian noise on the word vectors while training (standard deviation).",
+)
+@click.option(
     "--glove/--no-glove",
     default=True,
     show_default=True,

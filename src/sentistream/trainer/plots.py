@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_confusion_matrices", "plot_curves"]
+__all__ = ["plot_confusion_matrices", "plot_curves", "plot_label_shares"]
 
 
 def _pyplot() -> Any:
@@ -44,14 +44,19 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
 
 
 def plot_confusion_matrices(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
-    """One confusion matrix per source (rows: true class, columns: predicted), row-normalised."""
+    """One confusion matrix per source (rows: true class, columns: predicted), row-normalised;
+    three to a row of the figure."""
     import numpy as np
 
     plt = _pyplot()
+    columns = min(len(results), 3)
+    rows = -(-len(results) // columns)
     figure, axes = plt.subplots(
-        1, len(results), figsize=(4.2 * len(results), 3.8), constrained_layout=True, squeeze=False
+        rows, columns, figsize=(4.2 * columns, 3.8 * rows), constrained_layout=True, squeeze=False
     )
-    for axis, (source, scores) in zip(axes[0], results.items(), strict=True):
+    for axis in axes.flat[len(results) :]:
+        axis.set_visible(False)
+    for axis, (source, scores) in zip(axes.flat, results.items(), strict=False):
         labels = scores["confusion_matrix"]["labels"]
         counts = np.asarray(scores["confusion_matrix"]["matrix"], dtype=float)
         totals = counts.sum(axis=1, keepdims=True)
@@ -72,6 +77,36 @@ def plot_confusion_matrices(results: Mapping[str, Mapping[str, Any]], path: Path
         axis.set_xlabel("predicted")
         axis.set_ylabel("true")
         axis.set_title(f"{source}\naccuracy {scores['accuracy']:.3f}, n={scores['n']}", fontsize=9)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_label_shares(results: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+    """Per source: the share of each label predicted beside its true share (grouped bars)."""
+    import numpy as np
+
+    plt = _pyplot()
+    columns = min(len(results), 3)
+    rows = -(-len(results) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.6 * columns, 3.2 * rows), constrained_layout=True, squeeze=False
+    )
+    for axis in axes.flat[len(results) :]:
+        axis.set_visible(False)
+    for axis, (source, scores) in zip(axes.flat, results.items(), strict=False):
+        labels = list(scores["true_share"])
+        where = np.arange(len(labels))
+        true = [scores["true_share"][c] for c in labels]
+        predicted = [scores["predicted_share"][c] for c in labels]
+        axis.bar(where - 0.2, true, 0.4, label="true", color="#999999")
+        axis.bar(where + 0.2, predicted, 0.4, label="predicted", color="#1f77b4")
+        for x, value in zip(where + 0.2, predicted, strict=True):
+            axis.text(x, value + 0.01, f"{value:.2f}", ha="center", fontsize=7)
+        axis.set_xticks(where, labels)
+        axis.set_ylim(0, 1)
+        axis.set_title(source, fontsize=9)
+        axis.legend(fontsize=7)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

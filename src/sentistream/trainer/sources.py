@@ -19,7 +19,7 @@ import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
 from sentistream.dataset import DatasetError, Encoding, LabelledTweets, load_labelled
-from sentistream.text import TextConfig, Vocabulary, pad
+from sentistream.text import TextConfig, TweetTokenizer, pad
 
 __all__ = [
     "ClassWeight",
@@ -182,12 +182,13 @@ def pooled(sources: Sequence[PreparedSource], split: str) -> tuple[list[str], li
 
 
 def encode_for_training(
-    texts: Sequence[str], vocab: Vocabulary, config: TextConfig
+    texts: Sequence[str], tokenizer: TweetTokenizer, config: TextConfig
 ) -> npt.NDArray[np.int32]:
     """Token ids as the network is fitted on them: the worker's own encoding, padded to maxlen.
 
-    The worker runs the same :meth:`Vocabulary.encode_text` and pads each micro-batch only to
-    its longest tweet (never beyond ``maxlen``); with the masked model and post-padding that
-    is the same input (``tests/unit/test_text.py`` checks both paths against each other).
+    The worker runs the same :meth:`TweetTokenizer.encode_batch` (of the ``tokenizer.json``
+    written beside the model) and pads each micro-batch only to its longest tweet (never
+    beyond ``maxlen``); with the masked model and post-padding that is the same input
+    (``tests/unit/test_text.py`` checks both paths against each other).
     """
-    return pad([vocab.encode_text(text, config) for text in texts], config.maxlen, config.padding)
+    return pad(tokenizer.encode_batch(texts, config), config.maxlen, config.padding)

@@ -50,7 +50,7 @@ class WorkerSettings(KafkaConnection):
     )
     model_dir: Path = Field(
         Path("models/sentistream-lstm"),
-        description="Model folder (model.onnx, vocab.json, manifest.json).",
+        description="Model folder (model.onnx, tokenizer.json, manifest.json).",
     )
     model_check_interval_s: float = Field(
         5.0,

@@ -1,9 +1,6 @@
-"""The one text pipeline: cleaning, vocabulary, encoding and padding.
-
-The trainer, the exporter's parity check and the worker all import this module, so a tweet is
-turned into token ids the same way everywhere. It is pure: strings and integers in, lists and
-numpy arrays out. Every choice that changes the ids is a field of :class:`TextConfig`, which is
-written into the model's manifest, so a worker cannot pad or cut differently from training.
+"""Cleaning v2 and its Python vocabulary, as shipped until cleaning v3: kept only so the
+benchmark (:mod:`sentistream.bench.tokenize`) can time the old pipeline beside the new one on
+the same tweets in one run, and so tests can show what v3 changed. Nothing serves with it.
 
 Fixes against the original notebook, each pinned by a regression test:
 
@@ -27,31 +24,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
+from sentistream.text.config import OOV_ID, PAD_ID, Side, TextConfig
 
-__all__ = [
-    "CLEANING_VERSION",
-    "OOV_ID",
-    "PAD_ID",
-    "TextConfig",
-    "Vocabulary",
-    "clean",
-    "pad",
-    "pad_to_longest",
-    "tokenize",
-]
+__all__ = ["LEGACY_CLEANING_VERSION", "LegacyVocabulary", "clean", "tokenize"]
 
-#: Bumped whenever :func:`clean` changes what it returns; recorded in the manifest.
-CLEANING_VERSION = 2
-
-PAD_ID = 0
-OOV_ID = 1
-
-Side = Literal["pre", "post"]
+LEGACY_CLEANING_VERSION = 2
 
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _MENTION = re.compile(r"@\w+")
@@ -125,35 +103,7 @@ def tokenize(text: str) -> list[str]:
     return clean(text).split()
 
 
-@dataclass(frozen=True)
-class TextConfig:
-    """Every choice that decides the token ids a model sees; stored in the manifest."""
-
-    maxlen: int
-    """Tweets longer than this many tokens are cut; batches are padded to at most this."""
-    num_words: int
-    """Vocabulary size including the padding (0) and out-of-vocabulary (1) ids."""
-    padding: Side = "post"
-    """Where padding zeros go. ``post`` lets a masked LSTM stop at each tweet's last token."""
-    truncating: Side = "post"
-    """Which end of an over-long tweet is cut."""
-    cleaning_version: int = CLEANING_VERSION
-
-    def __post_init__(self) -> None:
-        if self.maxlen < 1:
-            raise ValueError(f"maxlen must be at least 1, got {self.maxlen}")
-        if self.num_words < 3:
-            raise ValueError(
-                f"num_words must be at least 3 (pad, oov, one word), got {self.num_words}"
-            )
-        if self.padding not in ("pre", "post") or self.truncating not in ("pre", "post"):
-            raise ValueError("padding and truncating must each be 'pre' or 'post'")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-class Vocabulary:
+class LegacyVocabulary:
     """Frequency-ranked word → id map with a ``num_words`` cut.
 
     Id 0 is padding and id 1 stands for every word outside the vocabulary. The most frequent
@@ -168,7 +118,7 @@ class Vocabulary:
             raise ValueError("vocabulary words must be unique")
 
     @classmethod
-    def fit(cls, tokenized: Iterable[Sequence[str]], num_words: int) -> Vocabulary:
+    def fit(cls, tokenized: Iterable[Sequence[str]], num_words: int) -> LegacyVocabulary:
         counts: Counter[str] = Counter()
         for tokens in tokenized:
             counts.update(tokens)
@@ -197,7 +147,7 @@ class Vocabulary:
         return json.dumps({"pad_id": PAD_ID, "oov_id": OOV_ID, "words": list(self.words)})
 
     @classmethod
-    def from_json(cls, payload: str) -> Vocabulary:
+    def from_json(cls, payload: str) -> LegacyVocabulary:
         data = json.loads(payload)
         if data.get("pad_id") != PAD_ID or data.get("oov_id") != OOV_ID:
             raise ValueError(
@@ -205,31 +155,3 @@ class Vocabulary:
                 f"this code expects {PAD_ID} and {OOV_ID}"
             )
         return cls(data["words"])
-
-
-def pad(
-    sequences: Sequence[Sequence[int]], length: int, padding: Side = "post"
-) -> npt.NDArray[np.int32]:
-    """Pad (with :data:`PAD_ID`) or cut every sequence to ``length``; returns ``(n, length)``."""
-    out = np.full((len(sequences), length), PAD_ID, dtype=np.int32)
-    for row, sequence in enumerate(sequences):
-        ids = sequence[:length]
-        if not ids:
-            continue
-        if padding == "post":
-            out[row, : len(ids)] = ids
-        else:
-            out[row, -len(ids) :] = ids
-    return out
-
-
-def pad_to_longest(
-    sequences: Sequence[Sequence[int]], maxlen: int, padding: Side = "post"
-) -> npt.NDArray[np.int32]:
-    """Pad a batch only as far as its longest sequence (never beyond ``maxlen``).
-
-    With a masked model and post-padding the result for each row is the same as padding to
-    ``maxlen``; the work saved is the padding's.
-    """
-    longest = max((len(ids) for ids in sequences), default=1)
-    return pad(sequences, max(1, min(longest, maxlen)), padding)
