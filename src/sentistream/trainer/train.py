@@ -14,8 +14,6 @@ evaluate``), ``report.json`` (LSTM and TF-IDF baseline on every source) and the 
 
 from __future__ import annotations
 
-import json
-import random
 import re
 import sys
 import time
@@ -29,25 +27,21 @@ import keras
 import numpy as np
 import numpy.typing as npt
 
-from sentistream import __version__
 from sentistream.dataset import LABELS, DatasetError, Encoding
-from sentistream.manifest import (
-    VOCAB_FILE,
-    Manifest,
-    SourceSection,
-    TextSection,
-    TrainingSection,
-    VocabSection,
-    sha256_file,
-    utc_now,
-)
 from sentistream.scoring import (
-    HEADLINE_KEYS,
     evaluate_probabilities,
     format_shares,
     format_table,
 )
 from sentistream.text import TextConfig, TweetTokenizer, Vocabulary
+from sentistream.trainer.artifacts import (
+    HOLDOUT_FILE,
+    KERAS_FILE,
+    REPORT_FILE,
+    Fitted,
+    Outcome,
+    write_artifacts,
+)
 from sentistream.trainer.model import ModelConfig, build_model
 from sentistream.trainer.sources import (
     ClassWeight,
@@ -70,13 +64,6 @@ __all__ = [
     "train",
 ]
 
-KERAS_FILE = "model.keras"
-HOLDOUT_FILE = "holdout.jsonl"
-REPORT_FILE = "report.json"
-CURVES_FILE = "training-curves.png"
-CONFUSION_FILE = "confusion-matrices.png"
-SHARES_FILE = "label-shares.png"
-_TARGET = {"negative": "0", "neutral": "2", "positive": "4"}
 WordVectors = Literal["glove", "word2vec"]
 #: Sub-sources (the CSV's ``query`` column) with at least this many test rows get a line too.
 _MIN_QUERY_ROWS = 100
@@ -260,8 +247,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainRepor
     if config.baseline:
         baseline, baseline_validation = _baselines(config, sources, log)
     duration = time.monotonic() - started
-    run = _Outcome(sources, vocab, text_config, fitted, metrics, baseline, duration)
-    _write(config, run, {"lstm": validation, "tfidf_baseline": baseline_validation})
+    run = Outcome(sources, vocab, text_config, fitted, metrics, baseline, duration)
+    write_artifacts(config, run, {"lstm": validation, "tfidf_baseline": baseline_validation})
     log(f"test split per source, LSTM:\n{format_table(metrics, 'source')}")
     log(f"labels a consumer gets, LSTM:\n{format_shares(metrics, 'source')}")
     if baseline:
@@ -318,25 +305,13 @@ def _baselines(
     return best_test, best_validation
 
 
-@dataclass(frozen=True)
-class _Fitted:
-    model: keras.Model
-    model_config: ModelConfig
-    curves: dict[str, list[float]]
-    glove: dict[str, Any] | None
-
-    @property
-    def epochs_run(self) -> int:
-        return len(self.curves["loss"])
-
-
 def _fit(
     config: TrainConfig,
     sources: Sequence[PreparedSource],
     vocab: Vocabulary,
     encode: Callable[[Sequence[str]], npt.NDArray[np.int32]],
     log: Callable[[str], None],
-) -> _Fitted:
+) -> Fitted:
     """Build the network (GloVe start if asked) and fit it with early stopping."""
     classes = list(config.classes)
     model_config = ModelConfig(
@@ -396,121 +371,4 @@ def _fit(
         ],
     )
     curves = {key: [float(v) for v in values] for key, values in history.history.items()}
-    return _Fitted(model, model_config, curves, glove_report)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What a training run produced, for the files that record it."""
-
-    sources: Sequence[PreparedSource]
-    vocab: Vocabulary
-    text_config: TextConfig
-    fitted: _Fitted
-    metrics: dict[str, Any]
-    """Per source (and SemEval file): the LSTM's test-split figures."""
-    baseline: dict[str, Any]
-    """The same for the TF-IDF baseline; empty when it was skipped."""
-    duration: float
-
-
-def _write(config: TrainConfig, run: _Outcome, validation: dict[str, Any]) -> None:
-    """The artifact folder: model, vocabulary, held-out tweets, report, figures, manifest."""
-    sources, vocab, fitted, metrics = run.sources, run.vocab, run.fitted, run.metrics
-    config.out.mkdir(parents=True, exist_ok=True)
-    fitted.model.save(config.out / KERAS_FILE)
-    (config.out / VOCAB_FILE).write_text(vocab.to_json(), encoding="utf-8")
-    _write_holdout(config.out, sources, config.seed)
-    report = {
-        "classes": list(config.classes),
-        "lstm": metrics,
-        "tfidf_baseline": run.baseline,
-        "validation": validation,
-        "class_weight_power": config.class_weight_power,
-        "curves": fitted.curves,
-        "glove": fitted.glove,
-    }
-    (config.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if config.plots:
-        from sentistream.trainer.plots import (
-            plot_confusion_matrices,
-            plot_curves,
-            plot_label_shares,
-        )
-
-        plot_curves(fitted.curves, config.out / CURVES_FILE)
-        shown = [s.spec.name for s in sources]
-        shown += [f"{name}/2016" for name in shown if f"{name}/2016" in metrics]
-        panels = {f"LSTM: {name}": metrics[name] for name in shown}
-        panels |= {f"TF-IDF: {name}": run.baseline[name] for name in shown if name in run.baseline}
-        plot_confusion_matrices(panels, config.out / CONFUSION_FILE)
-        plot_label_shares(panels, config.out / SHARES_FILE)
-    _manifest(config, run).write(config.out)
-
-
-def _write_holdout(out: Path, sources: Sequence[PreparedSource], seed: int) -> None:
-    """The test rows: ``holdout.jsonl`` (shuffled across sources) and one CSV per source."""
-    rows = [
-        {"text": text, "label": label, "source": s.spec.name}
-        for s in sources
-        for text, label in zip(s.parts["test"].texts, s.parts["test"].labels, strict=True)
-    ]
-    random.Random(seed).shuffle(rows)
-    with (out / HOLDOUT_FILE).open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    import csv
-
-    for s in sources:
-        test = s.parts["test"]
-        with (out / f"test-{s.spec.name}.csv").open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n")
-            for text, label, query in zip(test.texts, test.labels, test.queries, strict=True):
-                writer.writerow([_TARGET[label], "", "", query, "", text])
-
-
-def _manifest(config: TrainConfig, run: _Outcome) -> Manifest:
-    headline = HEADLINE_KEYS
-    return Manifest(
-        name=config.name,
-        version=utc_now().replace(":", "").replace("-", "")[:15],
-        created_at=utc_now(),
-        labels=list(config.classes),
-        text=TextSection.of(run.text_config),
-        vocab=VocabSection(sha256=sha256_file(config.out / VOCAB_FILE), size=run.vocab.size),
-        keras_file=KERAS_FILE,
-        training=TrainingSection(
-            sources=[
-                SourceSection(
-                    file=s.spec.path.name,
-                    sha256=s.data.sha256,
-                    encoding=s.data.encoding,
-                    weight=s.spec.weight,
-                    rows=len(s.data),
-                    split={split: len(part.texts) for split, part in s.parts.items()},
-                )
-                for s in run.sources
-            ],
-            seed=config.seed,
-            epochs=run.fitted.epochs_run,
-            batch_size=config.batch_size,
-            class_weight=config.class_weight,
-            glove=config.glove,
-            hyperparameters=run.fitted.model_config.to_dict(),
-            metrics={name: {k: m[k] for k in headline} for name, m in run.metrics.items()},
-            baseline={name: {k: m[k] for k in headline} for name, m in run.baseline.items()},
-            duration_seconds=round(run.duration, 1),
-        ),
-        versions={
-            "sentistream": __version__,
-            "tensorflow": _version("tensorflow"),
-            "keras": keras.__version__,
-            "python": sys.version.split()[0],
-        },
-    )
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
+    return Fitted(model, model_config, curves, glove_report)
