@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sentistream import __version__
+from sentistream.cli_relabel import relabel
 from sentistream.connection import ConnectionSettingsError, KafkaConnection
 from sentistream.settings_cli import (
     FloatRange,
@@ -1142,6 +1143,9 @@ def _probe(bootstrap_servers: str) -> str:
 
 def _log(message: str) -> None:
     click.echo(message, err=True)
+
+
+cli.add_command(relabel)
 
 
 def main() -> None:
