@@ -163,7 +163,11 @@ def _run(
     stop = {"asked": False}
 
     def ask_stop(signum: int, _frame: object) -> None:
+        if stop["asked"]:  # asked twice: stop now, without draining
+            signal.signal(signum, signal.SIG_DFL)
+            raise KeyboardInterrupt
         stop["asked"] = True
+        click.echo("relabel: stopping after the batches in hand (again: at once)", err=True)
 
     previous = {s: signal.signal(s, ask_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -166,6 +166,11 @@ def _check_topics(
     existing: set[str],
     create: Callable[[WorkerSettings, dict[str, int]], None],
 ) -> None:
+    if settings.output_topic in (settings.input_topic, job.compare_with):
+        raise RelabelError(
+            f"--output-topic {settings.output_topic!r} is the input or the --compare-with topic: "
+            "a relabel writes into a topic of its own"
+        )
     checked = check_topics(
         existing,
         input_topic=settings.input_topic,
