@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -229,6 +230,45 @@ def test_exactly_once_relabel_sigkilled_mid_run_and_started_again_has_no_duplica
         f"{summary['records_read']} ({len(read_all(kafka_bootstrap, output)) - len(labels)} "
         "aborted label records visible to read_uncommitted)"
     )
+
+
+def test_at_least_once_relabel_stopped_by_sigterm_continues_with_neither_repeats_nor_gaps(
+    kafka_bootstrap: str, topics: Topics, topic_factory: TopicFactory, tmp_path: Path
+) -> None:
+    """SIGTERM drains and commits what was delivered, then exits 1; the same command
+    continues from there."""
+    produce(kafka_bootstrap, topics.input, real_tweets(3000), "t")
+    output = topic_factory(3, prefix="relabel")
+    args = relabel_command(
+        kafka_bootstrap,
+        *("--input-topic", topics.input, "--from", "beginning", "--to", "end"),
+        *("--model-dir", str(SHIPPED_MODEL), "--output-topic", output),
+        *("--dlq-topic", topics.dlq, "--max-batch-size", "32"),
+    )
+    group = run_group_id(topics.input, RangeSpec(), onnx_sha(SHIPPED_MODEL), output)
+    first = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO_ROOT, text=True
+    )
+    deadline = time.monotonic() + 90
+    while committed_total(kafka_bootstrap, topics.input, group, 3) < 300:
+        assert first.poll() is None, "relabel ended before it was stopped"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=30)
+    assert first.returncode == 1
+    stopped = json.loads(out.splitlines()[-1])
+    assert not stopped["complete"]
+    assert "run the same command again" in stopped["detail"]
+    assert committed_total(kafka_bootstrap, topics.input, group, 3) == stopped["records_read"]
+
+    summary = run_to_end(args)
+
+    assert summary["already_done"] == stopped["records_read"]
+    assert summary["records_read"] == 3000 - stopped["records_read"]
+    seen = sources(read_all(kafka_bootstrap, output))
+    assert [key for key, n in seen.items() if n > 1] == []
+    assert sum(seen.values()) == 3000
 
 
 @requires_int8_model
