@@ -42,6 +42,7 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(KAFKA) fetch
+	tools/connect/connect.sh fetch
 	$(VENV)/bin/python -m pytest
 
 unit: $(VENV)/.installed

@@ -2,6 +2,12 @@
 # `make demo`: a local Kafka broker, the worker with the shipped model, a replay of the example
 # tweets, and the labels as they arrive. Ctrl-C stops everything this script started.
 #
+# A broker already listening on the port (one from `make kafka-start`, or an earlier demo's) is
+# used as it is and left running; otherwise a fresh one is started, and stopped at the end.
+# The labels shown are this run's only: tail starts at the end of the output topic, and the
+# replay begins once it is there, so a reused broker's earlier labels stay in the topic unshown
+# (`sentistream tail --from-beginning` shows them).
+#
 # Environment: VENV (default .venv-worker), DEMO_KAFKA_PORT (9092), DEMO_METRICS_PORT (8000),
 # DEMO_RATE (tweets/s, default 50), DEMO_EXIT=1 to stop by itself after the summary.
 set -euo pipefail
@@ -37,8 +43,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if tools/kafka/kafka.sh status >/dev/null 2>&1; then
-    echo "== using the Kafka broker already running on ${BOOTSTRAP}"
+# Whether something accepts connections on the port: by the port, not by a state folder
+# (`kafka.sh status` knows only the broker started with the same KAFKA_STATE_DIR).
+listening() {
+    timeout 2 bash -c ": </dev/tcp/127.0.0.1/${PORT}" 2>/dev/null
+}
+
+if listening; then
+    echo "== using the Kafka broker already listening on ${BOOTSTRAP} (it keeps running after the demo)"
 else
     echo "== starting Kafka on ${BOOTSTRAP} (state: ${KAFKA_STATE_DIR}, fresh for this demo)"
     rm -rf "${KAFKA_STATE_DIR}"
@@ -65,18 +77,32 @@ for _ in $(seq 1 60); do
 done
 
 count=$(grep -c . "${TWEETS}")
+tail_log="${RUN_DIR}/tail.log"
+: >"${tail_log}"
 echo "== replaying ${count} tweets from ${TWEETS} at ${RATE}/s"
-"${SENTISTREAM}" produce --file "${TWEETS}" --rate "${RATE}" 2>"${RUN_DIR}/producer.log" &
+# tail prints its legend once it is at the output topic's end: the replay waits for it.
+(
+    for _ in $(seq 1 100); do
+        grep -q '^prob:' "${tail_log}" && break
+        sleep 0.1
+    done
+    exec "${SENTISTREAM}" produce --file "${TWEETS}" --rate "${RATE}" 2>"${RUN_DIR}/producer.log"
+) &
 producer_pid=$!
 
 echo "== labels as they arrive (label, probability, partition@offset, tweet)"
-"${SENTISTREAM}" tail --from-beginning --max "${count}" --timeout 60 --summary
+"${SENTISTREAM}" tail --max "${count}" --timeout 60 --summary 2> >(tee "${tail_log}" >&2)
+wait $! || true # the tee, so that the summary is out before what follows
 wait "${producer_pid}" || true
 producer_pid=""
 
+servers=""
+if [[ ${PORT} != 9092 ]]; then
+    servers=" --bootstrap-servers ${BOOTSTRAP}"
+fi
 echo
 echo "metrics:  http://127.0.0.1:${METRICS_PORT}/metrics  (health: /healthz, /readyz)"
-echo "more:     ${SENTISTREAM} produce --file ${TWEETS}   |   ${SENTISTREAM} tail"
+echo "more:     ${SENTISTREAM} produce --file ${TWEETS}${servers}   |   ${SENTISTREAM} tail${servers}"
 if [[ ${DEMO_EXIT:-0} == 1 ]]; then
     exit 0
 fi

@@ -3,19 +3,31 @@
 A ``.csv`` file is read as Sentiment140's layout (its ids are kept); any other file is one
 tweet per line, numbered from 1. Each tweet is sent as ``{"id": ..., "text": ...}`` keyed by
 its id, so the worker keeps per-tweet order and the output can be joined back.
+
+:func:`open_producer` is the kafka-python producer that sends them (every record acknowledged
+by all in-sync replicas; it never has the broker create a topic), :func:`replay` the sending.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sentistream.dataset import DatasetError, iter_sentiment140
 
-__all__ = ["Pacer", "ReplayError", "ReplayItem", "read_tweets"]
+__all__ = [
+    "Pacer",
+    "ReplayError",
+    "ReplayItem",
+    "Replayed",
+    "open_producer",
+    "read_tweets",
+    "replay",
+]
 
 
 class ReplayError(ValueError):
@@ -84,3 +96,56 @@ class Pacer:
         if delay > 0:
             self._sleep(delay)
         self._next = max(self._next, self._clock() - self._interval) + self._interval
+
+
+def open_producer(config: dict[str, Any]) -> Any:
+    """kafka-python's producer for a replay, from a client configuration
+    (:meth:`~sentistream.connection.KafkaConnection.client_config`)."""
+    from kafka import KafkaProducer
+
+    # A send to a missing topic must not create it (on a broker with auto.create.topics.enable,
+    # the default): produce checks that the topic exists first.
+    return KafkaProducer(**config, acks="all", linger_ms=5, allow_auto_create_topics=False)
+
+
+@dataclass
+class Replayed:
+    """What :func:`replay` did."""
+
+    sent: int = 0
+    failures: list[Exception] = field(default_factory=list)
+    """Records Kafka did not acknowledge, by the error each got."""
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    """Ctrl-C ended the replay (not flushed: what was in flight may be lost)."""
+
+
+def replay(
+    producer: Any,
+    topic: str,
+    items: Sequence[ReplayItem],
+    *,
+    pacer: Pacer,
+    loop: bool = False,
+    progress: Callable[[Sequence[ReplayItem]], Iterable[ReplayItem]] = lambda items: items,
+    clock: Callable[[], float] = time.monotonic,
+) -> Replayed:
+    """Send ``items`` to ``topic`` (from the start again and again with ``loop``, until
+    Ctrl-C) and wait for Kafka's acknowledgements. ``progress`` wraps each pass (a progress
+    bar). The producer's errors (``KafkaError``) propagate; closing it is the caller's."""
+    done = Replayed()
+    started = clock()
+    try:
+        while True:
+            for item in progress(items):
+                pacer.wait()
+                future = producer.send(topic, key=item.key(), value=item.value())
+                future.add_errback(done.failures.append)
+                done.sent += 1
+            if not loop:
+                break
+        producer.flush()
+    except KeyboardInterrupt:
+        done.interrupted = True
+    done.elapsed_s = clock() - started
+    return done

@@ -39,7 +39,7 @@ def test_the_consumers_private_state_is_there_and_reads_the_position(
         source.subscribe()
         got = 0
         for _ in range(50):
-            got += sum(len(r) for r in source.poll(200, 100).values())
+            got += sum(len(r) for r in source.poll(0.2, 100).values())
             if got == 5:
                 break
         assert got == 5

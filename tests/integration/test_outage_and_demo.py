@@ -5,7 +5,9 @@ Both start brokers of their own (not the session's), since they stop them on pur
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from tests.integration.conftest import (
     REPO_ROOT,
@@ -88,9 +90,11 @@ def test_the_worker_rides_out_a_broker_outage(
         worker.close()
 
 
-@pytest.mark.slow
-def test_make_demo_labels_the_examples_and_leaves_nothing_running(tmp_path: Path) -> None:
-    kafka_port, controller_port, metrics_port = free_ports(3)
+def _demo(
+    tmp_path: Path, kafka_port: int, controller_port: int
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], int]:
+    """``tools/demo.sh`` to its end (DEMO_EXIT=1): the run, its environment, its metrics port."""
+    (metrics_port,) = free_ports(1)
     env = {
         **os.environ,
         "VENV": str(Path(sys.executable).parent.parent),
@@ -111,10 +115,20 @@ def test_make_demo_labels_the_examples_and_leaves_nothing_running(tmp_path: Path
         cwd=REPO_ROOT,
     )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    tweets = len((REPO_ROOT / "examples" / "demo-tweets.csv").read_bytes().splitlines())
-    assert f"{tweets} labels: negative" in demo.stderr
+    return demo, env, metrics_port
+
+
+DEMO_TWEETS = len((REPO_ROOT / "examples" / "demo-tweets.csv").read_bytes().splitlines())
+
+
+@pytest.mark.slow
+def test_make_demo_labels_the_examples_and_leaves_nothing_running(tmp_path: Path) -> None:
+    kafka_port, controller_port = free_ports(2)
+    demo, env, metrics_port = _demo(tmp_path, kafka_port, controller_port)
+    assert f"{DEMO_TWEETS} labels: negative" in demo.stderr
     assert "p50" in demo.stderr
     assert f"http://127.0.0.1:{metrics_port}/metrics" in demo.stdout
+    assert f"tail --bootstrap-servers 127.0.0.1:{kafka_port}" in demo.stdout
     status = subprocess.run(
         ["bash", str(REPO_ROOT / "tools" / "kafka" / "kafka.sh"), "status"],
         env=env,
@@ -123,3 +137,42 @@ def test_make_demo_labels_the_examples_and_leaves_nothing_running(tmp_path: Path
         check=False,
     )
     assert status.returncode == 3, "the demo left its broker running"
+
+
+@pytest.mark.slow
+def test_make_demo_reuses_a_listening_broker_and_shows_only_its_own_labels(
+    own_broker: ScriptBroker, tmp_path: Path
+) -> None:
+    """A broker from `make kafka-start` (another state folder than the demo's), whose output
+    topic holds an earlier run's labels: the demo says it uses that broker, shows only the
+    labels of the tweets it replays, and leaves the broker running."""
+    admin = KafkaAdminClient(bootstrap_servers=own_broker.bootstrap)
+    counts = {"tweets": 3, "tweet-labels": 3, "tweets.dlq": 1}
+    admin.create_topics(
+        {name: {"num_partitions": n, "replication_factor": 1} for name, n in counts.items()}
+    )
+    admin.wait_for_topics(list(counts), timeout_ms=30_000)
+    admin.close()
+    earlier = {
+        "text": "a label of an earlier run",
+        "label": "positive",
+        "probabilities": {"negative": 0.1, "positive": 0.9},
+        "source": {"topic": "tweets", "partition": 0, "offset": 0},
+        "event_time": "2026-01-01T00:00:00+00:00",
+        "labeled_at": "2026-01-01T00:00:01+00:00",
+    }
+    producer = KafkaProducer(bootstrap_servers=own_broker.bootstrap)
+    for _ in range(DEMO_TWEETS):
+        producer.send("tweet-labels", json.dumps(earlier).encode())
+    producer.flush()
+    producer.close()
+
+    demo, _, _ = _demo(tmp_path, own_broker.port, own_broker.controller_port)
+    assert f"using the Kafka broker already listening on {own_broker.bootstrap}" in demo.stdout
+    assert "starting Kafka" not in demo.stdout
+    assert "earlier run" not in demo.stdout
+    assert f"{DEMO_TWEETS} labels: negative" in demo.stderr
+    (span,) = re.findall(r"tweets/s over ([0-9.]+) s", demo.stderr)
+    assert float(span) < 120, demo.stderr
+    assert f"--bootstrap-servers {own_broker.bootstrap}" in demo.stdout
+    assert own_broker.run("status").returncode == 0, "the demo stopped a broker it did not start"

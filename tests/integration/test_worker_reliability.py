@@ -184,7 +184,7 @@ def _subscribe_until_assigned(source: KafkaSource, timeout_s: float = 30) -> Non
     deadline = time.monotonic() + timeout_s
     while not source.assignment():
         assert time.monotonic() < deadline, "never assigned"
-        source.poll(100, 10)
+        source.poll(0.1, 10)
 
 
 def test_kafka_source_commit_leaves_out_partitions_it_does_not_own(

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ from sentistream.worker.core.messages import HeldRecord, InputRecord
 from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
+    Delivered,
     InferenceError,
     SinkUnavailable,
     SourceFailed,
@@ -50,9 +51,11 @@ __all__ = [
     "FakeTransactionalSink",
     "FakeTransactionalSource",
     "ManualRunner",
-    "RecordMetadata",
     "Sent",
 ]
+
+#: Partitions of every topic of a :class:`FakeSink` made without ``partition_counts``.
+DEFAULT_PARTITIONS = 16
 
 
 # -- records and the source -----------------------------------------------------------------
@@ -65,7 +68,7 @@ FakeRecord = HeldRecord
 class FakeSource:
     """Records queued per partition; ``poll`` hands out up to ``max_records`` and never waits.
 
-    ``polls`` keeps each ``(timeout_ms, max_records)`` asked for, ``commits`` each offsets
+    ``polls`` keeps each ``(timeout_s, max_records)`` asked for, ``commits`` each offsets
     mapping committed. ``refuse_commits`` makes that many next commits raise
     :class:`CommitRefused` (recorded in ``refused``), ``unavailable_commits`` likewise raise
     :class:`CommitDeferred`. ``assigned`` and ``lags`` override the
@@ -80,7 +83,7 @@ class FakeSource:
 
     def __init__(self, records: Iterable[FakeRecord] = ()) -> None:
         self._queues: dict[TopicPartition, deque[FakeRecord]] = {}
-        self.polls: list[tuple[int, int]] = []
+        self.polls: list[tuple[float, int]] = []
         self.commits: list[dict[TopicPartition, int]] = []
         self.refused: list[dict[TopicPartition, int]] = []
         self.refuse_commits = 0
@@ -93,6 +96,7 @@ class FakeSource:
         self.refuse_polls: SourceFailed | None = None
         self.partition_count: int | None = None
         self.closed = False
+        self._next_assignment: set[TopicPartition] | None = None
         self.feed(*records)
 
     def feed(self, *records: FakeRecord) -> None:
@@ -104,11 +108,14 @@ class FakeSource:
         return sum(len(q) for q in self._queues.values())
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        self.polls.append((timeout_ms, max_records))
+        self.polls.append((timeout_s, max_records))
         if self.refuse_polls is not None:
             raise self.refuse_polls
+        if self._next_assignment is not None:  # the member rejoins inside poll
+            self.assigned, self._next_assignment = self._next_assignment, None
+            self.rebalance_count += 1
         out: dict[TopicPartition, list[FakeRecord]] = {}
         room = max_records
         assert max_records > 0, "kafka-python raises ValueError for max_records <= 0"
@@ -158,6 +165,13 @@ class FakeSource:
     def rebalances(self) -> int:
         return self.rebalance_count
 
+    def rebalance_to(self, partitions: Collection[TopicPartition]) -> None:
+        """The group starts a rebalance that hands this member ``partitions``: as with a real
+        group, the member takes them (and counts the rebalance) at its next poll; until then
+        it owns what it owned, and Kafka takes its commits (its generation is still current
+        while the group prepares the rebalance)."""
+        self._next_assignment = set(partitions)
+
     def input_partitions(self) -> int | None:
         """``partition_count`` if a test set it, else the partitions ever fed."""
         if self.partition_count is not None:
@@ -182,67 +196,17 @@ class FakeSource:
 # -- deliveries and the sink ----------------------------------------------------------------
 
 
-class RecordMetadata(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
+class FakeDelivery(Future[Delivered | None]):
+    """A :class:`~sentistream.worker.core.ports.Delivery` the test (or the fake sink)
+    completes: :meth:`success` and :meth:`failure`, once, as a client's report would."""
 
-
-class FakeDelivery:
-    """Mirrors kafka-python's FutureRecordMetadata as far as the loop uses it.
-
-    Callbacks run with ``(*args, metadata)`` on success, immediately if already succeeded;
-    a failed delivery never runs them (kafka-python calls errbacks instead).
-    """
-
-    def __init__(self) -> None:
-        self.is_done = False
-        self.exception: BaseException | None = None
-        self.value: RecordMetadata | None = None
-        self._callbacks: list[Callable[[RecordMetadata], object]] = []
-        self._errbacks: list[Callable[[BaseException], object]] = []
-
-    def succeeded(self) -> bool:
-        return self.is_done and self.exception is None
-
-    def failed(self) -> bool:
-        return self.is_done and self.exception is not None
-
-    def add_callback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
-        def call(metadata: RecordMetadata) -> object:
-            return fn(*args, metadata)
-
-        if self.succeeded():
-            assert self.value is not None
-            call(self.value)
-        else:
-            self._callbacks.append(call)
-        return self
-
-    def add_errback(self, fn: Callable[..., object], *args: object) -> FakeDelivery:
-        def call(exc: BaseException) -> object:
-            return fn(*args, exc)
-
-        if self.failed():
-            assert self.exception is not None
-            call(self.exception)
-        else:
-            self._errbacks.append(call)
-        return self
-
-    def success(self, metadata: RecordMetadata) -> None:
-        assert not self.is_done, "a delivery completes once"
-        self.value = metadata
-        self.is_done = True
-        for callback in self._callbacks:
-            callback(metadata)
+    def success(self, result: Delivered | None) -> None:
+        assert not self.done(), "a delivery completes once"
+        self.set_result(result)
 
     def failure(self, exc: BaseException) -> None:
-        assert not self.is_done, "a delivery completes once"
-        self.exception = exc
-        self.is_done = True
-        for errback in self._errbacks:
-            errback(exc)
+        assert not self.done(), "a delivery completes once"
+        self.set_exception(exc)
 
 
 @dataclass
@@ -251,7 +215,7 @@ class Sent:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-    partition_hint: int | None
+    partition: int | None
     delivery: FakeDelivery
 
     def header(self, name: str) -> bytes:
@@ -281,10 +245,21 @@ class FakeSink:
     unavailable: bool = False
     max_request_size: int = DEFAULT_MAX_REQUEST_BYTES
     refuse: Callable[[Sent], bool] | None = None
+    partition_counts: Mapping[str, int] | None = None
     sent: list[Sent] = field(default_factory=list)
     refused: list[tuple[Sent, BaseException]] = field(default_factory=list)
     flushes: list[float] = field(default_factory=list)
-    _next_offset: dict[str, int] = field(default_factory=dict)
+    _next_offset: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def partitions(self, topic: str) -> int:
+        """``partition_counts[topic]``; without ``partition_counts`` every topic exists with
+        :data:`DEFAULT_PARTITIONS`. A topic not in it is unknown: :class:`SinkUnavailable`,
+        as both sinks say when the metadata has no partitions for it."""
+        if self.partition_counts is None:
+            return DEFAULT_PARTITIONS
+        if topic not in self.partition_counts:
+            raise SinkUnavailable(f"no partitions known for {topic} (fake)")
+        return self.partition_counts[topic]
 
     def send(
         self,
@@ -292,9 +267,9 @@ class FakeSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> FakeDelivery:
-        attempt = Sent(topic, key, value, list(headers), partition_hint, FakeDelivery())
+        attempt = Sent(topic, key, value, list(headers), partition, FakeDelivery())
         try:
             self._check(attempt)
         except Exception as exc:
@@ -328,17 +303,21 @@ class FakeSink:
                 "maximum request size you have configured with the max_request_size "
                 "configuration"
             )
+        if attempt.partition is not None and not (
+            0 <= attempt.partition < self.partitions(attempt.topic)
+        ):
+            raise AssertionError("Unrecognized partition")  # kafka-python asserts it
         if self.refuse is not None and self.refuse(attempt):
             raise TypeError("refused by the test")
 
     def _ack(self, sent: Sent) -> None:
-        offset = self._next_offset.get(sent.topic, 0)
-        self._next_offset[sent.topic] = offset + 1
-        partition = sent.partition_hint if sent.partition_hint is not None else 0
-        sent.delivery.success(RecordMetadata(sent.topic, partition, offset))
+        partition = sent.partition if sent.partition is not None else 0
+        offset = self._next_offset.get((sent.topic, partition), 0)  # each partition its own
+        self._next_offset[(sent.topic, partition)] = offset + 1
+        sent.delivery.success(Delivered(partition, offset))
 
     def pending(self) -> list[Sent]:
-        return [s for s in self.sent if not s.delivery.is_done]
+        return [s for s in self.sent if not s.delivery.done()]
 
     def ack(self, index: int) -> None:
         """Acknowledge the ``index``-th send (0-based, over all sends)."""
@@ -508,9 +487,9 @@ class FakeTransactionalSource(FakeSource):
             self.every.setdefault(tp, []).append(record)
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        polled = super().poll(timeout_ms, max_records)
+        polled = super().poll(timeout_s, max_records)
         if polled:
             self._batch_generations.add(self.generation)
         return polled
@@ -559,8 +538,10 @@ class FakeTransactionalSink(FakeSink):
       call raises it.
     """
 
-    def __init__(self, log: FakeTransactionLog) -> None:
-        super().__init__(auto_ack=True)
+    def __init__(
+        self, log: FakeTransactionLog, partition_counts: Mapping[str, int] | None = None
+    ) -> None:
+        super().__init__(auto_ack=True, partition_counts=partition_counts)
         self.log = log
         self.fail_next: dict[str, BaseException] = {}
         self.in_transaction = False
@@ -588,7 +569,7 @@ class FakeTransactionalSink(FakeSink):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> HeldDelivery:
         if not self.in_transaction:
             raise SinkUnavailable("kafka-python: Cannot call send in state READY (fake)")
@@ -597,7 +578,7 @@ class FakeTransactionalSink(FakeSink):
         else:
             failure = self.fail_next.pop("send", None)
             self.auto_ack = failure is None
-            delivery = super().send(topic, key, value, headers, partition_hint)
+            delivery = super().send(topic, key, value, headers, partition)
             self.auto_ack = True
             if failure is not None:
                 delivery.failure(failure)
@@ -630,6 +611,8 @@ class FakeTransactionalSink(FakeSink):
             held.release()
 
     def abort(self, timeout_s: float) -> None:
+        for held in self._held:
+            held.discard()
         failure = self._failure("abort")
         if failure is not None:
             raise failure

@@ -101,7 +101,7 @@ def test_at_low_load_a_tweet_is_classified_by_the_step_that_polled_it():
     h.worker.step()  # 3 < 10 asked: drained, classified now, not 0.5 s later
     assert [len(call) for call in h.classifier.calls] == [3]
     assert len(h.sink.sent) == 3
-    assert h.source.polls[-1] == (100, 10)  # the poll waited only the idle timeout
+    assert h.source.polls[-1] == (0.1, 10)  # the poll waited only the idle timeout
 
 
 def test_under_a_backlog_the_loop_fills_each_batch_to_the_maximum():

@@ -21,11 +21,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from sentistream import cli as cli_module
-from sentistream.cli import cli
+from sentistream.cli import cli, kafka_tools, options
+from sentistream.cli import connect as cli_connect
+from sentistream.cli import model as model_commands
+from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
-from sentistream.settings_cli import FloatRange, IntRange, Option
-from sentistream.worker.settings import ENV_PREFIX
+from sentistream.worker.backends.kafka_python import admin as kafka_python_admin
+from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "sentistream-lstm"
@@ -38,6 +40,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def broker_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands probe the bootstrap servers before building a client (a fake here)."""
+    monkeypatch.setattr(cli_connect, "probe", lambda servers, timeout_s=1.0: None)
 
 
 def run(*args: str, stdin: str | None = None) -> Result:
@@ -90,6 +98,8 @@ def test_help_shows_the_variable_of_every_option_that_reads_one(name: str) -> No
         ("bench", "--keras-dir", "--keras-model"),
         ("produce", "--input-topic", "--topic"),
         ("tail", "--output-topic", "--topic"),
+        ("worker", "--model-dir", "--model"),
+        ("worker", "--input-topic", "--topic"),
     ],
 )
 def test_one_name_per_thing_and_old_names_hidden(command: str, shown: str, hidden: str) -> None:
@@ -107,6 +117,44 @@ def test_the_worker_names_the_same_settings() -> None:
     assert {"--model-dir", "--input-topic", "--output-topic", "--bootstrap-servers"} <= names
 
 
+def test_the_worker_takes_the_older_spellings_the_readme_promises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """README: "Older spellings (`--model`, `--topic`, ...) still work"."""
+    from sentistream.worker.app import main as worker_main
+
+    seen = []
+
+    def run_worker(settings: WorkerSettings) -> int:
+        seen.append(settings)
+        return 0
+
+    monkeypatch.setattr(worker_main, "run_worker", run_worker)
+    monkeypatch.setattr(worker_main, "exit_process", sys.exit)
+    ok("worker", "--model", str(SHIPPED), "--topic", "raw-tweets", "--output-topic", "out")
+    (settings,) = seen
+    assert (settings.model_dir, settings.input_topic) == (SHIPPED, "raw-tweets")
+    assert settings.output_topic == "out"
+
+
+def test_the_worker_command_ends_the_process_through_exit_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not sys.exit: the interpreter's teardown after "stopped cleanly" costs seconds."""
+    from sentistream.worker.app import main as worker_main
+
+    codes: list[int] = []
+
+    def exit_process(code: int) -> None:
+        codes.append(code)
+        sys.exit(code)
+
+    monkeypatch.setattr(worker_main, "run_worker", lambda settings: 3)
+    monkeypatch.setattr(worker_main, "exit_process", exit_process)
+    assert run("worker").exit_code == 3
+    assert codes == [3]
+
+
 def test_an_unknown_variable_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SENTISTREAM_MODELDIR", str(SHIPPED))
     result = ok("predict", "--no-header", "fine")
@@ -120,7 +168,7 @@ def test_the_default_model_is_found_from_any_folder(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli_module.default_model_dir() == SHIPPED
+    assert options.default_model_dir() == SHIPPED
     assert ok("predict", "--no-header", "what a lovely day").output.startswith("positive")
 
 
@@ -192,7 +240,7 @@ class ThreeLabels:
 
 
 def test_predict_shows_every_label_the_model_has(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_module, "_load_model", lambda _folder: ThreeLabels())
+    monkeypatch.setattr(model_commands, "_load_model", lambda _folder: ThreeLabels())
     header, row, empty = ok("predict", "meh", " ").stdout.splitlines()
     assert header.split() == ["label", "negative", "neutral", "positive", "text"]
     assert row.split() == ["neutral", "0.200", "0.500", "0.300", "meh"]
@@ -240,6 +288,8 @@ def producers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
         return made[-1]
 
     monkeypatch.setattr(kafka, "KafkaProducer", make)
+    topics = {"tweets": 3, "raw": 3, "from-env": 3}
+    monkeypatch.setattr(kafka, "KafkaAdminClient", lambda **config: FakeAdmin(topics, **config))
     return made
 
 
@@ -277,6 +327,23 @@ def test_produce_fails_when_kafka_does_not_acknowledge(
     assert "Error: 5 of 10 tweets were not acknowledged by Kafka" in result.stderr
 
 
+def test_produce_to_a_missing_topic_refuses_before_sending(producers: list[FakeProducer]) -> None:
+    """The broker would create it (auto.create.topics.enable) with its own partition count."""
+    result = run("produce", "--file", str(DEMO), "--input-topic", "tweetz")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: topic 'tweetz' does not exist on localhost:9092; create it with "
+        "`sentistream create-topics --bootstrap-servers localhost:9092 --input-topic tweetz` "
+        "(or start the worker with --create-topics)"
+    )
+    assert producers == []
+
+
+def test_produce_never_has_the_broker_create_a_topic(producers: list[FakeProducer]) -> None:
+    ok("produce", "--file", str(DEMO), "--limit", "1")
+    assert producers[0].config["allow_auto_create_topics"] is False
+
+
 # --------------------------------------------------------------------------- tail
 
 
@@ -286,11 +353,29 @@ class FakeRecord:
 
 
 class FakeConsumer:
-    def __init__(self, batches: list[list[bytes | None]], topic: str, **config: Any) -> None:
-        self.topic = topic
+    def __init__(self, batches: list[list[bytes | None]], **config: Any) -> None:
+        self.topic = ""
         self.config = config
         self.batches = batches
         self.closed = False
+        self.calls: list[str] = []
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set() if topic == "missing" else {0, 1, 2}
+
+    def assign(self, partitions: list[kafka.TopicPartition]) -> None:
+        (self.topic,) = {tp.topic for tp in partitions}
+        self.calls.append(f"assign {sorted(tp.partition for tp in partitions)}")
+
+    def seek_to_end(self, *partitions: kafka.TopicPartition) -> None:
+        self.calls.append(f"seek_to_end {len(partitions)}")
+
+    def seek_to_beginning(self, *partitions: kafka.TopicPartition) -> None:
+        self.calls.append(f"seek_to_beginning {len(partitions)}")
+
+    def position(self, partition: kafka.TopicPartition, timeout_ms: int) -> int:
+        self.calls.append(f"position {partition.partition}")
+        return 0
 
     def poll(self, timeout_ms: int) -> dict[str, list[FakeRecord]]:
         values = self.batches.pop(0) if self.batches else []
@@ -318,13 +403,13 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
     made: list[FakeConsumer] = []
     batches: list[list[bytes | None]] = []
 
-    def make(topic: str, **config: Any) -> FakeConsumer:
-        made.append(FakeConsumer(batches, topic, **config))
+    def make(**config: Any) -> FakeConsumer:
+        made.append(FakeConsumer(batches, **config))
         return made[-1]
 
     monkeypatch.setattr(kafka, "KafkaConsumer", make)
-    monkeypatch.setattr(cli_module, "TAIL_HINT_AFTER_S", 0.0)
-    made.append(FakeConsumer(batches, "(batches to come)"))  # made[0].batches: the script
+    monkeypatch.setattr(kafka_tools, "TAIL_HINT_AFTER_S", 0.0)
+    made.append(FakeConsumer(batches))  # made[0].batches: the script
     return made
 
 
@@ -341,6 +426,41 @@ def test_tail_explains_its_columns_and_prints_one_line_per_label(
     assert consumers[1].topic == "labels"
     assert consumers[1].config["auto_offset_reset"] == "latest"
     assert consumers[1].closed
+
+
+@pytest.mark.parametrize(
+    ("flags", "seek"), [([], "seek_to_end"), (["--from-beginning"], "seek_to_beginning")]
+)
+def test_tail_is_at_the_end_or_the_start_of_every_partition_before_its_header(
+    consumers: list[FakeConsumer], flags: list[str], seek: str
+) -> None:
+    """So a script may start a producer once tail's header is out and miss no label."""
+    consumers[0].batches.append([_label("positive", 0, 0)])
+    ok("tail", *flags, "--max", "1")
+    assert consumers[1].calls == [
+        "assign [0, 1, 2]",
+        f"{seek} 3",
+        "position 0",
+        "position 1",
+        "position 2",
+    ]
+
+
+def test_tail_on_a_missing_topic_says_so_and_how_to_create_it(
+    consumers: list[FakeConsumer],
+) -> None:
+    result = run(
+        "tail", "--output-topic", "missing", "--bootstrap-servers", "k:9093", "--timeout", "0.01"
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""  # no header
+    assert result.stderr.strip() == (
+        "Error: topic 'missing' does not exist on k:9093; create it with `sentistream "
+        "create-topics --bootstrap-servers k:9093 --output-topic missing` (or start the "
+        "worker with --create-topics)"
+    )
+    assert consumers[1].closed
+    assert consumers[1].config["allow_auto_create_topics"] is False
 
 
 def test_tail_hints_at_from_beginning_when_nothing_arrives(consumers: list[FakeConsumer]) -> None:
@@ -372,6 +492,9 @@ class FakeAdmin:
         self.topics = topics
         self.created: dict[str, Any] = {}
 
+    def list_topics(self) -> list[str]:
+        return list(self.topics)
+
     def describe_topics(self) -> list[dict[str, Any]]:
         return [{"name": n, "partitions": [{}] * count} for n, count in self.topics.items()]
 
@@ -395,8 +518,11 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
         return admins[-1]
 
     monkeypatch.setattr(kafka, "KafkaAdminClient", make)
+    # The creating is the worker's (which imported the client before the patch).
+    monkeypatch.setattr(kafka_python_admin, "KafkaAdminClient", make)
     result = ok("create-topics", "--partitions", "6")
-    assert admins[0].created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}
+    created = {name: spec for admin in admins for name, spec in admin.created.items()}
+    assert created == {"tweet-labels": {"num_partitions": 6, "replication_factor": 1}}
     lines = result.stderr.splitlines()
     assert "tweets: exists (1 partition)" in lines
     assert "tweet-labels: created (6 partitions)" in lines
@@ -420,8 +546,8 @@ def test_tail_reads_committed_labels_when_the_worker_runs_exactly_once(
 
 
 def test_every_kafka_command_takes_the_same_connection_settings() -> None:
+    from sentistream.cli.settings_options import is_secret
     from sentistream.connection import KafkaConnection
-    from sentistream.settings_cli import is_secret
 
     expected = {
         "--" + name.replace("_", "-")
@@ -429,7 +555,7 @@ def test_every_kafka_command_takes_the_same_connection_settings() -> None:
         if not is_secret(field)
     }
     for command in ("worker", "produce", "tail", "create-topics", "bench"):
-        params = cli_module.cli.commands[command].params
+        params = cli.commands[command].params
         flags = {opt for param in params for opt in param.opts}
         assert expected <= flags, (command, expected - flags)
         assert "--sasl-password" not in flags

@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, KafkaException
 from sentistream.connection import KafkaConnection
 from sentistream.worker.backends import ClientMissing, kafka_client
 from sentistream.worker.backends.confluent.config import librdkafka_config
-from sentistream.worker.backends.confluent.delivery import ConfluentDelivery
+from sentistream.worker.backends.confluent.delivery import ServedDelivery
 from sentistream.worker.backends.confluent.errors import (
     KafkaUnreachable,
     commit_outcome,
@@ -32,9 +32,12 @@ from sentistream.worker.backends.tuning import ConsumerTuning, consumer_tuning
 from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
+    Delivered,
     SinkUnavailable,
     TransactionAborted,
     TransactionFailed,
+    failure_of,
+    when_delivered,
 )
 from sentistream.worker.settings import WorkerSettings
 
@@ -272,52 +275,59 @@ class Serves:
 
 def test_a_pending_delivery_serves_the_producer_when_asked_and_is_not_done() -> None:
     serve = Serves()
-    delivery = ConfluentDelivery(serve)
-    assert not delivery.is_done
-    assert not delivery.failed()
+    delivery = ServedDelivery(serve)
+    assert not delivery.done()
+    assert failure_of(delivery) is None
     assert serve.calls == 2
-    assert delivery.exception is None
 
 
-def test_an_acknowledged_delivery_runs_its_callbacks_with_the_metadata_once() -> None:
+class _Message:
+    def partition(self) -> int:
+        return 2
+
+    def offset(self) -> int:
+        return 41
+
+
+def test_an_acknowledged_delivery_succeeds_with_where_the_record_is_and_runs_callbacks_once():
     serve = Serves()
-    delivery = ConfluentDelivery(serve)
+    delivery = ServedDelivery(serve)
     seen: list[tuple[object, ...]] = []
-    delivery.add_callback(lambda *a: seen.append(a), "positive", 123)
-    delivery.complete(None, None)
-    assert seen == [("positive", 123, None)]
-    assert delivery.is_done
-    assert not delivery.failed()
+    when_delivered(delivery, lambda *a: seen.append(a), "positive", 123)
+    delivery.report(None, _Message())  # type: ignore[arg-type]
+    assert seen == [("positive", 123, Delivered(2, 41))]
+    assert delivery.done()
+    assert delivery.result() == Delivered(2, 41)
     assert serve.calls == 0  # done: nothing to serve
-    delivery.add_callback(lambda *a: seen.append(a), "late")  # already done: runs at once
-    assert seen[-1] == ("late", None)
+    when_delivered(delivery, lambda *a: seen.append(a), "late")  # already done: runs at once
+    assert seen[-1] == ("late", Delivered(2, 41))
 
 
 def test_a_failed_delivery_keeps_the_error_and_runs_no_callback() -> None:
-    delivery = ConfluentDelivery(Serves())
+    delivery = ServedDelivery(Serves())
     seen: list[object] = []
-    delivery.add_callback(seen.append)
-    delivery.complete(KafkaError(KafkaError._MSG_TIMED_OUT, "gave up"), None)
-    assert delivery.failed()
-    assert isinstance(delivery.exception, KafkaException)
-    assert delivery.exception.args[0].code() == KafkaError._MSG_TIMED_OUT
-    delivery.add_callback(seen.append)
+    when_delivered(delivery, seen.append)
+    delivery.report(KafkaError(KafkaError._MSG_TIMED_OUT, "gave up"), None)
+    failure = failure_of(delivery)
+    assert isinstance(failure, KafkaException)
+    assert failure.args[0].code() == KafkaError._MSG_TIMED_OUT
+    when_delivered(delivery, seen.append)
     assert seen == []
 
 
 def test_a_callback_that_raises_is_logged_and_the_others_still_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    delivery = ConfluentDelivery(Serves())
+    delivery = ServedDelivery(Serves())
     seen: list[object] = []
 
     def broken(*_: object) -> None:
         raise RuntimeError("metric broke")
 
-    delivery.add_callback(broken)
-    delivery.add_callback(seen.append)
+    when_delivered(delivery, broken)
+    when_delivered(delivery, seen.append)
     with caplog.at_level(logging.ERROR):
-        delivery.complete(None, None)
+        delivery.report(None, None)
     assert seen == [None]
     assert "metric broke" in caplog.text
 
@@ -346,7 +356,7 @@ def test_a_full_queue_makes_the_sink_unavailable_after_max_block() -> None:
         delivery = sink.send("t", b"k", b"v", [("h", b"1")], None)
         with pytest.raises(SinkUnavailable, match="queue stayed full"):
             sink.send("t", b"k", b"v", [], None)
-        assert not delivery.is_done
+        assert not delivery.done()
         assert not sink.flush(0.01)
     finally:
         sink.close(0)

@@ -15,7 +15,7 @@ HEAVY = ("tensorflow", "keras", "tf2onnx", "pandas", "sklearn")
     [
         ["sentistream.worker.app.main"],
         ["sentistream.cli"],
-        ["sentistream.inference", "sentistream.replay", "sentistream.tail"],
+        ["sentistream.inference", "sentistream.predict", "sentistream.replay", "sentistream.tail"],
     ],
 )
 def test_serving_modules_do_not_import_training_libraries(modules: list[str]) -> None:

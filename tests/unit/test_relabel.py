@@ -211,7 +211,7 @@ class FakeAssigned:
         return {tp: o for tp, o in self.log.offsets.items() if tp in partitions}
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
         self.polls += 1
         out: dict[TopicPartition, Sequence[InputRecord]] = {}
@@ -275,7 +275,7 @@ def read_all(source: BoundedSource, max_records: int = 3, limit: int = 50) -> li
     for _ in range(limit):
         if source.finished:
             break
-        for records in source.poll(10, max_records).values():
+        for records in source.poll(0.01, max_records).values():
             offsets += [r.offset for r in records]
     return offsets
 
@@ -339,7 +339,7 @@ def test_the_loop_cannot_resume_a_finished_partition():
     fake = consumer()
     source = BoundedSource(fake, {P0: OffsetRange(0, 2), P1: OffsetRange(0, 5)})
     source.start(1.0)
-    source.poll(10, 2)  # p0 read to its end
+    source.poll(0.01, 2)  # p0 read to its end
     source.pause(source.assignment())
     source.resume(source.assignment())
     assert fake.paused == {P0}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sentistream.replay import Pacer, ReplayError, read_tweets
+from sentistream.replay import Pacer, ReplayError, ReplayItem, read_tweets, replay
 from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-tweets.csv"
@@ -65,6 +66,66 @@ def test_pacer_spaces_sends_without_real_sleeping() -> None:
     unpaced = Pacer(None, clock=lambda: now[0], sleep=sleep)
     unpaced.wait()
     assert len(slept) == 2
+
+
+class _Future:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def add_errback(self, callback: Any) -> None:
+        if self.error is not None:
+            callback(self.error)
+
+
+class _Producer:
+    """Refuses every third record; raises KeyboardInterrupt at the ``interrupt_at``-th send."""
+
+    def __init__(self, interrupt_at: int = 0) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.flushed = False
+        self.interrupt_at = interrupt_at
+
+    def send(self, topic: str, key: bytes, value: bytes) -> _Future:
+        if len(self.sent) + 1 == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.sent.append((topic, key, value))
+        return _Future(RuntimeError("no ack") if len(self.sent) % 3 == 0 else None)
+
+    def flush(self) -> None:
+        self.flushed = True
+
+
+ITEMS = [ReplayItem(str(n), f"tweet {n}") for n in range(1, 5)]
+
+
+def test_replay_sends_every_item_keyed_by_id_and_collects_what_was_not_acknowledged() -> None:
+    producer = _Producer()
+    ticks = iter([10.0, 12.5])
+    done = replay(producer, "raw", ITEMS, pacer=Pacer(None), clock=lambda: next(ticks))
+    assert [(t, k) for t, k, _ in producer.sent] == [
+        ("raw", b"1"),
+        ("raw", b"2"),
+        ("raw", b"3"),
+        ("raw", b"4"),
+    ]
+    assert producer.flushed
+    assert (done.sent, done.elapsed_s, done.interrupted) == (4, 2.5, False)
+    assert [str(e) for e in done.failures] == ["no ack"]
+
+
+def test_replay_loops_until_interrupted_and_says_so_without_flushing() -> None:
+    producer = _Producer(interrupt_at=11)
+    passes: list[int] = []
+
+    def progress(items: Any) -> Any:
+        passes.append(len(items))
+        return items
+
+    done = replay(producer, "raw", ITEMS, pacer=Pacer(None), loop=True, progress=progress)
+    assert done.sent == 10
+    assert done.interrupted
+    assert not producer.flushed
+    assert passes == [4, 4, 4]
 
 
 def _label(label: str, offset: int, event: str, labeled: str) -> bytes:

@@ -13,14 +13,14 @@ from click.testing import CliRunner, Result
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sentistream.connection import ConnectionSettingsError
-from sentistream.settings_cli import (
+from sentistream.cli.settings_options import (
     Option,
     build_settings,
     is_secret,
     settings_options,
     unknown_variables,
 )
+from sentistream.connection import ConnectionSettingsError
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 

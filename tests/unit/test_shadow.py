@@ -100,7 +100,7 @@ def test_the_shadow_labels_the_batch_beside_the_primary_label() -> None:
         assert body["agree"] is False
         assert body["source"] == {"topic": IN, "partition": 0, "offset": rec.offset}
         assert out.key == rec.key
-        assert out.partition_hint == rec.partition
+        assert out.partition == rec.partition
     assert value(registry, "sentistream_shadow_agreement_ratio") == 0.0
     assert value(registry, "sentistream_shadow_compared_records_total", agree="false") == 4
 

@@ -19,7 +19,14 @@ from sentistream.worker.core.batcher import BatchPolicy
 from sentistream.worker.core.exactly_once import ExactlyOnce, HeldDelivery
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.ports import TopicPartition, TransactionAborted, TransactionFailed
+from sentistream.worker.core.ports import (
+    Delivered,
+    TopicPartition,
+    TransactionAborted,
+    TransactionFailed,
+    failure_of,
+    when_delivered,
+)
 from sentistream.worker.core.publish import Topics
 from tests.unit.fakes import (
     FakeClassifier,
@@ -29,7 +36,6 @@ from tests.unit.fakes import (
     FakeTransactionalSink,
     FakeTransactionalSource,
     FakeTransactionLog,
-    RecordMetadata,
 )
 
 IN, OUT, DLQ = "tweets", "tweet-labels", "tweets.dlq"
@@ -235,8 +241,8 @@ def test_a_partition_moved_away_aborts_the_batch_and_is_not_redone_here():
     h.source.feed(rec(1, partition=0), rec(1, partition=1))
     original_poll = h.source.poll
 
-    def poll_then_lose_partition_1(timeout_ms: int, max_records: int):
-        polled = original_poll(timeout_ms, max_records)
+    def poll_then_lose_partition_1(timeout_s: float, max_records: int):
+        polled = original_poll(timeout_s, max_records)
         h.source.assigned = {TopicPartition(IN, 0)}
         return polled
 
@@ -341,21 +347,55 @@ def _crash() -> NoReturn:
 # -- the delivery wrapper ----------------------------------------------------------------------
 
 
-def test_a_held_delivery_runs_its_callbacks_only_when_released():
+def test_a_held_delivery_succeeds_and_runs_its_callbacks_only_when_released():
     inner = FakeDelivery()
     held = HeldDelivery(inner)
     calls: list[tuple[object, ...]] = []
-    held.add_callback(lambda *a: calls.append(a), "positive")
-    inner.success(RecordMetadata(OUT, 0, 7))
-    assert held.is_done
-    assert not held.failed()
+    when_delivered(held, lambda *a: calls.append(a), "positive")
+    inner.success(Delivered(0, 7))
+    assert not held.done()
+    assert failure_of(held) is None
     assert calls == []
     held.release()
-    assert calls == [("positive", RecordMetadata(OUT, 0, 7))]
+    assert held.result() == Delivered(0, 7)
+    assert calls == [("positive", Delivered(0, 7))]
+
+
+def test_a_held_delivery_released_before_its_record_is_acknowledged_succeeds_with_it():
+    inner = FakeDelivery()
+    held = HeldDelivery(inner)
+    held.release()
+    assert not held.done()
+    inner.success(Delivered(1, 3))
+    assert held.result() == Delivered(1, 3)
+
+
+def test_a_held_delivery_fails_as_soon_as_its_record_does_and_runs_no_callback():
+    inner = FakeDelivery()
+    held = HeldDelivery(inner)
+    calls: list[object] = []
+    when_delivered(held, calls.append)
+    inner.failure(ProducerFencedError())
+    assert isinstance(failure_of(held), ProducerFencedError)
+    held.release()
+    held.discard()
+    assert isinstance(held.exception(), ProducerFencedError)
+    assert calls == []
+
+
+def test_a_discarded_held_delivery_fails_as_aborted_and_runs_no_callback():
+    inner = FakeDelivery()
+    held = HeldDelivery(inner)
+    calls: list[object] = []
+    when_delivered(held, calls.append)
+    inner.success(Delivered(0, 1))
+    held.discard()
+    assert isinstance(failure_of(held), TransactionAborted)
+    assert calls == []
 
 
 def test_a_held_delivery_of_a_refused_send_is_failed_at_once():
     held = HeldDelivery(None, ProducerFencedError())
-    assert held.is_done
-    assert held.failed()
-    assert isinstance(held.exception, ProducerFencedError)
+    assert held.done()
+    assert isinstance(failure_of(held), ProducerFencedError)
+    assert isinstance(held.exception(), ProducerFencedError)

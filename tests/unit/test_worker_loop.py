@@ -18,7 +18,13 @@ from sentistream.worker.core.classify import MAX_FAILED_BATCHES
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.messages import InputFormat
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.ports import DeliveryFailed, ModelBroken, SourceFailed, TopicPartition
+from sentistream.worker.core.ports import (
+    DeliveryFailed,
+    ModelBroken,
+    SinkUnavailable,
+    SourceFailed,
+    TopicPartition,
+)
 from sentistream.worker.core.publish import Topics
 from sentistream.worker.core.runners import Runner
 from tests.unit.fakes import FakeClassifier, FakeClock, FakeRecord, FakeSink, FakeSource
@@ -120,6 +126,22 @@ def iso(millis: float) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def test_a_label_goes_to_its_input_partition_modulo_the_output_topics_partitions():
+    sink = FakeSink(auto_ack=True, partition_counts={OUT: 2, DLQ: 1})
+    records = [rec(n, f"tweet {n}", partition=n) for n in range(5)]
+    h = make(records, batch=5, sink=sink)
+    h.worker.step()
+    assert [s.partition for s in sink.to(OUT)] == [0, 1, 0, 1, 0]
+
+
+def test_an_output_topic_without_partitions_stops_the_worker_not_the_record():
+    sink = FakeSink(auto_ack=True, partition_counts={DLQ: 1})  # OUT unknown to the producer
+    h = make(texts(2), batch=2, sink=sink)
+    with pytest.raises(SinkUnavailable):
+        h.worker.step()
+    assert sink.sent == []
+
+
 # -- micro-batching ---------------------------------------------------------------------------
 
 
@@ -146,7 +168,7 @@ def test_a_batch_closes_at_max_wait_after_its_first_record_and_the_poll_wait_shr
     h.worker.step()  # idle: the full poll timeout
     h.clock.advance(7.0)  # idle time does not count against a batch not yet opened
     h.worker.step()
-    assert h.source.polls == [(100, 10), (100, 10)]
+    assert h.source.polls == [(0.1, 10), (0.1, 10)]
 
     h.source.feed(*texts(3))
     h.worker.step()  # the batch opens now, with three records
@@ -154,23 +176,23 @@ def test_a_batch_closes_at_max_wait_after_its_first_record_and_the_poll_wait_shr
 
     h.clock.advance(0.25)
     h.worker.step()
-    assert h.source.polls[-1] == (250, 7)
+    assert h.source.polls[-1] == pytest.approx((0.25, 7))
     assert h.classifier.calls == []
 
     h.source.feed(*texts(1, start=3))
     h.clock.advance(0.125)
     h.worker.step()
-    assert h.source.polls[-1] == (125, 7)
+    assert h.source.polls[-1] == pytest.approx((0.125, 7))
     assert h.classifier.calls == []
 
     h.clock.advance(0.125)
     h.worker.step()  # max_wait after the first record: closes with what it has
-    assert h.source.polls[-1] == (0, 6)
+    assert h.source.polls[-1] == pytest.approx((0, 6))
     assert [len(call) for call in h.classifier.calls] == [4]
     assert len(h.sink.sent) == 4
 
     h.worker.step()  # a fresh batch: back to the idle poll timeout
-    assert h.source.polls[-1] == (100, 10)
+    assert h.source.polls[-1] == (0.1, 10)
 
 
 # -- outputs ----------------------------------------------------------------------------------
@@ -204,7 +226,7 @@ def test_outputs_keep_input_order_key_headers_and_partition():
     assert h.sink.to(DLQ) == []
     by_input = {(r.partition, r.offset): r for r in records}
     for partition in (0, 1):
-        mine = [s for s in sent if s.partition_hint == partition]
+        mine = [s for s in sent if s.partition == partition]
         offsets = [json.loads(s.value or b"")["source"]["offset"] for s in mine]
         assert offsets == sorted(offsets)
         assert offsets == [r.offset for r in records if r.partition == partition]
@@ -213,7 +235,7 @@ def test_outputs_keep_input_order_key_headers_and_partition():
         original = by_input[(body["source"]["partition"], body["source"]["offset"])]
         assert s.key == original.key
         assert s.headers == list(original.headers)
-        assert s.partition_hint == original.partition
+        assert s.partition == original.partition
 
     first = json.loads(sent[0].value or b"")
     assert first == {
@@ -574,8 +596,8 @@ class _StopWhenEmpty(FakeSource):
 
     worker: Worker | None = None
 
-    def poll(self, timeout_ms: int, max_records: int) -> Any:
-        polled = super().poll(timeout_ms, max_records)
+    def poll(self, timeout_s: float, max_records: int) -> Any:
+        polled = super().poll(timeout_s, max_records)
         if self.queued() == 0 and self.worker is not None:
             self.worker.stop()
         return polled

@@ -82,7 +82,7 @@ def test_the_next_batch_is_polled_and_encoded_while_the_model_runs():
     h = make(texts(4), batch=2, poll_timeout_s=0.1, pipeline_depth=2, runner=runner)
     h.worker.step()
     h.worker.step()  # batch A with the model: B is polled and submitted meanwhile
-    assert h.source.polls == [(100, 2), (100, 2)]
+    assert h.source.polls == [(0.1, 2), (0.1, 2)]
     assert runner.pending == 2
     assert h.classifier.calls == []  # nothing inferred yet: the test's "thread" has not run
     assert runner.waits == []  # the consumer had records: the loop did not wait for the model
@@ -93,7 +93,7 @@ def test_once_the_consumer_is_drained_the_loop_waits_for_the_model_not_in_an_idl
     h = make(texts(3), batch=2, wait_s=0.5, poll_timeout_s=0.1, pipeline_depth=2, runner=runner)
     h.worker.step()  # A submitted
     h.worker.step()  # one record, fewer than asked: the consumer is drained
-    assert h.source.polls == [(100, 2), (100, 2)]
+    assert h.source.polls == [(0.1, 2), (0.1, 2)]
     h.clock.advance(0.2)
     h.worker.step()  # the model first, for at most what is left of the open batch's wait
     assert runner.waits == [pytest.approx(0.3)]
@@ -107,7 +107,7 @@ def test_once_the_consumer_is_drained_the_loop_waits_for_the_model_not_in_an_idl
     runner.finish_on_wait = True
     h.worker.step()  # waits for B, publishes it, then polls idle
     assert len(h.sink.sent) == 3
-    assert h.source.polls[-1] == (100, 2)
+    assert h.source.polls[-1] == (0.1, 2)
 
 
 def test_a_full_pipeline_waits_for_the_oldest_batch_and_publishes_it_before_taking_another():
@@ -438,7 +438,7 @@ def _check(h: Harness, depth: int) -> None:
     acked = {
         (body["source"]["partition"], body["source"]["offset"])
         for s in h.sink.to(OUT)
-        if s.delivery.succeeded()
+        if s.delivery.done() and s.delivery.exception() is None
         for body in [json.loads(s.value or b"null")]
     }
     for commit in h.source.commits:

@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from sentistream.worker.core.classify import Classify, Labelled
 from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.pipeline import InferenceStage
+from sentistream.worker.core.ports import Delivered
 from sentistream.worker.core.publish import Publisher, Topics
 from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 
@@ -85,22 +87,16 @@ def payloads(texts: Sequence[str], prefix: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-class _Accepted:
+def _accepted() -> Future[Delivered | None]:
     """A delivery that is already acknowledged."""
-
-    is_done = True
-    exception = None
-
-    def failed(self) -> bool:
-        return False
-
-    def add_callback(self, fn: Callable[..., object], *args: object) -> object:
-        return self
+    delivery: Future[Delivered | None] = Future()
+    delivery.set_result(None)
+    return delivery
 
 
 class _NullSink:
     def __init__(self) -> None:
-        self.accepted = _Accepted()
+        self.accepted = _accepted()
 
     def send(
         self,
@@ -108,9 +104,12 @@ class _NullSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
-    ) -> _Accepted:
+        partition: int | None,
+    ) -> Future[Delivered | None]:
         return self.accepted
+
+    def partitions(self, topic: str) -> int:
+        return 1
 
     def flush(self, timeout_s: float) -> bool:
         return True
@@ -301,7 +300,7 @@ def _kafka_stages(
     deadline = time.monotonic() + 120
     while got < wanted and time.monotonic() < deadline:
         started = time.perf_counter()
-        polled = source.poll(100, batch_size)
+        polled = source.poll(0.1, batch_size)
         count = sum(len(batch) for batch in polled.values())
         if got:  # the clock starts once the group is joined and the first fetch is in
             polling += time.perf_counter() - started

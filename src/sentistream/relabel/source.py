@@ -93,9 +93,9 @@ class BoundedSource:
     # -- Source ----------------------------------------------------------------------------
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
-        polled = self.consumer.poll(timeout_ms, max_records)
+        polled = self.consumer.poll(timeout_s, max_records)
         kept: dict[TopicPartition, Sequence[InputRecord]] = {}
         for tp, records in polled.items():
             r = self.ranges.get(tp)

@@ -53,36 +53,22 @@ class KafkaClient:
 
 
 def kafka_client(name: KafkaClientName) -> KafkaClient:
-    """The adapters of client ``name``; :class:`ClientMissing` when it is not installed."""
+    """The adapters of client ``name``; :class:`ClientMissing` when it is not installed.
+
+    Each backend package names its own adapters (``client()``), so this module imports no
+    client library."""
     if name == "confluent":
+        from sentistream.worker.backends import confluent
+
         try:
-            import confluent_kafka  # noqa: F401
-        except ImportError:
+            return confluent.client()
+        except ImportError as exc:
+            if not (exc.name or "").startswith("confluent_kafka"):
+                raise
             raise ClientMissing(
                 "--kafka-client confluent needs confluent-kafka: pip install "
                 "'sentistream[confluent]'"
             ) from None
-        from sentistream.worker.backends.confluent.admin import create_topics
-        from sentistream.worker.backends.confluent.errors import KafkaUnreachable
-        from sentistream.worker.backends.confluent.sink import ConfluentSink
-        from sentistream.worker.backends.confluent.source import ConfluentSource
-        from sentistream.worker.backends.confluent.transactions import ConfluentTransactionalSink
+    from sentistream.worker.backends import kafka_python
 
-        return KafkaClient(
-            name,
-            ConfluentSource,
-            ConfluentSink,
-            ConfluentTransactionalSink,
-            create_topics,
-            (KafkaUnreachable,),
-        )
-    from kafka.errors import KafkaError
-
-    from sentistream.worker.backends.kafka_python.admin import create_topics as kp_create
-    from sentistream.worker.backends.kafka_python.sink import KafkaSink
-    from sentistream.worker.backends.kafka_python.source import connect_source
-    from sentistream.worker.backends.kafka_python.transactions import KafkaTransactionalSink
-
-    return KafkaClient(
-        name, connect_source, KafkaSink, KafkaTransactionalSink, kp_create, (KafkaError,)
-    )
+    return kafka_python.client()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from sentistream.worker.core.ports import TopicPartition
 
-__all__ = ["BatchGeneration", "OutageLog", "names", "split_owned"]
+__all__ = ["BatchGeneration", "OutageLog", "check_record", "names", "split_owned"]
 
 log = logging.getLogger("sentistream.worker.backends")
 
@@ -95,3 +95,22 @@ def names(partitions: Collection[Any]) -> str:
     """``topic-0, topic-1`` for a log line (any client's partitions: ``.topic``,
     ``.partition``)."""
     return ", ".join(sorted(f"{tp.topic}-{tp.partition}" for tp in partitions)) or "none"
+
+
+def check_record(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> None:
+    """The refusals the :class:`~sentistream.worker.core.ports.Sink` port makes for every
+    client (kafka-python makes them itself, in these words; librdkafka would send such a
+    record): ``ValueError`` for a record with neither key nor value, ``TypeError`` for a
+    header that is not a ``(str, bytes)`` pair."""
+    if key is None and value is None:
+        raise ValueError("Need at least one: key or value")
+    for item in headers:
+        if not (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], bytes)
+        ):
+            raise TypeError("All headers items must be (str, bytes) tuples")

@@ -28,21 +28,24 @@ read again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
 
 from sentistream.worker.core.deadline import Deadline
 from sentistream.worker.core.guarantee import ShutdownReport
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import (
     Clock,
+    Delivered,
     Delivery,
-    DeliveryFailed,
     TopicPartition,
     TransactionAborted,
     TransactionalSink,
     TransactionalSource,
     TransactionFailed,
+    failure_of,
 )
 
 __all__ = ["ExactlyOnce", "HeldDelivery"]
@@ -124,8 +127,8 @@ class ExactlyOnce:
                 f"the batch's records were not acknowledged within {self.timeout_s:g} s"
             )
         for delivery in deliveries:
-            if delivery.failed():
-                failure = delivery.exception or DeliveryFailed("delivery failed")
+            failure = failure_of(delivery)
+            if failure is not None:
                 raise TransactionAborted(f"Kafka refused a record: {failure!r}")
         self.sink.send_offsets(offsets, group, self._left(deadline))
         self.sink.commit(self._left(deadline))
@@ -137,38 +140,43 @@ class ExactlyOnce:
         self.source.rewind(self.timeout_s)
 
 
-class HeldDelivery:
-    """A send inside a transaction, as the loop's :class:`Delivery`: done and failed as the
-    produce request is, but its callbacks run only when the transaction commits
-    (:meth:`release`), so ``sentistream_records_labeled_total`` and the latency histogram
-    count what ``read_committed`` readers see. ``error``: a send refused before any request
-    (the transaction already failed)."""
+class HeldDelivery(Future[Delivered | None]):
+    """A send inside a transaction, as the loop's :class:`Delivery`: it fails as soon as its
+    produce request fails (``produced``'s exception; ``error`` for a send refused before any
+    request, the transaction having already failed), but succeeds only when the transaction
+    commits (:meth:`release`), so callbacks on success count what ``read_committed`` readers
+    see; an aborted transaction's deliveries fail with :class:`TransactionAborted`
+    (:meth:`discard`), so their callbacks never run."""
 
-    def __init__(self, inner: Delivery | None, error: BaseException | None = None) -> None:
-        if inner is None and error is None:
-            raise ValueError("a delivery or an error")
-        self._inner = inner
-        self._error = error
-        self._callbacks: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+    def __init__(self, produced: Delivery | None, error: BaseException | None = None) -> None:
+        super().__init__()
+        if produced is None:
+            if error is None:
+                raise ValueError("a delivery or an error")
+            self.set_exception(error)
+            return
+        self._produced = produced
+        produced.add_done_callback(self._on_produced)  # on the client's thread
 
-    @property
-    def is_done(self) -> bool:
-        return self._inner is None or self._inner.is_done
-
-    @property
-    def exception(self) -> BaseException | None:
-        return self._error if self._inner is None else self._inner.exception
-
-    def failed(self) -> bool:
-        return self._inner is None or self._inner.failed()
-
-    def add_callback(self, fn: Callable[..., object], *args: object) -> HeldDelivery:
-        self._callbacks.append((fn, args))
-        return self
+    def _on_produced(self, produced: Delivery) -> None:
+        failure = failure_of(produced)
+        if failure is not None:
+            self._settle(lambda: self.set_exception(failure))
 
     def release(self) -> None:
-        """The transaction committed: run the callbacks with the record's metadata."""
-        metadata = getattr(self._inner, "value", None)
-        for fn, args in self._callbacks:
-            fn(*args, metadata)
-        self._callbacks.clear()
+        """The transaction committed: succeed with the produced record's result."""
+        if not self.done():
+            self._produced.add_done_callback(self._on_committed)
+
+    def _on_committed(self, produced: Delivery) -> None:
+        if failure_of(produced) is None:
+            self._settle(lambda: self.set_result(produced.result()))
+
+    def discard(self) -> None:
+        """The transaction was aborted: fail, if not failed already."""
+        self._settle(lambda: self.set_exception(TransactionAborted("the transaction aborted")))
+
+    def _settle(self, complete: Callable[[], None]) -> None:
+        # Already completed, by the produce failing first (on the client's thread): keep that.
+        with contextlib.suppress(InvalidStateError):
+            complete()

@@ -2,9 +2,9 @@
 
 :class:`AtLeastOnce` commits a batch's offsets only once every label and dead letter produced
 from it has been acknowledged by Kafka, and only in order (never past an earlier batch still
-in flight). A crash at any moment repeats work; it never skips it. An exactly-once variant
-(offsets sent inside a producer transaction) would be a second class with the same methods,
-so the loop never branches on which one it runs.
+in flight). A crash at any moment repeats work; it never skips it. The exactly-once variant
+(:mod:`sentistream.worker.core.exactly_once`: offsets sent inside a producer transaction) has
+the same methods, so the loop never branches on which one it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sentistream.worker.core.ports import (
     Sink,
     Source,
     TopicPartition,
+    failure_of,
 )
 
 __all__ = ["COMMIT_TIMEOUT_S", "AtLeastOnce", "ProcessingGuarantee", "ShutdownReport"]
@@ -82,12 +83,13 @@ class _Pending:
     produced_at: float
 
     def done(self) -> bool:
-        return all(d.is_done for d in self.deliveries)
+        return all(d.done() for d in self.deliveries)
 
     def failure(self) -> BaseException | None:
         for d in self.deliveries:
-            if d.failed():
-                return d.exception or DeliveryFailed("delivery failed")
+            failure = failure_of(d)
+            if failure is not None:
+                return failure
         return None
 
 

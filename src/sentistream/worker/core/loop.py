@@ -211,7 +211,7 @@ class Worker:
             # lose a group join polled that way, see kafka_io._finish_lost_join.)
             self._finish_pending(Deadline(now + self.batcher.wait_s(now), self.clock))
             now = self.clock.monotonic()
-        polled = self.source.poll(int(self.batcher.wait_s(now) * 1000), asked)
+        polled = self.source.poll(self.batcher.wait_s(now), asked)
         got = 0
         for tp, records in polled.items():
             self.batcher.add(records, self.clock.monotonic())

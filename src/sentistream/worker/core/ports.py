@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import NamedTuple, Protocol
+from concurrent.futures import Future
+from typing import NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ __all__ = [
     "CommitDeferred",
     "CommitRefused",
     "DeadLetterFailed",
+    "Delivered",
     "Delivery",
     "DeliveryFailed",
     "InferenceError",
@@ -35,6 +37,8 @@ __all__ = [
     "TransactionFailed",
     "TransactionalSink",
     "TransactionalSource",
+    "failure_of",
+    "when_delivered",
 ]
 
 
@@ -56,15 +60,39 @@ class SystemClock:
         return time.time()
 
 
-class Delivery(Protocol):
-    """A produced record's acknowledgement (kafka-python's FutureRecordMetadata has it)."""
+class Delivered(NamedTuple):
+    """Where Kafka stored a produced record."""
 
-    @property
-    def is_done(self) -> bool: ...
-    @property
-    def exception(self) -> BaseException | None: ...
-    def failed(self) -> bool: ...
-    def add_callback(self, fn: Callable[..., object], *args: object) -> object: ...
+    partition: int
+    offset: int
+
+
+Delivery: TypeAlias = "Future[Delivered | None]"
+"""A produced record's acknowledgement, a standard :class:`~concurrent.futures.Future`: its
+result is where the record was stored (None when the sink cannot say), its exception the
+client's error once the producer gave up on the record. It completes on whichever thread the
+client reports on (kafka-python's IO thread, librdkafka's delivery reports), and so do the
+callbacks added to it; the loop only asks it without waiting (:func:`failure_of`)."""
+
+
+def when_delivered(delivery: Delivery, fn: Callable[..., object], *args: object) -> None:
+    """Call ``fn(*args, result)`` once ``delivery`` succeeds (at once if it has); never
+    when it fails."""
+
+    def done(future: Delivery) -> None:
+        if not future.cancelled() and future.exception() is None:
+            fn(*args, future.result())
+
+    delivery.add_done_callback(done)
+
+
+def failure_of(delivery: Delivery) -> BaseException | None:
+    """Why ``delivery`` failed; None while it is pending or once it succeeded. Never waits."""
+    if not delivery.done():
+        return None
+    if delivery.cancelled():
+        return DeliveryFailed("the delivery was cancelled")
+    return delivery.exception()
 
 
 # -- outcomes -------------------------------------------------------------------------------
@@ -140,8 +168,12 @@ class TransactionFailed(Exception):  # noqa: N818
 
 class Source(Protocol):
     def poll(
-        self, timeout_ms: int, max_records: int
-    ) -> Mapping[TopicPartition, Sequence[InputRecord]]: ...
+        self, timeout_s: float, max_records: int
+    ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
+        """Up to ``max_records`` records (at least 1 asked), in offset order per partition,
+        none from a paused partition; waits at most ``timeout_s`` when none is there. The
+        group's rebalances run inside it."""
+
     def commit(
         self, offsets: Mapping[TopicPartition, int], timeout_s: float
     ) -> set[TopicPartition]:
@@ -179,14 +211,22 @@ class Sink(Protocol):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
-        """Produce asynchronously; ``partition_hint`` is the input partition (order keeper).
+        """Produce asynchronously to ``partition`` of ``topic`` (None: the client's
+        partitioner chooses, by key).
 
-        Raises what kafka-python's producer raises synchronously for a record it refuses
-        (``TypeError``, ``ValueError``, ``MessageSizeTooLargeError``, ...) and
-        :class:`SinkUnavailable` when it cannot take any record now.
+        Refuses a record, synchronously and before any delivery exists, with ``ValueError``
+        when it has neither key nor value, ``TypeError`` when a header is not a
+        ``(str, bytes)`` pair, and the client's own error when it is over the producer's
+        request size (kafka-python's ``MessageSizeTooLargeError``, librdkafka's
+        ``KafkaException``) or otherwise unsendable: each the record's fault, never
+        :class:`SinkUnavailable`, which it raises when it cannot take any record now.
         """
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has, from the producer's metadata (waiting for it
+        if need be). Raises :class:`SinkUnavailable` when the metadata cannot be had."""
 
     def flush(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for every send to complete; False if time ran out."""

@@ -27,9 +27,15 @@ from sentistream.worker.core.messages import (
     error_headers,
     internal_error,
 )
-from sentistream.worker.core.ports import DeadLetterFailed, Delivery, Sink, SinkUnavailable
+from sentistream.worker.core.ports import (
+    DeadLetterFailed,
+    Delivery,
+    Sink,
+    SinkUnavailable,
+    when_delivered,
+)
 
-__all__ = ["RECORD_OVERHEAD_BYTES", "Publisher", "Topics", "record_size"]
+__all__ = ["RECORD_OVERHEAD_BYTES", "KeepInputOrder", "Publisher", "Topics", "record_size"]
 
 #: Upper bound of a record batch's and one record's framing (kafka-python estimates 61 + 21),
 #: with room to spare; per header, two length varints.
@@ -58,6 +64,26 @@ def record_size(
 OnAck = Callable[..., None]
 
 
+class KeepInputOrder:
+    """The ordering policy: a record's output goes to its input partition modulo the output
+    topic's partitions, so the outputs of one input partition keep their order (and a topic
+    with as many partitions maps one to one). The partition counts are asked of the sink
+    once per topic."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._counts: dict[str, int] = {}
+
+    def partition(self, topic: str, input_partition: int | None) -> int | None:
+        """None (the client's partitioner chooses) when there is no input partition."""
+        if input_partition is None:
+            return None
+        count = self._counts.get(topic)
+        if count is None:
+            count = self._counts[topic] = self._sink.partitions(topic)
+        return input_partition % count
+
+
 class Publisher:
     def __init__(
         self,
@@ -73,6 +99,7 @@ class Publisher:
         self.sink = sink
         self.topics = topics
         self.label_format = label_format or LabelFormat()
+        self.order = KeepInputOrder(sink)
         self.model_info = dict(model_info)
         self.max_request_bytes = max_request_bytes
         self._on_labeled = on_labeled
@@ -116,9 +143,9 @@ class Publisher:
             record.key,
             value,
             clean_headers(record.headers),
-            record.partition,
+            self.order.partition(self.topics.output, record.partition),
         )
-        delivery.add_callback(self._on_labeled, labelled.label, record.timestamp)
+        when_delivered(delivery, self._on_labeled, labelled.label, record.timestamp)
         return delivery
 
     def dead_letter(self, record: InputRecord, error: InvalidMessage) -> Delivery:
@@ -141,7 +168,7 @@ class Publisher:
                     f"even a bare dead letter for {record.topic}-{record.partition}"
                     f"@{record.offset} was refused: {final!r}"
                 ) from final
-        delivery.add_callback(self._on_dead_lettered, error.reason)
+        when_delivered(delivery, self._on_dead_lettered, error.reason)
         return delivery
 
     def fit(

@@ -31,6 +31,7 @@ from sentistream.worker.core.drift import DriftReference, DriftSignals
 from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import Classifier, Sink
+from sentistream.worker.core.publish import KeepInputOrder
 
 __all__ = ["AGREEMENT_WINDOW", "MAX_PENDING_BATCHES", "Shadow", "ShadowItem", "sampled"]
 
@@ -81,6 +82,7 @@ class Shadow:
         self.model_info = dict(model_info)
         self.sink = sink
         self.topic = topic
+        self.order = KeepInputOrder(sink)
         self.metrics = metrics
         self.fraction = fraction
         self._now_ms = now_ms
@@ -167,7 +169,8 @@ class Shadow:
                 self.model_info,
                 now_ms,
             )
-            self.sink.send(self.topic, item.record.key, value, [], item.record.partition)
+            partition = self.order.partition(self.topic, item.record.partition)
+            self.sink.send(self.topic, item.record.key, value, [], partition)
         self.metrics.shadow_agreement.set(sum(self._agreements) / len(self._agreements))
         self.drift.observe([ids for _, ids in rows], confidences, said)
 

@@ -10,7 +10,6 @@ Kafka acknowledges rather than at the next step, by a daemon thread: see
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from sentistream.worker.backends.confluent.config import producer_properties
-from sentistream.worker.backends.confluent.delivery import ConfluentDelivery, DeliveryServer
+from sentistream.worker.backends.confluent.delivery import DeliveryServer, ServedDelivery
 from sentistream.worker.backends.confluent.errors import MAX_BLOCK_S, log_fatal_or_raise
+from sentistream.worker.backends.shared import check_record
 from sentistream.worker.core.ports import Delivery, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
@@ -46,10 +46,8 @@ class ConfluentSink:
         self._max_block_s = max_block_s
         self._producer = Producer(producer_properties(settings, overrides))
         self._serve = lambda: self.serve(0)
-        self._lock = threading.Lock()
         self._server = DeliveryServer(self.serve)
         self._server.start()
-        self._partition_counts: dict[str, int] = {}
         self._closed = False
 
     def serve(self, timeout_s: float) -> None:
@@ -65,22 +63,17 @@ class ConfluentSink:
         except (KafkaException, SystemError) as exc:
             log_fatal_or_raise(exc)
 
-    def _partition_for(self, topic: str, hint: int | None) -> int:
-        if hint is None:
-            return -1  # librdkafka's partitioner chooses
-        count = self._partition_counts.get(topic)
-        if count is None:
-            try:
-                metadata = self._producer.list_topics(topic, timeout=MAX_BLOCK_S)
-            except KafkaException as exc:
-                raise SinkUnavailable(f"no metadata for {topic}: {exc}") from exc
-            found = metadata.topics.get(topic)
-            if found is None or found.error is not None or not found.partitions:
-                why = found.error if found is not None else "not listed"
-                raise SinkUnavailable(f"no partitions known for {topic}: {why}")
-            count = len(found.partitions)
-            self._partition_counts[topic] = count
-        return hint % count
+    def partitions(self, topic: str) -> int:
+        """One metadata request (the publisher asks once per topic)."""
+        try:
+            metadata = self._producer.list_topics(topic, timeout=MAX_BLOCK_S)
+        except KafkaException as exc:
+            raise SinkUnavailable(f"no metadata for {topic}: {exc}") from exc
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            why = found.error if found is not None else "not listed"
+            raise SinkUnavailable(f"no partitions known for {topic}: {why}")
+        return len(found.partitions)
 
     def send(
         self,
@@ -88,15 +81,17 @@ class ConfluentSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
-        """Raises librdkafka's :class:`KafkaException` for a record it refuses (too large,
-        ...); :class:`SinkUnavailable` when it cannot take any record (its queue still full
-        for ``max_block_s``, the topic unknown, the producer closed or failed)."""
+        """Raises ``ValueError``/``TypeError`` for a record the port refuses
+        (:func:`~sentistream.worker.backends.shared.check_record`), librdkafka's
+        :class:`KafkaException` for one it refuses (too large, ...); :class:`SinkUnavailable`
+        when it cannot take any record (its queue still full for ``max_block_s``, the topic
+        unknown, the producer closed or failed)."""
         if self._closed:
             raise SinkUnavailable("the producer is closed")
-        delivery = ConfluentDelivery(self._serve, self._lock)
-        partition = self._partition_for(topic, partition_hint)
+        check_record(key, value, headers)
+        delivery = ServedDelivery(self._serve)
         deadline = time.monotonic() + self._max_block_s
         while True:
             try:
@@ -104,9 +99,9 @@ class ConfluentSink:
                     topic,
                     value=value,
                     key=key,
-                    partition=partition,
+                    partition=-1 if partition is None else partition,  # -1: by key
                     headers=list(headers),
-                    on_delivery=delivery.complete,
+                    on_delivery=delivery.report,
                 )
                 break
             except BufferError:  # librdkafka's queue is full: wait for acknowledgements

@@ -196,10 +196,10 @@ class ConfluentSource:
         log.warning("partitions lost (the group moved on without us): %s", names(partitions))
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[HeldRecord | UnreadableRecord]]:
         generation = self._generation
-        messages = self._take(timeout_ms, max_records)
+        messages = self._take(timeout_s, max_records)
         if self._fatal is not None:
             raise self._failed(self._fatal)
         polled: dict[TopicPartition, list[HeldRecord | UnreadableRecord]] = {}
@@ -223,7 +223,7 @@ class ConfluentSource:
                 self._batch.saw(Membership(generation, self._consumer.consumer_group_metadata()))
         return polled
 
-    def _take(self, timeout_ms: int, max_records: int) -> list[Message]:
+    def _take(self, timeout_s: float, max_records: int) -> list[Message]:
         """Up to ``max_records`` messages, returning as soon as there is one, as kafka-python's
         ``poll`` does. (``consume(n, timeout)`` alone waits until it has ``n`` or the timeout
         passes: measured in the bench, that held paced tweets for the whole idle poll and
@@ -231,7 +231,7 @@ class ConfluentSource:
         messages = self._consumer.consume(num_messages=max_records, timeout=0)
         if messages:
             return messages
-        first = self._consumer.poll(timeout_ms / 1000)
+        first = self._consumer.poll(max(0.0, timeout_s))
         if first is None:
             return []
         if max_records == 1:

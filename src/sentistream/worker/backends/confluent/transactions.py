@@ -115,12 +115,12 @@ class ConfluentTransactionalSink(ConfluentSink):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """As :meth:`ConfluentSink.send`; a send refused because the transaction already
         failed becomes a failed delivery (the batch is aborted, not this record blamed)."""
         try:
-            held = HeldDelivery(super().send(topic, key, value, headers, partition_hint))
+            held = HeldDelivery(super().send(topic, key, value, headers, partition))
         except KafkaException as exc:
             error = _error_of(exc)
             if not (error.txn_requires_abort() or error.fatal()):
@@ -162,7 +162,9 @@ class ConfluentTransactionalSink(ConfluentSink):
             delivery.release()
 
     def abort(self, timeout_s: float) -> None:
-        self._held = []
+        held, self._held = self._held, []
+        for delivery in held:
+            delivery.discard()
         try:
             self._call(
                 "aborting the transaction",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from kafka import KafkaProducer
@@ -16,7 +17,7 @@ from kafka.errors import IllegalStateError, KafkaTimeoutError
 
 from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.config import producer_config
-from sentistream.worker.core.ports import Delivery, SinkUnavailable
+from sentistream.worker.core.ports import Delivered, Delivery, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["KafkaSink"]
@@ -24,21 +25,26 @@ __all__ = ["KafkaSink"]
 log = logging.getLogger(__name__)
 
 
+def _as_future(produced: Any) -> Delivery:
+    """kafka-python's ``FutureRecordMetadata`` as the port's :class:`Delivery` (completed by
+    its callbacks, on kafka-python's IO thread)."""
+    delivery: Delivery = Future()
+    produced.add_callback(lambda meta: delivery.set_result(Delivered(meta.partition, meta.offset)))
+    produced.add_errback(delivery.set_exception)
+    return delivery
+
+
 class KafkaSink:
     def __init__(self, settings: WorkerSettings, **overrides: Any) -> None:
         """``overrides``: more producer settings (the transactional sink's)."""
         self._producer = KafkaProducer(**producer_config(settings, **overrides))
-        self._partition_counts: dict[str, int] = {}
 
-    def _partition_for(self, topic: str, hint: int | None) -> int | None:
-        if hint is None:
-            return None
-        count = self._partition_counts.get(topic)
-        if count is None:
-            partitions = self._producer.partitions_for(topic)
-            count = len(partitions)
-            self._partition_counts[topic] = count
-        return hint % count
+    def partitions(self, topic: str) -> int:
+        """From the producer's metadata, waiting up to ``max_block_ms`` for it."""
+        try:
+            return len(self._producer.partitions_for(topic))
+        except (KafkaTimeoutError, IllegalStateError) as exc:
+            raise SinkUnavailable(f"no partitions known for {topic}: {exc}") from exc
 
     def send(
         self,
@@ -46,22 +52,22 @@ class KafkaSink:
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """Raises what the producer raises for a record it refuses; :class:`SinkUnavailable`
         when it cannot take any record (metadata or buffer space not available in
         ``max_block_ms``, or closed)."""
         try:
-            future: Delivery = self._producer.send(
+            produced = self._producer.send(
                 topic,
                 key=key,
                 value=value,
                 headers=list(headers),
-                partition=self._partition_for(topic, partition_hint),
+                partition=partition,
             )
         except (KafkaTimeoutError, IllegalStateError) as exc:
             raise SinkUnavailable(f"the producer cannot take records for {topic}: {exc}") from exc
-        return future
+        return _as_future(produced)
 
     def flush(self, timeout_s: float) -> bool:
         try:

@@ -113,14 +113,14 @@ class KafkaSource:
             log.debug("consumer: no metadata before the first poll (%s)", exc)
 
     def poll(
-        self, timeout_ms: int, max_records: int
+        self, timeout_s: float, max_records: int
     ) -> Mapping[TopicPartition, Sequence[InputRecord]]:
         try:
-            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except RetriableError as exc:
             # kafka-python 3.0 raises out of poll() when it cannot reach the group coordinator
             # (a broker restarting); it reconnects by itself, so this is a poll with nothing.
-            self._unreachable(exc, timeout_ms)
+            self._unreachable(exc, timeout_s)
             return {}
         except CorruptRecordError as exc:
             return self._skip_unreadable(exc)
@@ -158,10 +158,10 @@ class KafkaSource:
         record = UnreadableRecord(tp.topic, tp.partition, offset, str(exc))
         return {TopicPartition(tp.topic, tp.partition): [record]}
 
-    def _unreachable(self, exc: Exception, timeout_ms: int) -> None:
+    def _unreachable(self, exc: Exception, timeout_s: float) -> None:
         self._outage.down(f"Kafka unreachable ({exc}); it reconnects by itself")
         # The error came at once: wait as the poll would have, rather than spin.
-        time.sleep(max(0.05, timeout_ms / 1000))
+        time.sleep(max(0.05, timeout_s))
 
     def commit(
         self, offsets: Mapping[TopicPartition, int], timeout_s: float

@@ -34,6 +34,7 @@ from sentistream.worker.core.ports import (
     TopicPartition,
     TransactionAborted,
     TransactionFailed,
+    failure_of,
 )
 from sentistream.worker.settings import WorkerSettings
 
@@ -85,7 +86,7 @@ class KafkaTransactionalSink(KafkaSink):
         key: bytes | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-        partition_hint: int | None,
+        partition: int | None,
     ) -> Delivery:
         """As :meth:`KafkaSink.send`; a send into a transaction that already failed becomes a
         failed delivery (kafka-python raises a bare ``KafkaError``, which the publisher would
@@ -94,7 +95,7 @@ class KafkaTransactionalSink(KafkaSink):
             failure = KafkaError(f"the transaction already failed: {self._manager.last_error}")
             held = HeldDelivery(None, failure)
         else:
-            held = HeldDelivery(super().send(topic, key, value, headers, partition_hint))
+            held = HeldDelivery(super().send(topic, key, value, headers, partition))
             self._sent = True
         self._held.append(held)
         return held
@@ -120,12 +121,14 @@ class KafkaTransactionalSink(KafkaSink):
 
     def abort(self, timeout_s: float) -> None:
         held, self._held = self._held, []
+        fenced = [f for f in map(failure_of, held) if isinstance(f, _FATAL)]
+        for delivery in held:
+            delivery.discard()
         if self._manager.has_fatal_error():  # kafka-python would refuse; say why
             raise self._failed("aborting the transaction", self._manager.last_error)
         # A record refused with a stale epoch: another instance initialised this id. kafka-python
         # 3.0.12 takes that for a recoverable error and starts bumping the epoch, a state from
         # which it refuses to abort ("Invalid transition ... BUMPING_PRODUCER_EPOCH").
-        fenced = [d.exception for d in held if isinstance(d.exception, _FATAL)]
         if fenced:
             raise self._failed("aborting the transaction", fenced[0])
         try:
