@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from sentistream.relabel.range import RangeSpec, parse_offsets
 from sentistream.relabel.run import run_group_id
@@ -107,6 +107,26 @@ def wait_until_live_worker_is_done(
     while committed_total(bootstrap, topics.input, topics.group, 3) < total:
         assert time.monotonic() < deadline, worker.log()
         time.sleep(0.3)
+
+
+class TransactionWatch:
+    """Whether a transaction is open on a topic: a partition's last stable offset (what a
+    ``read_committed`` reader can reach) is behind its high watermark."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int = 3) -> None:
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self.readers = [
+            KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+            for isolation in ("read_committed", "read_uncommitted")
+        ]
+
+    def open(self) -> bool:
+        stable, high = (reader.end_offsets(self.tps) for reader in self.readers)
+        return bool(stable != high)
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
 
 
 def iso_now() -> str:
@@ -204,11 +224,14 @@ def test_exactly_once_relabel_sigkilled_mid_run_and_started_again_has_no_duplica
     log = (tmp_path / "first.log").open("wb")
     first = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     deadline = time.monotonic() + 90
-    while committed_total(kafka_bootstrap, topics.input, group, 3) < 600:
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
-        time.sleep(0.05)
-    first.kill()  # SIGKILL, a transaction open
+    watch = TransactionWatch(kafka_bootstrap, output)
+    try:
+        while committed_total(kafka_bootstrap, topics.input, group, 3) < 600 or not watch.open():
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+        first.kill()  # SIGKILL, most likely with a transaction open
+    finally:
+        watch.close()
     first.wait(10)
     log.close()
     done_at_kill = committed_total(kafka_bootstrap, topics.input, group, 3)

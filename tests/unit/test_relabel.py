@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry
 
 from sentistream.relabel.compare import compare, label_ref
@@ -42,6 +44,7 @@ from tests.unit.fakes import (
 IN, OUT, DLQ = "tweets", "relabels", "tweets.dlq"
 P0, P1 = TopicPartition(IN, 0), TopicPartition(IN, 1)
 T0 = 1_700_000_000_000
+MODEL = Path(__file__).resolve().parents[2] / "models" / "sentistream-lstm"
 
 
 # -- range resolution -----------------------------------------------------------------------
@@ -480,3 +483,36 @@ def test_connect_json_labels_are_read_too():
     ref = label_ref(value)
     assert ref is not None
     assert (ref.partition, ref.offset, ref.label, ref.model_sha256) == (2, 7, "neutral", "abc")
+
+
+# -- the command's flags --------------------------------------------------------------------
+
+
+def invoke(*args: str) -> Result:
+    from sentistream.cli import cli
+
+    base = ["relabel", "--input-topic", IN, "--output-topic", OUT]
+    return CliRunner().invoke(cli, [*base, "--model-dir", str(MODEL), *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ((), "give --from WHEN and --to WHEN (or --offsets)"),
+        (("--from", "beginning"), "give --from WHEN and --to WHEN"),
+        (("--offsets", "0:1-2", "--from", "beginning"), "either --offsets or --from/--to"),
+        (("--from", "yesterday", "--to", "end"), "is not `beginning`, `end` or an ISO-8601"),
+        (("--offsets", "0:9-1"), "END is before START"),
+        (("--from", "2026-12-02", "--to", "2026-12-01"), "is before --from"),
+    ],
+)
+def test_a_range_that_cannot_be_read_is_a_usage_error(args, says):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+
+
+def test_help_says_it_runs_on_kafka_python_only():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "kafka-python only" in " ".join(result.output.split())

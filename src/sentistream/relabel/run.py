@@ -33,8 +33,10 @@ __all__ = ["RelabelError", "RelabelJob", "Summary", "run_group_id", "run_relabel
 
 log = logging.getLogger("sentistream.relabel")
 
-#: How long reading the committed offsets at the start (and at a rewind) may take.
-START_TIMEOUT_S = 30.0
+#: How long reading the committed offsets at the start may take beyond the longest a
+#: transaction can stay open (a killed exactly-once run's, until the broker aborts it: twice
+#: ``--transaction-timeout-s``), during which Kafka answers "unstable offset".
+START_MARGIN_S = 10.0
 
 
 class RelabelError(Exception):
@@ -150,7 +152,7 @@ def run_relabel(
             settings.dlq_topic,
         )
         bounded = BoundedSource(source, ranges)
-        bounded.start(START_TIMEOUT_S)
+        bounded.start(2 * settings.transaction_timeout_s + START_MARGIN_S)
         _read(settings, client, bounded, served, summary, bar, should_stop)
     finally:
         source.close(1.0)
@@ -197,12 +199,19 @@ def _read(
     bar: Callable[[int], ProgressBar] | None,
     should_stop: Callable[[], bool],
 ) -> None:
-    """The worker's loop over the bounded source until the range is done, then its drain."""
+    """The worker's loop over the bounded source until the range is done, then its drain.
+
+    The transactional producer starts before the committed offsets are read: its
+    ``init_transactions`` fences a killed run's producer and has the broker abort the
+    transaction it left open, whose offsets would otherwise hold the read (Kafka answers
+    "unstable offset" until that transaction ends)."""
     metrics = WorkerMetrics.create()
     sink = client.transactional_sink(settings) if settings.exactly_once else client.sink(settings)
-    started = time.monotonic()
-    shown = bar(bounded.progress().total) if bar is not None else None
+    shown: ProgressBar | None = None
     try:
+        bounded.start(2 * settings.transaction_timeout_s + START_MARGIN_S)
+        started = time.monotonic()
+        shown = bar(bounded.progress().total) if bar is not None else None
         worker = build_worker(
             settings, bounded, sink, sink if settings.exactly_once else None, served, metrics
         )

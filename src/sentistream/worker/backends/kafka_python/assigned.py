@@ -59,9 +59,15 @@ class AssignedKafkaSource(KafkaSource):
         for tp in partitions:
             try:
                 offset = self._consumer.committed(_kafka(tp), timeout_ms=int(timeout_s * 1000))
+            except KafkaTimeoutError as exc:
+                raise TransactionFailed(
+                    f"cannot read the committed offset of {tp.topic}-{tp.partition} within "
+                    f"{timeout_s:g} s (Kafka holds it back while a transaction that committed "
+                    "offsets to this group is open: is the same relabel running elsewhere?)"
+                ) from exc
             except KafkaError as exc:
                 raise TransactionFailed(
-                    f"cannot read the committed offset of {tp.topic}-{tp.partition}: {exc}"
+                    f"cannot read the committed offset of {tp.topic}-{tp.partition}: {exc!r}"
                 ) from exc
             if offset is not None:
                 found[tp] = int(offset)
