@@ -4,8 +4,10 @@ A ``.csv`` file is read as Sentiment140's layout (its ids are kept); any other f
 tweet per line, numbered from 1. Each tweet is sent as ``{"id": ..., "text": ...}`` keyed by
 its id, so the worker keeps per-tweet order and the output can be joined back.
 
-:func:`open_producer` is the kafka-python producer that sends them (every record acknowledged
-by all in-sync replicas; it never has the broker create a topic), :func:`replay` the sending.
+The producer that sends them is the kafka-python backend's
+(:func:`~sentistream.worker.backends.kafka_python.tools.open_producer`: every record
+acknowledged by all in-sync replicas, never having the broker create a topic); :func:`replay`
+is the sending.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ __all__ = [
     "ReplayError",
     "ReplayItem",
     "Replayed",
-    "open_producer",
     "read_tweets",
     "replay",
 ]
@@ -96,16 +97,6 @@ class Pacer:
         if delay > 0:
             self._sleep(delay)
         self._next = max(self._next, self._clock() - self._interval) + self._interval
-
-
-def open_producer(config: dict[str, Any]) -> Any:
-    """kafka-python's producer for a replay, from a client configuration
-    (:meth:`~sentistream.connection.KafkaConnection.client_config`)."""
-    from kafka import KafkaProducer
-
-    # A send to a missing topic must not create it (on a broker with auto.create.topics.enable,
-    # the default): produce checks that the topic exists first.
-    return KafkaProducer(**config, acks="all", linger_ms=5, allow_auto_create_topics=False)
 
 
 @dataclass

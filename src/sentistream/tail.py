@@ -1,8 +1,8 @@
 """Reading and formatting labelled results for people (``sentistream tail``).
 
-:func:`open_consumer` is a kafka-python consumer without a consumer group (it commits
-nothing and shares no partitions); :func:`read_from` points it at the output topic's end (or
-start) as of that moment.
+The consumer is the kafka-python backend's
+(:mod:`sentistream.worker.backends.kafka_python.tools`): no consumer group (it commits nothing
+and shares no partitions), pointed at the output topic's end (or start) as of that moment.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ __all__ = [
     "Summary",
     "follow",
     "format_label",
-    "open_consumer",
     "poll_values",
     "quantile",
-    "read_from",
 ]
 
 
@@ -36,45 +34,6 @@ LEGEND = (
     "prob: the label's probability; source p2@0: the tweet was offset 0 of partition 2 "
     "of the input topic"
 )
-
-
-def open_consumer(config: dict[str, Any], *, from_beginning: bool, isolation_level: str) -> Any:
-    """kafka-python's consumer for ``tail``, from a client configuration
-    (:meth:`~sentistream.connection.KafkaConnection.client_config`): no group, no commits,
-    never creating a topic. :func:`read_from` gives it its topic."""
-    from kafka import KafkaConsumer
-
-    return KafkaConsumer(
-        **config,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        isolation_level=isolation_level,
-        # Asking for a missing topic's metadata must not create it (on a broker with
-        # auto.create.topics.enable, the default): tail says it is missing instead.
-        allow_auto_create_topics=False,
-    )
-
-
-def read_from(consumer: Any, topic: str, *, from_beginning: bool, timeout_s: float) -> bool:
-    """Point ``consumer`` at every partition of ``topic``, at its first record or at its end
-    as of now (waiting up to ``timeout_s`` for the offsets), so that "labels written after
-    tail starts" means after this call returned. False when the cluster has no such topic (or
-    one these credentials may not describe). Partitions added later are not followed."""
-    from kafka import TopicPartition
-
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        return False
-    assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
-    consumer.assign(assigned)
-    if from_beginning:
-        consumer.seek_to_beginning(*assigned)
-    else:
-        consumer.seek_to_end(*assigned)
-    for partition in assigned:
-        consumer.position(partition, timeout_ms=int(timeout_s * 1000))
-    return True
 
 
 def poll_values(consumer: Any, timeout_ms: int = 500) -> list[bytes | None]:

@@ -11,6 +11,7 @@ from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.ports import (
     Delivered,
     Delivery,
+    Outgoing,
     Sink,
     Source,
     TopicPartition,
@@ -66,7 +67,7 @@ def send(
     headers: Sequence[tuple[str, Any]] = (),
     partition: int | None = None,
 ) -> Delivery:
-    return sink.send(topic, key, value, list(headers), partition)
+    return sink.send(Outgoing(topic, key, value, list(headers), partition))
 
 
 def is_done(delivery: Delivery) -> bool:

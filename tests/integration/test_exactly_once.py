@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from sentistream.worker.backends import kafka_client as client_named
-from sentistream.worker.core.ports import TransactionFailed, failure_of
+from sentistream.worker.core.ports import Outgoing, TransactionFailed, failure_of
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.conftest import ScriptBroker
 from tests.integration.test_worker import committed_total, group_progress, records_in
@@ -229,12 +229,12 @@ def test_a_sink_whose_records_were_refused_as_fenced_says_fenced_when_asked_to_a
     client = client_named(settings.kafka_client)
     first = client.transactional_sink(settings)
     first.begin()
-    before = first.send(topics.output, b"k", b"before", [], None)
+    before = first.send(Outgoing(topics.output, b"k", b"before"))
     assert first.flush(10)
     assert failure_of(before) is None
     successor = client.transactional_sink(settings)  # InitProducerId: bumps the epoch
     try:
-        refused = first.send(topics.output, b"k", b"after", [], None)
+        refused = first.send(Outgoing(topics.output, b"k", b"after"))
         first.flush(10)
         if kafka_client == "kafka-python":  # the abort's "fenced" is read from this failure
             assert failure_of(refused) is not None

@@ -10,6 +10,7 @@ from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.sink import KafkaSink
 from sentistream.worker.backends.kafka_python.source import KafkaSource
 from sentistream.worker.backends.kafka_python.transactions import KafkaTransactionalSink
+from sentistream.worker.core.ports import Outgoing
 from sentistream.worker.settings import WorkerSettings
 from tests.integration.worker_process import Topics
 
@@ -74,7 +75,7 @@ def test_the_transactional_producers_private_state_is_there(
         internals.check_producer(sink._producer)
         assert internals.transaction_manager(sink._producer) is not None
         sink.begin()
-        sink.send(topics.output, b"k", b"v", [], None)
+        sink.send(Outgoing(topics.output, b"k", b"v"))
         sink.commit(10)
     finally:
         sink.close(5)

@@ -27,6 +27,7 @@ from sentistream.cli import model as model_commands
 from sentistream.cli.settings_options import FloatRange, IntRange, Option
 from sentistream.inference import Prediction
 from sentistream.worker.backends.kafka_python import admin as kafka_python_admin
+from sentistream.worker.backends.kafka_python import tools as kafka_tools_clients
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,9 +288,11 @@ def producers(monkeypatch: pytest.MonkeyPatch) -> list[FakeProducer]:
         made.append(FakeProducer(config, fail_every=config.pop("_fail_every", 0)))
         return made[-1]
 
-    monkeypatch.setattr(kafka, "KafkaProducer", make)
+    monkeypatch.setattr(kafka_tools_clients, "KafkaProducer", make)
     topics = {"tweets": 3, "raw": 3, "from-env": 3}
-    monkeypatch.setattr(kafka, "KafkaAdminClient", lambda **config: FakeAdmin(topics, **config))
+    monkeypatch.setattr(
+        kafka_tools_clients, "KafkaAdminClient", lambda **config: FakeAdmin(topics, **config)
+    )
     return made
 
 
@@ -318,7 +321,7 @@ def test_produce_fails_when_kafka_does_not_acknowledge(
     producers: list[FakeProducer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        kafka,
+        kafka_tools_clients,
         "KafkaProducer",
         lambda **config: FakeProducer(config, fail_every=2),
     )
@@ -407,7 +410,7 @@ def consumers(monkeypatch: pytest.MonkeyPatch) -> list[FakeConsumer]:
         made.append(FakeConsumer(batches, **config))
         return made[-1]
 
-    monkeypatch.setattr(kafka, "KafkaConsumer", make)
+    monkeypatch.setattr(kafka_tools_clients, "KafkaConsumer", make)
     monkeypatch.setattr(kafka_tools, "TAIL_HINT_AFTER_S", 0.0)
     made.append(FakeConsumer(batches))  # made[0].batches: the script
     return made
@@ -517,7 +520,7 @@ def test_create_topics_creates_the_missing_and_warns_about_other_partition_count
         admins.append(FakeAdmin({"tweets": 1, "tweets.dlq": 1, "other": 9}, **config))
         return admins[-1]
 
-    monkeypatch.setattr(kafka, "KafkaAdminClient", make)
+    monkeypatch.setattr(kafka_tools_clients, "KafkaAdminClient", make)
     # The creating is the worker's (which imported the client before the patch).
     monkeypatch.setattr(kafka_python_admin, "KafkaAdminClient", make)
     result = ok("create-topics", "--partitions", "6")

@@ -33,6 +33,7 @@ from sentistream.worker.core.ports import (
     CommitDeferred,
     CommitRefused,
     Delivered,
+    Outgoing,
     SinkUnavailable,
     TransactionAborted,
     TransactionFailed,
@@ -343,7 +344,7 @@ def test_a_record_over_the_size_limit_is_refused_by_send_as_the_records_fault() 
     sink = ConfluentSink(unreachable())
     try:
         with pytest.raises(KafkaException) as refused:
-            sink.send("t", b"k", b"x" * 2_000_000, [], None)
+            sink.send(Outgoing("t", b"k", b"x" * 2_000_000))
         assert refused.value.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
         assert not isinstance(refused.value, SinkUnavailable)
     finally:
@@ -353,9 +354,9 @@ def test_a_record_over_the_size_limit_is_refused_by_send_as_the_records_fault() 
 def test_a_full_queue_makes_the_sink_unavailable_after_max_block() -> None:
     sink = ConfluentSink(unreachable(), {"queue.buffering.max.messages": 1}, max_block_s=0.05)
     try:
-        delivery = sink.send("t", b"k", b"v", [("h", b"1")], None)
+        delivery = sink.send(Outgoing("t", b"k", b"v", [("h", b"1")]))
         with pytest.raises(SinkUnavailable, match="queue stayed full"):
-            sink.send("t", b"k", b"v", [], None)
+            sink.send(Outgoing("t", b"k", b"v"))
         assert not delivery.done()
         assert not sink.flush(0.01)
     finally:
@@ -366,7 +367,7 @@ def test_a_closed_sink_takes_nothing() -> None:
     sink = ConfluentSink(unreachable())
     sink.close(0)
     with pytest.raises(SinkUnavailable):
-        sink.send("t", None, b"v", [], None)
+        sink.send(Outgoing("t", None, b"v"))
 
 
 def _quick_bootstrap(settings: WorkerSettings) -> ConsumerTuning:

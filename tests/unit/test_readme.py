@@ -16,8 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from sentistream.cli.settings_options import is_secret
 from sentistream.manifest import FORMAT_VERSION, MANIFEST_FILE, ManifestError, load_manifest
-from sentistream.settings_cli import is_secret
 from sentistream.text import CLEANING_VERSION
 from sentistream.worker.core.metrics import DEAD_LETTER_REASONS, WorkerMetrics
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings

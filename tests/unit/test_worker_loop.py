@@ -9,18 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from sentistream.worker.app.connect import connect_with_retry
 from sentistream.worker.core.batcher import BatchPolicy
-from sentistream.worker.core.classify import MAX_FAILED_BATCHES
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.messages import InputFormat
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.ports import (
     DeliveryFailed,
-    ModelBroken,
     SinkUnavailable,
     SourceFailed,
     TopicPartition,
@@ -124,22 +120,6 @@ def texts(n: int, start: int = 0, partition: int = 0) -> list[FakeRecord]:
 
 def iso(millis: float) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def test_a_label_goes_to_its_input_partition_modulo_the_output_topics_partitions():
-    sink = FakeSink(auto_ack=True, partition_counts={OUT: 2, DLQ: 1})
-    records = [rec(n, f"tweet {n}", partition=n) for n in range(5)]
-    h = make(records, batch=5, sink=sink)
-    h.worker.step()
-    assert [s.partition for s in sink.to(OUT)] == [0, 1, 0, 1, 0]
-
-
-def test_an_output_topic_without_partitions_stops_the_worker_not_the_record():
-    sink = FakeSink(auto_ack=True, partition_counts={DLQ: 1})  # OUT unknown to the producer
-    h = make(texts(2), batch=2, sink=sink)
-    with pytest.raises(SinkUnavailable):
-        h.worker.step()
-    assert sink.sent == []
 
 
 # -- micro-batching ---------------------------------------------------------------------------
@@ -261,6 +241,22 @@ def test_a_record_without_timestamp_has_no_event_time_and_no_latency_sample():
     assert h.labels_out()[0]["event_time"] is None
     assert h.metric("sentistream_records_labeled_total", label="positive") == 1
     assert h.metric("sentistream_event_to_label_seconds_count") == 0
+
+
+def test_a_label_goes_to_its_input_partition_modulo_the_output_topics_partitions():
+    sink = FakeSink(auto_ack=True, partition_counts={OUT: 2, DLQ: 1})
+    records = [rec(n, f"tweet {n}", partition=n) for n in range(5)]
+    h = make(records, batch=5, sink=sink)
+    h.worker.step()
+    assert [s.partition for s in sink.to(OUT)] == [0, 1, 0, 1, 0]
+
+
+def test_an_output_topic_without_partitions_stops_the_worker_not_the_record():
+    sink = FakeSink(auto_ack=True, partition_counts={DLQ: 1})  # OUT unknown to the producer
+    h = make(texts(2), batch=2, sink=sink)
+    with pytest.raises(SinkUnavailable):
+        h.worker.step()
+    assert sink.sent == []
 
 
 # -- commit after delivery --------------------------------------------------------------------
@@ -386,135 +382,6 @@ def test_a_consumer_kafka_refuses_for_good_stops_the_loop_and_commits_nothing_af
     assert h.metric("sentistream_records_dead_lettered_total", reason="internal_error") == 0
 
 
-# -- dead letters -----------------------------------------------------------------------------
-
-BAD_INPUTS = [
-    pytest.param(None, "auto", "tombstone", id="tombstone"),
-    pytest.param(b"x" * 1025, "auto", "oversized", id="oversized"),
-    pytest.param(b"caf\xe9 \xff\xfe", "auto", "decode_error", id="decode_error"),
-    pytest.param(b'{"text": "unclosed', "auto", "invalid_json", id="invalid_json_auto"),
-    pytest.param(b"5", "json", "invalid_json", id="invalid_json_number"),
-    pytest.param(b"plain words", "json", "invalid_json", id="invalid_json_text_in_json_mode"),
-    pytest.param(b'{"id": 7}', "auto", "missing_text", id="missing_text"),
-    pytest.param(b'{"text": 5}', "json", "missing_text", id="text_not_a_string"),
-    pytest.param(b" \t\n ", "auto", "empty_text", id="empty_text"),
-    pytest.param(b'{"text": "   "}', "json", "empty_text", id="empty_text_json"),
-]
-
-
-@pytest.mark.parametrize(("value", "input_format", "reason"), BAD_INPUTS)
-def test_a_bad_record_is_dead_lettered_and_the_good_ones_around_it_labelled(
-    value: bytes | None, input_format: InputFormat, reason: str
-):
-    good = '"a good one"' if input_format == "json" else "a good one"
-    original_headers = [("trace-id", b"abc"), ("origin", b"firehose")]
-    records = [
-        rec(40, good),
-        rec(41, value, key=b"user-9", headers=original_headers),
-        rec(42, good),
-    ]
-    h = make(records, batch=3, input_format=input_format, max_record_bytes=1024)
-    h.worker.step()
-
-    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT]
-    assert [body["source"]["offset"] for body in h.labels_out()] == [40, 42]
-    dead = h.sink.to(DLQ)[0]
-    assert dead.key == b"user-9"
-    assert dead.value == value
-    assert dead.headers[: len(original_headers)] == original_headers
-    assert dead.header("__connect.errors.topic") == IN.encode()
-    assert dead.header("__connect.errors.partition") == b"0"
-    assert dead.header("__connect.errors.offset") == b"41"
-    assert dead.header("__connect.errors.exception.class.name").endswith(b"InvalidMessage")
-    assert dead.header("__connect.errors.exception.message")
-    assert dead.header("sentistream.errors.reason") == reason.encode()
-
-    # counted once Kafka acknowledged it, not before
-    assert h.metric("sentistream_records_dead_lettered_total", reason=reason) == 0
-    h.sink.ack_all()
-    assert h.metric("sentistream_records_dead_lettered_total", reason=reason) == 1
-    assert h.metric("sentistream_records_labeled_total", label="negative") == 2
-
-    h.clock.advance(0.5)
-    h.worker.step()
-    assert h.source.commits == [{TP0: 43}]
-
-
-def test_an_inference_failure_dead_letters_only_the_record_at_fault():
-    poison = FakeClassifier.token_id("poison")
-    classifier = FakeClassifier(fail_on=[poison])
-    records = [rec(0, "good day"), rec(1, "this is poison"), rec(2, "nice"), rec(3, "ok then")]
-    h = make(records, batch=4, classifier=classifier, auto_ack=True)
-    h.worker.step()
-
-    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT, OUT]
-    assert [b["text"] for b in h.labels_out()] == ["good day", "nice", "ok then"]
-    assert [b["label"] for b in h.labels_out()] == ["positive", "negative", "positive"]
-    dead = h.sink.to(DLQ)[0]
-    assert dead.value == b"this is poison"
-    assert dead.header("sentistream.errors.reason") == b"inference_error"
-    assert dead.header("__connect.errors.offset") == b"1"
-    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == 1
-    assert len(classifier.calls[0]) == 4  # one call for the whole batch first
-
-    h.clock.advance(0.5)
-    h.worker.step()
-    assert h.source.commits == [{TP0: 4}]
-
-
-def test_two_failing_records_side_by_side_do_not_condemn_the_whole_model():
-    # Bisecting [p, p, g, g] gives a half [p, p] that fails entirely; the model is only broken
-    # when every record of the batch fails, not every record of one half.
-    poison = FakeClassifier.token_id("poison")
-    classifier = FakeClassifier(fail_on=[poison])
-    records = [rec(0, "poison one"), rec(1, "poison two"), rec(2, "good day"), rec(3, "fine")]
-    h = make(records, batch=4, classifier=classifier, auto_ack=True)
-    h.worker.step()
-
-    assert [s.topic for s in h.sink.sent] == [DLQ, DLQ, OUT, OUT]
-    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == 2
-    assert [b["text"] for b in h.labels_out()] == ["good day", "fine"]
-
-
-def test_a_classifier_that_always_fails_is_a_broken_model():
-    h = make(texts(3), batch=3, classifier=FakeClassifier(always_fail=True), auto_ack=True)
-    with pytest.raises(ModelBroken):
-        h.worker.step()
-    assert h.sink.sent == []
-    assert h.source.commits == []
-
-
-def test_batches_of_one_that_keep_failing_are_a_broken_model_but_one_poison_is_not():
-    poison = FakeClassifier.token_id("poison")
-    records = [rec(i, "poison") for i in range(MAX_FAILED_BATCHES)]
-    h = make(
-        [*records, rec(99, "good")],
-        batch=1,
-        classifier=FakeClassifier(fail_on=[poison]),
-        auto_ack=True,
-    )
-    for _ in range(MAX_FAILED_BATCHES - 1):
-        h.worker.step()
-    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == (
-        MAX_FAILED_BATCHES - 1
-    )
-    with pytest.raises(ModelBroken, match=f"{MAX_FAILED_BATCHES} batch"):
-        h.worker.step()
-
-
-def test_a_success_resets_the_count_of_failed_batches():
-    poison = FakeClassifier.token_id("poison")
-    records = []
-    for i in range(MAX_FAILED_BATCHES * 2):
-        records.append(rec(i, "poison" if i % 2 else "good"))
-    h = make(records, batch=1, classifier=FakeClassifier(fail_on=[poison]), auto_ack=True)
-    for _ in records:
-        h.worker.step()
-    assert h.metric("sentistream_records_dead_lettered_total", reason="inference_error") == (
-        MAX_FAILED_BATCHES
-    )
-
-
 # -- commit refused ---------------------------------------------------------------------------
 
 
@@ -612,179 +479,3 @@ def test_run_steps_until_stopped_then_drains():
     assert [len(call) for call in h.classifier.calls] == [4, 2]
     assert source.commits[-1] == {TP0: 6}
     assert h.sink.flushes == [3.0]
-
-
-# -- metrics ----------------------------------------------------------------------------------
-
-
-def test_metrics_after_a_run():
-    records = [
-        rec(0, "one two", partition=0),
-        rec(1, "one two three", partition=0),
-        rec(2, "a b c d", partition=0),
-        rec(7, "x", partition=1),
-        rec(8, "", partition=1),  # empty → dead letter, not labelled
-    ]
-    h = make(records, batch=5)
-    h.source.lags = {TP0: 7, TP1: 0}
-    h.worker.step()
-
-    assert h.metric("sentistream_records_consumed_total", topic=IN) == 5
-    assert h.metric("sentistream_batch_size_records_count") == 1
-    assert h.metric("sentistream_batch_size_records_sum") == 4  # rows given to the classifier
-    assert h.metric("sentistream_inference_seconds_count") == 1
-    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="0") == 7
-    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="1") == 0
-    assert h.metric("sentistream_assigned_partitions") == 2
-    assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME
-    assert h.metric("sentistream_records_labeled_total", label="positive") == 0  # not acked
-
-    h.clock.advance(0.5)
-    h.sink.ack_all()  # acknowledged 2.5 s after the records' timestamps
-    assert h.metric("sentistream_records_labeled_total", label="positive") == 2
-    assert h.metric("sentistream_records_labeled_total", label="negative") == 2
-    assert h.metric("sentistream_event_to_label_seconds_count") == 4
-    assert h.metric("sentistream_event_to_label_seconds_sum") == pytest.approx(4 * 2.5)
-    assert h.metric("sentistream_event_to_label_seconds_bucket", le="2.5") == 4
-    assert h.metric("sentistream_event_to_label_seconds_bucket", le="1.0") == 0
-
-    h.source.lags = {TP0: 3}  # partition 1 was revoked
-    h.source.assigned = {TP0}
-    h.worker.step()
-    assert h.metric("sentistream_commits_total") == 1
-    assert h.source.commits == [{TP0: 3}]  # not the revoked partition's
-    assert h.metric("sentistream_commit_failures_total", reason="rebalance") == 1
-    assert h.metric("sentistream_consumer_lag_records", topic=IN, partition="0") == 3
-    assert (
-        h.registry.get_sample_value(
-            "sentistream_consumer_lag_records", {"topic": IN, "partition": "1"}
-        )
-        is None
-    )
-    assert h.metric("sentistream_assigned_partitions") == 1
-    assert h.metric("sentistream_last_progress_timestamp_seconds") == CLOCK_TIME + 0.5
-
-
-def test_rebalances_are_counted_and_the_topic_partitions_read_after_each() -> None:
-    h = make([rec(0, "a")], batch=7)
-    assert h.metric("sentistream_max_batch_size_records") == 7
-    h.source.partition_count = 3
-    h.worker.step()
-    assert h.metric("sentistream_rebalances_total") == 0
-    assert h.metric("sentistream_input_partitions") == 0  # not read before a rebalance
-    h.source.rebalance_count = 2  # two rebalances inside the next poll, partitions unchanged
-    h.worker.step()
-    assert h.metric("sentistream_rebalances_total") == 2
-    assert h.metric("sentistream_input_partitions") == 3
-    h.source.partition_count = 6  # partitions added: the group rebalances
-    h.worker.step()
-    assert h.metric("sentistream_rebalances_total") == 2  # counted once
-    assert h.metric("sentistream_input_partitions") == 3
-    h.source.rebalance_count = 3
-    h.worker.step()
-    assert h.metric("sentistream_rebalances_total") == 3
-    assert h.metric("sentistream_input_partitions") == 6
-
-
-def test_lag_in_seconds_is_the_age_of_the_last_record_read_and_grows_while_nothing_is() -> None:
-    h = make([rec(0, "a", timestamp=EVENT_MS)], batch=8)
-    h.source.lags = {TP0: 5, TP1: 3}
-    h.source.assigned = {TP0, TP1}
-    h.worker.step()
-
-    def behind(tp: TopicPartition) -> float | None:
-        return h.registry.get_sample_value(
-            "sentistream_consumer_lag_seconds", {"topic": tp.topic, "partition": str(tp.partition)}
-        )
-
-    assert behind(TP0) == pytest.approx(2.0)  # the record read was written 2 s ago
-    assert behind(TP1) is None  # nothing read from it yet: unknown, not 0
-    h.clock.advance(30.0)  # nothing more is read (a stalled output, a slow model)
-    h.worker.step()
-    assert behind(TP0) == pytest.approx(32.0)
-    h.source.lags = {TP0: 0, TP1: 0}  # caught up
-    h.worker.step()
-    assert (behind(TP0), behind(TP1)) == (0.0, 0.0)
-    h.source.lags = {TP1: 0}  # partition 0 revoked: its series goes, its last record forgotten
-    h.source.assigned = {TP1}
-    h.worker.step()
-    assert behind(TP0) is None
-    h.source.lags = {TP0: 4, TP1: 0}  # assigned again, with lag: unknown until it is read
-    h.source.assigned = {TP0, TP1}
-    h.worker.step()
-    assert behind(TP0) is None
-
-
-# -- connecting with retry --------------------------------------------------------------------
-
-
-class _FlakyConnect:
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.calls = 0
-
-    def __call__(self) -> str:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise KafkaConnectionError("no broker")
-        return "client"
-
-
-RETRY = (KafkaConnectionError,)
-
-
-def test_connect_with_retry_backs_off_exponentially_until_it_connects():
-    sleeps: list[float] = []
-    connect = _FlakyConnect(failures=2)
-    client = connect_with_retry(
-        connect, "consumer", should_stop=lambda: False, sleep=sleeps.append, retry_on=RETRY
-    )
-    assert client == "client"
-    assert connect.calls == 3
-    assert sleeps == [0.5, 1.0]
-
-
-def test_connect_with_retry_caps_the_backoff():
-    sleeps: list[float] = []
-    connect = _FlakyConnect(failures=6)
-    client = connect_with_retry(
-        connect,
-        "producer",
-        should_stop=lambda: False,
-        initial_backoff_s=0.5,
-        max_backoff_s=4.0,
-        sleep=sleeps.append,
-        retry_on=RETRY,
-    )
-    assert client == "client"
-    assert sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-
-
-def test_connect_with_retry_gives_up_with_none_when_told_to_stop():
-    sleeps: list[float] = []
-    connect = _FlakyConnect(failures=1_000)
-    assert (
-        connect_with_retry(
-            connect,
-            "consumer",
-            should_stop=lambda: len(sleeps) >= 3,
-            sleep=sleeps.append,
-            retry_on=RETRY,
-        )
-        is None
-    )
-    assert connect.calls == 3
-    assert connect_with_retry(connect, "consumer", should_stop=lambda: True, retry_on=RETRY) is None
-    assert connect.calls == 3
-
-
-def test_connect_with_retry_does_not_retry_other_errors():
-    def connect() -> str:
-        raise ValueError("bad bootstrap_servers")
-
-    sleeps: list[float] = []
-    with pytest.raises(ValueError, match="bootstrap"):
-        connect_with_retry(
-            connect, "consumer", should_stop=lambda: False, sleep=sleeps.append, retry_on=RETRY
-        )
-    assert sleeps == []

@@ -44,7 +44,7 @@ from sentistream.worker.core.classify import Classify, Labelled
 from sentistream.worker.core.messages import HeldRecord, InputRecord, Tweet, decode, encode_label
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.pipeline import InferenceStage
-from sentistream.worker.core.ports import Delivered
+from sentistream.worker.core.ports import Delivered, Outgoing
 from sentistream.worker.core.publish import Publisher, Topics
 from sentistream.worker.core.runners import InlineRunner, Runner, ThreadRunner
 
@@ -98,14 +98,7 @@ class _NullSink:
     def __init__(self) -> None:
         self.accepted = _accepted()
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Future[Delivered | None]:
+    def send(self, record: Outgoing) -> Future[Delivered | None]:
         return self.accepted
 
     def partitions(self, topic: str) -> int:
@@ -285,11 +278,11 @@ def _kafka_stages(
         max_batch_size=batch_size,
     )
     sink = KafkaSink(settings)
-    sink.send(topic, b"warm-up", b"{}", [], 0)
+    sink.send(Outgoing(topic, b"warm-up", b"{}", (), 0))
     sink.flush(30)
     started = time.perf_counter()
     for record, value in zip(records, values, strict=True):
-        sink.send(topic, record.key, value, [], record.partition)
+        sink.send(Outgoing(topic, record.key, value, (), record.partition))
     sink.flush(60)
     sent = time.perf_counter() - started
     sink.close(5)

@@ -249,7 +249,8 @@ def _bench_cluster(connection: KafkaConnection) -> KafkaConnection | None:
     """The cluster ``bench`` was pointed at, checked by connecting to it (one line saying why
     not, before anything is measured); None when it was not, for a throw-away broker."""
     from click.core import ParameterSource
-    from kafka import KafkaAdminClient
+
+    from sentistream.worker.backends.kafka_python.tools import open_admin
 
     source = click.get_current_context().get_parameter_source("bootstrap_servers")
     if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
@@ -260,7 +261,5 @@ def _bench_cluster(connection: KafkaConnection) -> KafkaConnection | None:
                 "PLAINTEXT broker"
             )
         return None
-    connect(
-        lambda config: KafkaAdminClient(**config, client_id="sentistream-bench"), connection
-    ).close()
+    connect(lambda config: open_admin(config, "sentistream-bench"), connection).close()
     return connection

@@ -54,9 +54,8 @@ def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) ->
     kafka-python logs every failed connection attempt itself; those lines are dropped here
     (the error says it once) and its log records do not reach the terminal.
     """
-    from kafka.errors import KafkaError
-
     from sentistream.connection import FailureWatch
+    from sentistream.worker.backends.kafka_python.tools import CLIENT_ERRORS
 
     kafka_log = logging.getLogger("kafka")
     kafka_log.addHandler(logging.NullHandler())
@@ -74,7 +73,7 @@ def connect(make: Callable[[dict[str, Any]], T], connection: KafkaConnection) ->
     with FailureWatch() as watch:
         try:
             return make(config)
-        except KafkaError as exc:
+        except CLIENT_ERRORS as exc:
             why = watch.explain(connection)
             if why is not None:
                 raise click.ClickException(f"cannot connect to Kafka at {servers}: {why}") from exc
@@ -94,7 +93,7 @@ _CHECK = (
 
 def topic_partitions(connection: KafkaConnection) -> dict[str, int]:
     """Every topic of the cluster (that these credentials may describe) and its partition
-    count. kafka-python's errors (``KafkaError``) after connecting propagate."""
+    count. The client's errors after connecting (``tools.CLIENT_ERRORS``) propagate."""
     admin = _admin(connection)
     try:
         return {topic["name"]: len(topic["partitions"]) for topic in admin.describe_topics()}
@@ -112,11 +111,9 @@ def topic_names(connection: KafkaConnection) -> set[str]:
 
 
 def _admin(connection: KafkaConnection) -> Any:
-    from kafka import KafkaAdminClient
+    from sentistream.worker.backends.kafka_python.tools import open_admin
 
-    return connect(
-        lambda config: KafkaAdminClient(**config, client_id="sentistream-admin"), connection
-    )
+    return connect(lambda config: open_admin(config, "sentistream-admin"), connection)
 
 
 def worker_settings(connection: KafkaConnection) -> WorkerSettings:

@@ -53,10 +53,10 @@ def produce(
     connection: KafkaConnection,
 ) -> None:
     """Send tweets from a file to a topic as JSON {"id", "text"} messages keyed by id."""
-    from kafka.errors import KafkaError
     from tqdm import tqdm
 
-    from sentistream.replay import Pacer, ReplayError, open_producer, read_tweets, replay
+    from sentistream.replay import Pacer, ReplayError, read_tweets, replay
+    from sentistream.worker.backends.kafka_python.tools import CLIENT_ERRORS, open_producer
 
     try:
         items = read_tweets(path)
@@ -67,7 +67,7 @@ def produce(
     try:
         if input_topic not in topic_names(connection):
             raise _missing(input_topic, "--input-topic", connection)
-    except KafkaError as exc:
+    except CLIENT_ERRORS as exc:
         raise click.ClickException(
             f"listing the topics of {connection.bootstrap_servers}: {exc}"
         ) from exc
@@ -83,7 +83,7 @@ def produce(
                 items, unit="tweet", desc=f"-> {input_topic}", file=sys.stderr, disable=None
             ),
         )
-    except KafkaError as exc:
+    except CLIENT_ERRORS as exc:
         raise click.ClickException(f"sending to {input_topic} failed: {exc}") from exc
     finally:
         producer.close()
@@ -143,16 +143,8 @@ def tail(
     input topic, offset 0), the text. Only labels written after tail starts are shown unless
     --from-beginning is given.
     """
-    from sentistream.tail import (
-        HEADER,
-        LEGEND,
-        Summary,
-        follow,
-        format_label,
-        open_consumer,
-        poll_values,
-        read_from,
-    )
+    from sentistream.tail import HEADER, LEGEND, Summary, follow, format_label, poll_values
+    from sentistream.worker.backends.kafka_python.tools import open_consumer, read_from
 
     if isolation_level is None:
         guarantee = os.environ.get(ENV_PREFIX + "PROCESSING_GUARANTEE", "").lower()
@@ -217,9 +209,8 @@ def create_topics(
     connection: KafkaConnection,
 ) -> None:
     """Create the input, output and dead-letter topics (those that exist are left alone)."""
-    from kafka.errors import KafkaError
-
     from sentistream.worker.backends.kafka_python.admin import create_topics as create
+    from sentistream.worker.backends.kafka_python.tools import CLIENT_ERRORS
 
     wanted = {input_topic: partitions, output_topic: partitions, dlq_topic: 1}
     try:
@@ -227,7 +218,7 @@ def create_topics(
         missing = {name: count for name, count in wanted.items() if name not in existing}
         if missing:
             create(worker_settings(connection), missing)
-    except KafkaError as exc:
+    except CLIENT_ERRORS as exc:
         raise click.ClickException(
             f"creating topics on {connection.bootstrap_servers}: {exc}"
         ) from exc

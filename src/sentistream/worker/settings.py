@@ -4,7 +4,8 @@ Every field is a command-line flag (``--max-batch-size``) and an environment var
 same name (``SENTISTREAM_MAX_BATCH_SIZE``); a flag wins over the variable, the variable over the
 default. The exception is the SASL password (a secret): a variable or a file, never a flag. The
 connection fields come from :class:`~sentistream.connection.KafkaConnection`, which every
-command that talks to Kafka shares. The README's configuration table is this class.
+command that talks to Kafka shares. docs/configuration.md is this class, as a table (a test
+keeps the two equal).
 """
 
 from __future__ import annotations

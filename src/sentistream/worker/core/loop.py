@@ -18,8 +18,9 @@ the publisher, and their records count as in flight, so pausing still bounds mem
 batch keeps the classifier that encoded it and that model's info, so a model swapped in
 while it is being inferred changes only the batches after it. A batch still being inferred
 when its partitions are revoked is published anyway (at-least-once: the new owner may label
-those records again, as with deliveries in flight today); its offsets are not committed
-here. Exactly-once runs the synchronous path (see :func:`~.main.effective_pipeline_depth`):
+those records again, as with any delivery still in flight at a rebalance); its offsets are
+not committed here. Exactly-once runs the synchronous path (see
+:func:`~sentistream.worker.app.pipelining.effective_pipeline_depth`):
 its transaction for a batch is tied to the consumer's group generation of the polls since
 the previous batch, which pipelining would mix up.
 
@@ -149,17 +150,8 @@ class Worker:
         self.guarantee: ProcessingGuarantee = guarantee or AtLeastOnce(
             source, sink, metrics, self.clock, commit_interval_s=policy.commit_interval_s
         )
-        if pipeline_depth > 1 and not self.guarantee.pipelinable:
-            raise ValueError(
-                f"{type(self.guarantee).__name__} cannot run pipelined (depth "
-                f"{pipeline_depth}); run it at depth 1"
-            )
         self._own_runner: ThreadRunner | None = None
-        if pipeline_depth <= 1:
-            runner = InlineRunner()
-        elif runner is None:
-            runner = self._own_runner = ThreadRunner("inference")
-        self.stage = InferenceStage(self.classify, runner, max(1, pipeline_depth))
+        self.stage = self._inference_stage(pipeline_depth, runner)
         self.flow = FlowControl.for_limit(
             max_in_flight or default_max_in_flight(policy.max_batch_size, pipeline_depth)
         )
@@ -176,6 +168,19 @@ class Worker:
             metrics.labeled.labels(label=label)
         self.model_slot = model_slot
         self.shadow = shadow
+
+    def _inference_stage(self, depth: int, runner: Runner | None) -> InferenceStage:
+        """Inline at depth 0 or 1; else on ``runner``, or on a thread of the worker's own."""
+        if depth > 1 and not self.guarantee.pipelinable:
+            raise ValueError(
+                f"{type(self.guarantee).__name__} cannot run pipelined (depth {depth}); run it "
+                "at depth 1"
+            )
+        if depth <= 1:
+            runner = InlineRunner()
+        elif runner is None:
+            runner = self._own_runner = ThreadRunner("inference")
+        return InferenceStage(self.classify, runner, max(1, depth))
 
     @property
     def in_flight(self) -> int:

@@ -9,8 +9,8 @@ Input value (``--input-format``):
 * ``auto``: a value starting with ``{`` must be such an object; otherwise a value that parses as
   a JSON string is that string, and anything else is plain text.
 
-JSON is read and written with ``orjson`` (about 5 µs less per tweet than the standard
-library's ``json`` each way). Hostile input is refused here, as ``invalid_json``, rather than
+JSON is read and written with ``orjson`` (faster than the standard library's ``json`` each
+way; BENCHMARKS.md has the figure). Hostile input is refused here, as ``invalid_json``, rather than
 left to fail later: nesting deeper than 1,024 levels, numbers that overflow to infinity
 (integers of hundreds of digits among them), ``NaN`` and ``Infinity`` (the output is strict
 RFC 8259 JSON), and strings holding lone surrogates (``"\\ud800"`` could not be written back

@@ -28,6 +28,7 @@ __all__ = [
     "DeliveryFailed",
     "InferenceError",
     "ModelBroken",
+    "Outgoing",
     "Sink",
     "SinkUnavailable",
     "Source",
@@ -204,17 +205,20 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+class Outgoing(NamedTuple):
+    """A record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    partition: int | None = None
+    """None: the client's partitioner chooses, by key."""
+
+
 class Sink(Protocol):
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
-        """Produce asynchronously to ``partition`` of ``topic`` (None: the client's
-        partitioner chooses, by key).
+    def send(self, record: Outgoing) -> Delivery:
+        """Produce ``record`` asynchronously (to its partition, or by key).
 
         Refuses a record, synchronously and before any delivery exists, with ``ValueError``
         when it has neither key nor value, ``TypeError`` when a header is not a

@@ -30,6 +30,7 @@ from sentistream.worker.core.messages import (
 from sentistream.worker.core.ports import (
     DeadLetterFailed,
     Delivery,
+    Outgoing,
     Sink,
     SinkUnavailable,
     when_delivered,
@@ -139,11 +140,13 @@ class Publisher:
             record, labelled.tweet, labelled.label, labelled.probabilities, info, now_ms
         )
         delivery = self.sink.send(
-            self.topics.output,
-            record.key,
-            value,
-            clean_headers(record.headers),
-            self.order.partition(self.topics.output, record.partition),
+            Outgoing(
+                self.topics.output,
+                record.key,
+                value,
+                clean_headers(record.headers),
+                self.order.partition(self.topics.output, record.partition),
+            )
         )
         when_delivered(delivery, self._on_labeled, labelled.label, record.timestamp)
         return delivery
@@ -151,7 +154,7 @@ class Publisher:
     def dead_letter(self, record: InputRecord, error: InvalidMessage) -> Delivery:
         try:
             key, value, headers = self.fit(record, error)
-            delivery = self.sink.send(self.topics.dead_letter, key, value, headers, None)
+            delivery = self.sink.send(Outgoing(self.topics.dead_letter, key, value, headers))
         except SinkUnavailable:
             raise
         except Exception as exc:  # fall back to a bare dead letter
@@ -160,7 +163,7 @@ class Publisher:
                 ("sentistream.errors.dead_letter_error", _class_name(exc).encode()),
             ]
             try:
-                delivery = self.sink.send(self.topics.dead_letter, None, b"", bare, None)
+                delivery = self.sink.send(Outgoing(self.topics.dead_letter, None, b"", bare))
             except SinkUnavailable:
                 raise
             except Exception as final:

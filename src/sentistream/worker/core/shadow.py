@@ -30,7 +30,7 @@ from sentistream.worker.core.classify import Labelled, Verdict
 from sentistream.worker.core.drift import DriftReference, DriftSignals
 from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.ports import Classifier, Sink
+from sentistream.worker.core.ports import Classifier, Outgoing, Sink
 from sentistream.worker.core.publish import KeepInputOrder
 
 __all__ = ["AGREEMENT_WINDOW", "MAX_PENDING_BATCHES", "Shadow", "ShadowItem", "sampled"]
@@ -170,7 +170,7 @@ class Shadow:
                 now_ms,
             )
             partition = self.order.partition(self.topic, item.record.partition)
-            self.sink.send(self.topic, item.record.key, value, [], partition)
+            self.sink.send(Outgoing(self.topic, item.record.key, value, (), partition))
         self.metrics.shadow_agreement.set(sum(self._agreements) / len(self._agreements))
         self.drift.observe([ids for _, ids in rows], confidences, said)
 

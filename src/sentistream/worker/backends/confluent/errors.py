@@ -80,7 +80,7 @@ def kafka_exception_of(exc: BaseException) -> KafkaException | None:
     confluent-kafka sets the error as the pending exception and may then run a Python callback
     (our ``logger`` receiving librdkafka's FATAL line) before returning; that callback fails
     with it, and Python reports a :class:`SystemError` ("returned a result with an exception
-    set") whose cause is the :class:`KafkaException` (seen once in CI, in ``flush``)."""
+    set") whose cause is the :class:`KafkaException`."""
     if isinstance(exc, SystemError):
         exc = exc.__cause__  # type: ignore[assignment]  # None or the pending exception
     return exc if isinstance(exc, KafkaException) else None

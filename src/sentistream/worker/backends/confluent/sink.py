@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -20,7 +20,7 @@ from sentistream.worker.backends.confluent.config import producer_properties
 from sentistream.worker.backends.confluent.delivery import DeliveryServer, ServedDelivery
 from sentistream.worker.backends.confluent.errors import MAX_BLOCK_S, log_fatal_or_raise
 from sentistream.worker.backends.shared import check_record
-from sentistream.worker.core.ports import Delivery, SinkUnavailable
+from sentistream.worker.core.ports import Delivery, Outgoing, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["ConfluentSink"]
@@ -75,19 +75,13 @@ class ConfluentSink:
             raise SinkUnavailable(f"no partitions known for {topic}: {why}")
         return len(found.partitions)
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """Raises ``ValueError``/``TypeError`` for a record the port refuses
         (:func:`~sentistream.worker.backends.shared.check_record`), librdkafka's
         :class:`KafkaException` for one it refuses (too large, ...); :class:`SinkUnavailable`
         when it cannot take any record (its queue still full for ``max_block_s``, the topic
         unknown, the producer closed or failed)."""
+        topic, key, value, headers, partition = record
         if self._closed:
             raise SinkUnavailable("the producer is closed")
         check_record(key, value, headers)

@@ -226,8 +226,8 @@ class ConfluentSource:
     def _take(self, timeout_s: float, max_records: int) -> list[Message]:
         """Up to ``max_records`` messages, returning as soon as there is one, as kafka-python's
         ``poll`` does. (``consume(n, timeout)`` alone waits until it has ``n`` or the timeout
-        passes: measured in the bench, that held paced tweets for the whole idle poll and
-        made the adaptive batcher's "drained" signal come only at the timeout.)"""
+        passes, which holds paced tweets for the whole idle poll and makes the adaptive
+        batcher's "drained" signal come only at the timeout.)"""
         messages = self._consumer.consume(num_messages=max_records, timeout=0)
         if messages:
             return messages

@@ -12,7 +12,7 @@ that is none of the three is a state the worker does not know how to leave: fail
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
@@ -20,9 +20,10 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from sentistream.worker.backends.confluent.errors import kafka_exception_of
 from sentistream.worker.backends.confluent.sink import ConfluentSink
 from sentistream.worker.backends.confluent.source import Membership
-from sentistream.worker.core.exactly_once import HeldDelivery
+from sentistream.worker.backends.transactional import OpenTransaction, Refusal, close_transaction
 from sentistream.worker.core.ports import (
     Delivery,
+    Outgoing,
     SinkUnavailable,
     TopicPartition,
     TransactionAborted,
@@ -49,22 +50,17 @@ def transaction_outcome(
     what: str, error: KafkaError, transactional_id: str, timeout_s: float
 ) -> TransactionAborted | TransactionFailed:
     """The port's outcome of a transactional call that failed with ``error``."""
+    refusal = Refusal(transactional_id)
     if error.fatal() or error.code() in _FENCED:
         if error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-            return TransactionFailed(
-                f"{what}: not authorized to use transactional id {transactional_id!r} "
-                "(the principal needs Write on that TransactionalId)"
-            )
+            return refusal.not_authorized(what)
         if error.code() in _FENCED:
-            return TransactionFailed(
-                f"{what}: fenced: another worker took over transactional id "
-                f"{transactional_id!r} ({error.name()})"
-            )
-        return TransactionFailed(f"{what}: the producer is in a fatal state ({error.str()})")
+            return refusal.fenced(what, error.name())
+        return refusal.fatal(what, error.str())
     if error.txn_requires_abort():
         return TransactionAborted(f"{what}: {error.str()}")
     if error.retriable():
-        return TransactionFailed(f"{what} did not finish within {timeout_s:.1f} s ({error.str()})")
+        return refusal.timed_out(what, timeout_s, error.str())
     return TransactionFailed(f"{what}: {error.str()}")
 
 
@@ -88,8 +84,7 @@ class ConfluentTransactionalSink(ConfluentSink):
                 "delivery.timeout.ms": open_ms,
             },
         )
-        self._held: list[HeldDelivery] = []
-        self._sent = False
+        self._transaction = OpenTransaction()
         self._failed = False
         try:
             self._producer.init_transactions(self._timeout_s)
@@ -97,44 +92,37 @@ class ConfluentTransactionalSink(ConfluentSink):
             self._closed = True
             self._server.stop()
             self._producer.close()
-            raise TransactionFailed(
-                f"cannot initialise transactions as {self.transactional_id!r}: {exc}"
-            ) from exc
+            raise Refusal(self.transactional_id).cannot_initialise(exc) from exc
         log.info("transactional producer ready as %r", self.transactional_id)
 
     def begin(self) -> None:
         try:
             self._producer.begin_transaction()
         except KafkaException as exc:
-            raise TransactionFailed(f"cannot begin a transaction: {exc}") from exc
-        self._held, self._sent = [], False
+            raise Refusal.cannot_begin(exc) from exc
+        self._transaction.begin()
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """As :meth:`ConfluentSink.send`; a send refused because the transaction already
         failed becomes a failed delivery (the batch is aborted, not this record blamed)."""
         try:
-            held = HeldDelivery(super().send(topic, key, value, headers, partition))
+            produced = super().send(record)
         except KafkaException as exc:
             error = _error_of(exc)
             if not (error.txn_requires_abort() or error.fatal()):
                 raise
-            held = HeldDelivery(None, exc)
+            failed: BaseException = exc
         except SinkUnavailable as exc:
             # librdkafka refuses sends with _STATE once the transaction is in an abortable
             # error: abort the batch (the abort fails, and the worker stops, if it is worse).
             cause = exc.__cause__
             if not (isinstance(cause, KafkaException) and _error_of(cause).code() == _STATE):
                 raise
-            held = HeldDelivery(None, cause)
-        self._sent = True
-        self._held.append(held)
+            failed = cause
+        else:
+            return self._transaction.hold(produced)
+        held = self._transaction.hold(None, failed)
+        self._transaction.sent = True  # librdkafka may hold the transaction open: abort it
         return held
 
     def send_offsets(
@@ -157,14 +145,10 @@ class ConfluentTransactionalSink(ConfluentSink):
             lambda: self._producer.commit_transaction(timeout_s),
             timeout_s,
         )
-        held, self._held = self._held, []
-        for delivery in held:
-            delivery.release()
+        self._transaction.committed()
 
     def abort(self, timeout_s: float) -> None:
-        held, self._held = self._held, []
-        for delivery in held:
-            delivery.discard()
+        self._transaction.aborted()
         try:
             self._call(
                 "aborting the transaction",
@@ -176,11 +160,8 @@ class ConfluentTransactionalSink(ConfluentSink):
 
     def close(self, timeout_s: float) -> None:
         """Abort the open transaction if anything was sent in it, then close."""
-        if self._sent and not self._failed and not self._closed:
-            try:
-                self.abort(min(timeout_s, 5.0))
-            except TransactionFailed as exc:
-                log.info("open transaction left to the broker to abort: %s", exc)
+        usable = not self._failed and not self._closed
+        close_transaction(self._transaction, self.abort, timeout_s, usable=usable)
         super().close(timeout_s)
 
     def _call(self, what: str, call: Callable[[], object], timeout_s: float) -> None:

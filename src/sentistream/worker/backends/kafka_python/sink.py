@@ -8,7 +8,6 @@ micro-batch's labels share requests; no topic auto-creation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -17,7 +16,7 @@ from kafka.errors import IllegalStateError, KafkaTimeoutError
 
 from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.config import producer_config
-from sentistream.worker.core.ports import Delivered, Delivery, SinkUnavailable
+from sentistream.worker.core.ports import Delivered, Delivery, Outgoing, SinkUnavailable
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["KafkaSink"]
@@ -46,17 +45,11 @@ class KafkaSink:
         except (KafkaTimeoutError, IllegalStateError) as exc:
             raise SinkUnavailable(f"no partitions known for {topic}: {exc}") from exc
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """Raises what the producer raises for a record it refuses; :class:`SinkUnavailable`
         when it cannot take any record (metadata or buffer space not available in
         ``max_block_ms``, or closed)."""
+        topic, key, value, headers, partition = record
         try:
             produced = self._producer.send(
                 topic,

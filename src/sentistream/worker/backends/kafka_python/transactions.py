@@ -14,7 +14,7 @@ left open.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import TopicPartition as KafkaTopicPartition
@@ -28,9 +28,10 @@ from kafka.structs import OffsetAndMetadata
 
 from sentistream.worker.backends.kafka_python import internals
 from sentistream.worker.backends.kafka_python.sink import KafkaSink
-from sentistream.worker.core.exactly_once import HeldDelivery
+from sentistream.worker.backends.transactional import OpenTransaction, Refusal, close_transaction
 from sentistream.worker.core.ports import (
     Delivery,
+    Outgoing,
     TopicPartition,
     TransactionAborted,
     TransactionFailed,
@@ -58,15 +59,13 @@ class KafkaTransactionalSink(KafkaSink):
             # Bounds init_transactions and a send waiting for metadata or buffer space.
             max_block_ms=timeout_ms,
         )
-        self._held: list[HeldDelivery] = []
-        self._sent = False
+        self._transaction = OpenTransaction()
+        self._refusal = Refusal(self.transactional_id)
         try:
             self._producer.init_transactions()
         except KafkaError as exc:
             self._producer.close(timeout=0)
-            raise TransactionFailed(
-                f"cannot initialise transactions as {self.transactional_id!r}: {exc}"
-            ) from exc
+            raise self._refusal.cannot_initialise(exc) from exc
         log.info("transactional producer ready as %r", self.transactional_id)
 
     @property
@@ -77,28 +76,17 @@ class KafkaTransactionalSink(KafkaSink):
         try:
             self._producer.begin_transaction()
         except KafkaError as exc:
-            raise TransactionFailed(f"cannot begin a transaction: {exc}") from exc
-        self._held, self._sent = [], False
+            raise self._refusal.cannot_begin(exc) from exc
+        self._transaction.begin()
 
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        partition: int | None,
-    ) -> Delivery:
+    def send(self, record: Outgoing) -> Delivery:
         """As :meth:`KafkaSink.send`; a send into a transaction that already failed becomes a
         failed delivery (kafka-python raises a bare ``KafkaError``, which the publisher would
         take for this record's fault)."""
         if self._manager.has_error():
             failure = KafkaError(f"the transaction already failed: {self._manager.last_error}")
-            held = HeldDelivery(None, failure)
-        else:
-            held = HeldDelivery(super().send(topic, key, value, headers, partition))
-            self._sent = True
-        self._held.append(held)
-        return held
+            return self._transaction.hold(None, failure)
+        return self._transaction.hold(super().send(record))
 
     def send_offsets(
         self, offsets: Mapping[TopicPartition, int], group: object, timeout_s: float
@@ -115,15 +103,11 @@ class KafkaTransactionalSink(KafkaSink):
 
     def commit(self, timeout_s: float) -> None:
         self._wait("committing the transaction", self._manager.begin_commit, timeout_s)
-        held, self._held = self._held, []
-        for delivery in held:
-            delivery.release()
+        self._transaction.committed()
 
     def abort(self, timeout_s: float) -> None:
-        held, self._held = self._held, []
+        held = self._transaction.aborted()
         fenced = [f for f in map(failure_of, held) if isinstance(f, _FATAL)]
-        for delivery in held:
-            delivery.discard()
         if self._manager.has_fatal_error():  # kafka-python would refuse; say why
             raise self._failed("aborting the transaction", self._manager.last_error)
         # A record refused with a stale epoch: another instance initialised this id. kafka-python
@@ -138,26 +122,17 @@ class KafkaTransactionalSink(KafkaSink):
 
     def close(self, timeout_s: float) -> None:
         """Abort the open transaction if anything was sent in it, then close."""
-        if self._sent and not self._manager.has_fatal_error():
-            try:
-                self.abort(min(timeout_s, 5.0))
-            except TransactionFailed as exc:
-                log.info("open transaction left to the broker to abort: %s", exc)
+        usable = not self._manager.has_fatal_error()
+        close_transaction(self._transaction, self.abort, timeout_s, usable=usable)
         super().close(timeout_s)
 
     def _failed(self, what: str, exc: BaseException | None) -> TransactionFailed:
         cause = exc if isinstance(exc, _FATAL) else self._manager.last_error or exc
         if isinstance(cause, TransactionalIdAuthorizationFailedError):
-            return TransactionFailed(
-                f"{what}: not authorized to use transactional id {self.transactional_id!r} "
-                "(the principal needs Write on that TransactionalId)"
-            )
+            return self._refusal.not_authorized(what)
         if isinstance(cause, _FATAL):
-            return TransactionFailed(
-                f"{what}: fenced: another worker took over transactional id "
-                f"{self.transactional_id!r} ({type(cause).__name__})"
-            )
-        return TransactionFailed(f"{what}: the producer is in a fatal state ({cause!r})")
+            return self._refusal.fenced(what, type(cause).__name__)
+        return self._refusal.fatal(what, repr(cause))
 
     def _wait(self, what: str, start: Callable[[], Any], timeout_s: float) -> None:
         try:
@@ -169,4 +144,4 @@ class KafkaTransactionalSink(KafkaSink):
                 raise self._failed(what, exc) from exc
             raise TransactionAborted(f"{what}: {exc}") from exc
         if not finished:
-            raise TransactionFailed(f"{what} did not finish within {timeout_s:.1f} s")
+            raise self._refusal.timed_out(what, timeout_s)
