@@ -516,3 +516,14 @@ def test_help_says_it_runs_on_kafka_python_only():
     result = invoke("--help")
     assert result.exit_code == 0
     assert "kafka-python only" in " ".join(result.output.split())
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_2(monkeypatch):
+    import sys
+
+    from sentistream.worker.app import main as worker_main
+
+    monkeypatch.setattr(worker_main, "exit_process", sys.exit)
+    result = invoke("--from", "beginning", "--to", "end", "--bootstrap-servers", "127.0.0.1:1")
+    assert result.exit_code == 2, result.output
+    assert "relabel: cannot reach 127.0.0.1:1 (connection refused)" in result.output

@@ -14,12 +14,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sentistream.relabel.compare import Comparison, compare
 from sentistream.relabel.range import OffsetRange, RangeSpec, resolve
 from sentistream.relabel.source import BoundedSource, Progress
 from sentistream.worker.app.classifier import load_served
+from sentistream.worker.app.connect import CannotConnect, probe
 from sentistream.worker.app.main import build_worker
 from sentistream.worker.backends import kafka_client
 from sentistream.worker.core.loop import Worker
@@ -32,6 +33,8 @@ from sentistream.worker.settings import WorkerSettings
 __all__ = ["RelabelError", "RelabelJob", "Summary", "run_group_id", "run_relabel"]
 
 log = logging.getLogger("sentistream.relabel")
+
+S = TypeVar("S")
 
 #: How long reading the committed offsets at the start may take beyond the longest a
 #: transaction can stay open (a killed exactly-once run's, until the broker aborts it: twice
@@ -139,7 +142,7 @@ def run_relabel(
     from sentistream.worker.backends.kafka_python.assigned import connect_assigned
 
     client = kafka_client(settings.kafka_client)
-    source = connect_assigned(settings)
+    source = _connect(settings, client.transient, connect_assigned)
     try:
         _check_topics(job, settings, source.topics(), client.create_topics)
         ranges = resolve(source, settings.input_topic, job.spec)
@@ -162,12 +165,36 @@ def run_relabel(
     return summary
 
 
+def _connect(
+    settings: WorkerSettings,
+    transient: tuple[type[BaseException], ...],
+    connect: Callable[[WorkerSettings], S],
+) -> S:
+    """The consumer, or :class:`RelabelError` saying why Kafka cannot be reached (a relabel
+    is run by hand: it says so at once rather than retrying as the worker does)."""
+    unreachable = probe(settings.bootstrap_servers.split(","))
+    if unreachable is not None:
+        raise RelabelError(f"{unreachable}; check --bootstrap-servers")
+    try:
+        return connect(settings)
+    except CannotConnect as exc:
+        raise RelabelError(
+            f"cannot connect to Kafka at {settings.bootstrap_servers}: {exc}"
+        ) from exc
+    except transient as exc:
+        raise RelabelError(f"Kafka at {settings.bootstrap_servers} did not answer: {exc}") from exc
+
+
 def _check_topics(
     job: RelabelJob,
     settings: WorkerSettings,
     existing: set[str],
     create: Callable[[WorkerSettings, dict[str, int]], None],
 ) -> None:
+    if settings.input_topic not in existing:
+        raise RelabelError(
+            f"input topic {settings.input_topic!r} does not exist on {settings.bootstrap_servers}"
+        )
     if settings.output_topic in (settings.input_topic, job.compare_with):
         raise RelabelError(
             f"--output-topic {settings.output_topic!r} is the input or the --compare-with topic: "
@@ -179,7 +206,7 @@ def _check_topics(
         output_topic=settings.output_topic,
         dlq_topic=settings.dlq_topic,
         bootstrap_servers=settings.bootstrap_servers,
-        create=job.create_topics and settings.input_topic in existing,
+        create=job.create_topics,
     )
     if checked.error is not None:
         raise RelabelError(checked.error.replace("start the worker", "run relabel"))
