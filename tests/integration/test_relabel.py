@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from sentistream.relabel.range import RangeSpec, parse_offsets
 from sentistream.relabel.run import run_group_id
@@ -253,6 +254,49 @@ def test_exactly_once_relabel_sigkilled_mid_run_and_started_again_has_no_duplica
         f"{summary['records_read']} ({len(read_all(kafka_bootstrap, output)) - len(labels)} "
         "aborted label records visible to read_uncommitted)"
     )
+
+
+def test_a_killed_runs_transaction_holding_offsets_is_ended_by_the_restart_not_waited_out(
+    kafka_bootstrap: str, topics: Topics, topic_factory: TopicFactory
+) -> None:
+    """The narrow moment of a kill, made on purpose: a producer with the run's transactional
+    id adds offsets for the run's group to a transaction and is abandoned (as a relabel
+    SIGKILLed between adding its offsets and committing). Kafka holds those offsets back
+    ("unstable offset") until the transaction ends; the restart ends it by fencing, at once,
+    rather than waiting out its timeout, and starts from the range's start (the abandoned
+    offsets were aborted)."""
+    produce(kafka_bootstrap, topics.input, real_tweets(300), "t")
+    output = topic_factory(3, prefix="relabel")
+    offsets = "0:0-60,1:0-60,2:0-60"
+    group = run_group_id(
+        topics.input, RangeSpec(offsets=parse_offsets(offsets)), onnx_sha(SHIPPED_MODEL), output
+    )
+    abandoned = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap,
+        transactional_id=group,
+        transaction_timeout_ms=300_000,  # far beyond the test: only fencing can end it
+    )
+    abandoned.init_transactions()
+    abandoned.begin_transaction()
+    stale = {TopicPartition(topics.input, p): OffsetAndMetadata(50, "", -1) for p in range(3)}
+    abandoned.send_offsets_to_transaction(stale, group)
+    started = time.monotonic()
+    try:
+        summary = relabel(
+            kafka_bootstrap,
+            *("--input-topic", topics.input, "--offsets", offsets, "--output-topic", output),
+            *("--model-dir", str(SHIPPED_MODEL), "--dlq-topic", topics.dlq),
+            *("--processing-guarantee", "exactly-once"),
+        )
+    finally:
+        abandoned.close(timeout=0)
+    took = time.monotonic() - started
+    assert summary["complete"]
+    assert (summary["already_done"], summary["records_read"]) == (0, 180)
+    assert took < 40, f"{took:.0f} s: the restart waited for the abandoned transaction"
+    seen = sources(read_all(kafka_bootstrap, output, isolation_level="read_committed"))
+    assert set(seen) == {(p, o) for p in range(3) for o in range(60)}
+    assert max(seen.values()) == 1
 
 
 def test_at_least_once_relabel_stopped_by_sigterm_continues_with_neither_repeats_nor_gaps(

@@ -154,9 +154,7 @@ def run_relabel(
             settings.output_topic,
             settings.dlq_topic,
         )
-        bounded = BoundedSource(source, ranges)
-        bounded.start(2 * settings.transaction_timeout_s + START_MARGIN_S)
-        _read(settings, client, bounded, served, summary, bar, should_stop)
+        _read(settings, client, BoundedSource(source, ranges), served, summary, bar, should_stop)
     finally:
         source.close(1.0)
     if job.compare_with and summary.complete:
