@@ -195,6 +195,8 @@ def test_a_relabel_by_time_beside_a_live_worker_leaves_its_group_alone_and_label
     assert Counter(json.loads(r.value)["id"] for r in labels) == Counter(good)
     assert Counter(r.key.decode() for r in dead) == Counter(bad)
     assert {json.loads(r.value)["model"]["sha256"] for r in labels} == {onnx_sha(SHIPPED_MODEL)}
+    marks = {dict(r.headers).get("sentistream.relabel") for r in labels + dead}
+    assert marks == {summary["group_id"].encode()}
     assert (summary["records_read"], summary["labels"], summary["dead_letters"]) == (
         len(good) + len(bad),
         len(good),

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from prometheus_client import CollectorRegistry
 
 from sentistream.relabel.compare import compare, label_ref
+from sentistream.relabel.marking import RELABEL_HEADER, MarkedTransactionalSink
 from sentistream.relabel.range import (
     OffsetRange,
     RangeError,
@@ -30,7 +31,7 @@ from sentistream.worker.core.exactly_once import ExactlyOnce
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.messages import InputRecord
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.ports import TopicPartition, TransactionAborted
+from sentistream.worker.core.ports import Outgoing, TopicPartition, TransactionAborted
 from sentistream.worker.core.publish import Topics
 from tests.unit.fakes import (
     FakeClassifier,
@@ -527,3 +528,17 @@ def test_an_unreachable_broker_is_one_line_and_exit_2(monkeypatch):
     result = invoke("--from", "beginning", "--to", "end", "--bootstrap-servers", "127.0.0.1:1")
     assert result.exit_code == 2, result.output
     assert "relabel: cannot reach 127.0.0.1:1 (connection refused)" in result.output
+
+
+def test_every_record_a_relabel_writes_names_its_run():
+    log = FakeTransactionLog()
+    inner = FakeTransactionalSink(log)
+    sink = MarkedTransactionalSink(inner, "sentistream-relabel-0123")  # type: ignore[arg-type]  # no close()
+    sink.begin()
+    sink.send(Outgoing(OUT, b"k", b"label", [("trace", b"1")], 2))
+    sink.send(Outgoing(DLQ, b"k", b"bad", []))
+    sink.commit(1.0)
+    sent = log.visible()
+    assert [s.header(RELABEL_HEADER) for s in sent] == [b"sentistream-relabel-0123"] * 2
+    assert sent[0].header("trace") == b"1"
+    assert (sent[0].topic, sent[0].partition, sent[0].value) == (OUT, 2, b"label")

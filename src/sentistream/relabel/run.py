@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from sentistream.relabel.compare import Comparison, compare
+from sentistream.relabel.marking import MarkedSink, MarkedTransactionalSink
 from sentistream.relabel.range import OffsetRange, RangeSpec, resolve
 from sentistream.relabel.source import BoundedSource, Progress
 from sentistream.worker.app.classifier import load_served
@@ -231,15 +232,18 @@ def _read(
     transaction it left open, whose offsets would otherwise hold the read (Kafka answers
     "unstable offset" until that transaction ends)."""
     metrics = WorkerMetrics.create()
-    sink = client.transactional_sink(settings) if settings.exactly_once else client.sink(settings)
+    sink: MarkedSink
+    if settings.exactly_once:
+        sink = MarkedTransactionalSink(client.transactional_sink(settings), settings.group_id)
+    else:
+        sink = MarkedSink(client.sink(settings), settings.group_id)
     shown: ProgressBar | None = None
     try:
         bounded.start(2 * settings.transaction_timeout_s + START_MARGIN_S)
         started = time.monotonic()
         shown = bar(bounded.progress().total) if bar is not None else None
-        worker = build_worker(
-            settings, bounded, sink, sink if settings.exactly_once else None, served, metrics
-        )
+        transactional = sink if isinstance(sink, MarkedTransactionalSink) else None
+        worker = build_worker(settings, bounded, sink, transactional, served, metrics)
         stopped = _loop(worker, bounded, shown, should_stop)
         report = worker.drain(settings.shutdown_timeout_s)
     finally:
