@@ -5,6 +5,7 @@ exactly-once with an aborted transaction), the run's group id, the comparison ta
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -542,3 +543,35 @@ def test_every_record_a_relabel_writes_names_its_run():
     assert [s.header(RELABEL_HEADER) for s in sent] == [b"sentistream-relabel-0123"] * 2
     assert sent[0].header("trace") == b"1"
     assert (sent[0].topic, sent[0].partition, sent[0].value) == (OUT, 2, b"label")
+
+
+def test_the_summary_says_what_was_read_labelled_and_changed():
+    from sentistream.relabel.compare import Comparison
+    from sentistream.relabel.report import render
+    from sentistream.relabel.run import Summary
+    from sentistream.relabel.source import Progress
+
+    summary = Summary(
+        "sentistream-relabel-0123",
+        {"name": "m", "version": "2", "sha256": "abcdef0123456789"},
+        {P0: OffsetRange(0, 10), P1: OffsetRange(3, 5)},
+        "exactly-once",
+        OUT,
+        DLQ,
+        progress=Progress(8, 8, 4),
+        read=8,
+        labels={"negative": 5, "positive": 2},
+        dead_letters=1,
+        seconds=2.0,
+        complete=True,
+        compared_with="tweet-labels",
+        comparison=Comparison(Counter({("negative", "negative"): 4, ("positive", "negative"): 1})),
+    )
+    text = "\n".join(render(summary))
+    assert "relabel of tweets offsets 0:0-10 1:3-5" in text
+    assert "records read   8 in 2.0 s (4 records/s); 4 done by an earlier run" in text
+    assert "labels         7 (negative 5, positive 2)" in text
+    assert "dead letters   1" in text
+    assert "complete: every partition read to its end offset" in text
+    assert "5 matched, 1 differ (20.0%)" in text
+    assert summary.as_dict()["comparison"]["table"]["positive"] == {"negative": 1, "positive": 0}
