@@ -118,8 +118,8 @@ def run_group_id(input_topic: str, spec: RangeSpec, model_sha256: str, output_to
 
 
 def run_settings(settings: WorkerSettings, group_id: str) -> WorkerSettings:
-    """The relabel's own group and transactional id (never the live worker's, whatever the
-    environment says); no pipelining wait on a shutdown it does not have."""
+    """The relabel's own group and transactional id (never the live worker's, whatever
+    ``SENTISTREAM_GROUP_ID`` or ``SENTISTREAM_TRANSACTIONAL_ID`` say)."""
     return settings.model_copy(update={"group_id": group_id, "transactional_id": group_id})
 
 
@@ -146,7 +146,10 @@ def run_relabel(
     source = _connect(settings, client.transient, connect_assigned)
     try:
         _check_topics(job, settings, source.topics(), client.create_topics)
-        ranges = resolve(source, settings.input_topic, job.spec)
+        try:
+            ranges = resolve(source, settings.input_topic, job.spec)
+        except client.transient as exc:
+            raise RelabelError(f"cannot look up the range's offsets: {exc}") from exc
         summary = Summary(
             group_id,
             dict(served.info),
