@@ -16,10 +16,12 @@ log = logging.getLogger("sentistream.worker.backends")
 
 
 class Refusal:
-    """The :class:`TransactionFailed` messages, for a sink with ``transactional_id``."""
+    """The :class:`TransactionFailed` messages, for a sink with ``transactional_id`` (and
+    ``--transaction-timeout-s`` ``budget_s``, which a call that timed out names)."""
 
-    def __init__(self, transactional_id: str) -> None:
+    def __init__(self, transactional_id: str, budget_s: float | None = None) -> None:
         self.transactional_id = transactional_id
+        self.budget_s = budget_s
 
     def cannot_initialise(self, exc: BaseException) -> TransactionFailed:
         return TransactionFailed(
@@ -46,10 +48,15 @@ class Refusal:
     def fatal(what: str, detail: str) -> TransactionFailed:
         return TransactionFailed(f"{what}: the producer is in a fatal state ({detail})")
 
-    @staticmethod
-    def timed_out(what: str, timeout_s: float, detail: str = "") -> TransactionFailed:
-        suffix = f" ({detail})" if detail else ""
-        return TransactionFailed(f"{what} did not finish within {timeout_s:.1f} s{suffix}")
+    def timed_out(self, what: str, left_s: float, detail: str = "") -> TransactionFailed:
+        """A call that ran out of time: ``left_s`` was what the transaction had left for it."""
+        suffix = f"; {detail}" if detail else ""
+        if self.budget_s is None:
+            return TransactionFailed(f"{what} did not finish within {left_s:.1f} s{suffix}")
+        return TransactionFailed(
+            f"{what} did not finish within {self.budget_s:g} s, the transaction timeout "
+            f"({left_s:.1f} s were left for it{suffix})"
+        )
 
 
 class OpenTransaction:

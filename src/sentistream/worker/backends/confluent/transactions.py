@@ -47,10 +47,15 @@ _FENCED = frozenset(
 
 
 def transaction_outcome(
-    what: str, error: KafkaError, transactional_id: str, timeout_s: float
+    what: str,
+    error: KafkaError,
+    transactional_id: str,
+    timeout_s: float,
+    budget_s: float | None = None,
 ) -> TransactionAborted | TransactionFailed:
-    """The port's outcome of a transactional call that failed with ``error``."""
-    refusal = Refusal(transactional_id)
+    """The port's outcome of a transactional call that failed with ``error`` (``timeout_s``:
+    the call's own time; ``budget_s``: the transaction timeout)."""
+    refusal = Refusal(transactional_id, budget_s)
     if error.fatal() or error.code() in _FENCED:
         if error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
             return refusal.not_authorized(what)
@@ -172,6 +177,8 @@ class ConfluentTransactionalSink(ConfluentSink):
             if raised is None:
                 raise
             error = _error_of(raised)
-            outcome = transaction_outcome(what, error, self.transactional_id, timeout_s)
+            outcome = transaction_outcome(
+                what, error, self.transactional_id, timeout_s, self._timeout_s
+            )
             self._failed = isinstance(outcome, TransactionFailed)
             raise outcome from exc

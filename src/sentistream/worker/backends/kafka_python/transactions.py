@@ -60,7 +60,7 @@ class KafkaTransactionalSink(KafkaSink):
             max_block_ms=timeout_ms,
         )
         self._transaction = OpenTransaction()
-        self._refusal = Refusal(self.transactional_id)
+        self._refusal = Refusal(self.transactional_id, settings.transaction_timeout_s)
         try:
             self._producer.init_transactions()
         except KafkaError as exc:
