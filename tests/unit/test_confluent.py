@@ -237,6 +237,30 @@ def test_the_sink_logs_a_fatal_error_raised_from_poll_or_flush_and_goes_on(
         sink.close(0)
 
 
+def test_a_system_error_whose_exception_was_lost_is_logged_and_the_sink_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen from flush() in the fenced-sink integration test: librdkafka's FATAL line ran our
+    logger inside the call and the pending exception was lost on the way back."""
+    lost = SystemError(
+        "<method 'flush' of 'cimpl.Producer' objects> returned NULL without setting an exception"
+    )
+    sink = ConfluentSink(unreachable())
+    sink._server.stop()
+    real = sink._producer
+    try:
+        sink._producer = _PollRaising(lost)  # type: ignore[assignment]
+        assert sink.flush(1) is True
+        assert "its error was lost" in caplog.text
+        other = SystemError("something else went wrong")
+        sink._producer = _PollRaising(other)  # type: ignore[assignment]
+        with pytest.raises(SystemError, match="something else"):
+            sink.serve(0)
+    finally:
+        sink._producer = real
+        sink.close(0)
+
+
 def test_a_transactional_id_the_principal_may_not_use_fails_naming_the_acl() -> None:
     error = KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "denied")
     outcome = transaction_outcome("initialising", error, "worker-0", 30.0)

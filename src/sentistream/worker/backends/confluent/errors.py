@@ -93,8 +93,21 @@ def fatal_error_of(exc: BaseException) -> KafkaError | None:
     return error if isinstance(error, KafkaError) and error.fatal() else None
 
 
+#: What Python says when a C function returned failure but the exception it set was lost on
+#: the way (librdkafka's FATAL log line, served by the same call, ran our logger in between).
+_LOST_EXCEPTION = "returned NULL without setting an exception"
+
+
 def log_fatal_or_raise(exc: KafkaException | SystemError) -> None:
+    """Log a producer's fatal error raised out of a poll or flush and go on (its records
+    complete with their own errors); raise anything else. A :class:`SystemError` whose error
+    was lost is taken for that fatal error too: it comes only from the same call, after the
+    FATAL line, and the transaction's next call fails with the error itself."""
     error = fatal_error_of(exc)
-    if error is None:
-        raise exc
-    log.error("producer: fatal error: %s", error.str())
+    if error is not None:
+        log.error("producer: fatal error: %s", error.str())
+        return
+    if isinstance(exc, SystemError) and exc.__cause__ is None and _LOST_EXCEPTION in str(exc):
+        log.error("producer: a client call failed and its error was lost (%s)", exc)
+        return
+    raise exc
