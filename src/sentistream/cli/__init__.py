@@ -2,7 +2,8 @@
 
 Commands are grouped by who runs them: :mod:`~sentistream.cli.model` (train, export, evaluate,
 predict), :mod:`~sentistream.cli.kafka_tools` (produce, tail, create-topics),
-:mod:`~sentistream.cli.service` (worker) and :mod:`~sentistream.cli.bench`. Each subcommand
+:mod:`~sentistream.cli.service` (worker), :mod:`~sentistream.cli.relabel` (relabel) and
+:mod:`~sentistream.cli.bench`. Each subcommand
 imports what it needs when it runs, so ``sentistream worker`` and ``sentistream predict`` never
 load TensorFlow.
 """
@@ -14,7 +15,7 @@ import os
 import click
 
 from sentistream import __version__
-from sentistream.cli import bench, kafka_tools, model, service
+from sentistream.cli import bench, kafka_tools, model, relabel, service
 from sentistream.cli.options import log
 from sentistream.cli.settings_options import unknown_variables
 from sentistream.worker.settings import ENV_PREFIX, WorkerSettings
@@ -41,6 +42,7 @@ for _command in (
     kafka_tools.tail,
     kafka_tools.create_topics,
     service.worker,
+    relabel.relabel,
     bench.bench,
 ):
     cli.add_command(_command)

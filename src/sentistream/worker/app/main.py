@@ -41,14 +41,18 @@ from sentistream.worker.core.guarantee import ProcessingGuarantee
 from sentistream.worker.core.label_format import LabelFormat
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
-from sentistream.worker.core.model_slot import ModelSlot, warm_up
+from sentistream.worker.core.model_slot import ModelSlot, ServedModel, warm_up
 from sentistream.worker.core.ports import (
+    Clock,
     DeadLetterFailed,
     DeliveryFailed,
     ModelBroken,
+    Sink,
     SinkUnavailable,
     SourceFailed,
     SystemClock,
+    TransactionalSink,
+    TransactionalSource,
     TransactionFailed,
 )
 from sentistream.worker.core.publish import Topics
@@ -57,7 +61,15 @@ from sentistream.worker.core.shadow import Shadow
 from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_SETUP", "FATAL", "exit_process", "run_worker"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_SETUP",
+    "FATAL",
+    "build_worker",
+    "exit_process",
+    "run_worker",
+]
 
 log = logging.getLogger("sentistream.worker")
 
@@ -314,29 +326,32 @@ def _start_shadow(
     return shadow.start(), sink
 
 
-def _run_loop(
+def build_worker(
     settings: WorkerSettings,
-    process: Lifecycle,
-    source: WorkerSource,
-    sink: WorkerSink,
-    transactional: WorkerTransactionalSink | None,
-    models: ModelSlot,
+    source: TransactionalSource,
+    sink: Sink,
+    transactional: TransactionalSink | None,
+    served: ServedModel,
     metrics: WorkerMetrics,
-    started: float,
-    shadow: Shadow | None,
-) -> int:
-    source.subscribe()
-    clock = SystemClock()
+    *,
+    model_slot: ModelSlot | None = None,
+    shadow: Shadow | None = None,
+    clock: Clock | None = None,
+) -> Worker:
+    """The loop as the settings describe it: the micro-batching, pipeline depth, input and
+    label formats, the model's block in each label, and at-least-once or (with a
+    ``transactional`` sink) exactly-once. ``sentistream relabel`` builds its loop here too,
+    so its labels are the worker's."""
+    clock = clock or SystemClock()
     guarantee: ProcessingGuarantee | None = None
     if transactional is not None:
         guarantee = ExactlyOnce(
             source, transactional, metrics, clock, timeout_s=settings.transaction_timeout_s
         )
-    depth = configure_pipeline(settings)
-    worker = process.worker = Worker(
+    return Worker(
         source,
         sink,
-        models.current.classifier,
+        served.classifier,
         metrics,
         policy=BatchPolicy(
             max_batch_size=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000
@@ -351,12 +366,36 @@ def _run_loop(
         ),
         max_record_bytes=settings.max_record_bytes,
         max_in_flight=settings.max_in_flight or None,
-        model_info=models.current.info,
-        model_slot=models,
+        model_info=served.info,
+        model_slot=model_slot,
         shadow=shadow,
         clock=clock,
         guarantee=guarantee,
-        pipeline_depth=depth,
+        pipeline_depth=configure_pipeline(settings),
+    )
+
+
+def _run_loop(
+    settings: WorkerSettings,
+    process: Lifecycle,
+    source: WorkerSource,
+    sink: WorkerSink,
+    transactional: WorkerTransactionalSink | None,
+    models: ModelSlot,
+    metrics: WorkerMetrics,
+    started: float,
+    shadow: Shadow | None,
+) -> int:
+    source.subscribe()
+    worker = process.worker = build_worker(
+        settings,
+        source,
+        sink,
+        transactional,
+        models.current,
+        metrics,
+        model_slot=models,
+        shadow=shadow,
     )
     if process.stop.is_set():
         worker.stop()

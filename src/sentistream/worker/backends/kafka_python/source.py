@@ -258,13 +258,14 @@ class KafkaSource:
         self._consumer.close(autocommit=False, timeout_ms=max(1, int(timeout_s * 1000)))
 
 
-def connect_source(settings: WorkerSettings) -> KafkaSource:
-    """A :class:`KafkaSource`; :class:`CannotConnect` when kafka-python's log says the broker
-    refused the login or the TLS handshake (kafka-python itself raises only a bootstrap
-    timeout), a retriable ``KafkaConnectionError`` saying why when the broker did not answer."""
+def connect_source(settings: WorkerSettings, kind: type[KafkaSource] = KafkaSource) -> KafkaSource:
+    """A :class:`KafkaSource` (or the subclass ``kind``); :class:`CannotConnect` when
+    kafka-python's log says the broker refused the login or the TLS handshake (kafka-python
+    itself raises only a bootstrap timeout), a retriable ``KafkaConnectionError`` saying why
+    when the broker did not answer."""
     with FailureWatch() as watch:
         try:
-            return KafkaSource(settings)
+            return kind(settings)
         except KafkaError:
             why = watch.explain(settings)
             if why is None:
