@@ -84,7 +84,7 @@ def test_a_broken_shadow_model_leaves_the_primary_serving(
 ) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(INT8_MODEL, broken)
-    (broken / "vocab.json").write_text("{}")  # no longer the vocabulary the manifest names
+    (broken / "tokenizer.json").write_text("{}")  # no longer the tokenizer the manifest names
     worker = start_worker(
         shadow_model_dir=str(broken), shadow_topic=topic_factory(partitions=3, prefix="shadow")
     )

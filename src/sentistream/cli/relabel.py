@@ -95,7 +95,7 @@ def _worker_options(command: F) -> F:
     "--model-dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The model folder to label with (model.onnx, vocab.json, manifest.json).",
+    help="The model folder to label with (model.onnx, tokenizer.json, manifest.json).",
 )
 @click.option("--output-topic", required=True, help="Topic the new labels go to.")
 @click.option(
