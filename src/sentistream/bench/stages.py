@@ -138,10 +138,7 @@ def measure_stages(
 ) -> list[StageCost]:
     """The cost of each stage over ``texts`` (see the module's docstring)."""
     now_ms = time.time() * 1000
-    records: list[InputRecord] = [
-        HeldRecord("tweets", n % 4, n, int(now_ms), key, value)
-        for n, (key, value) in enumerate(payloads(texts, "stage-"))
-    ]
+    records = _records(texts, now_ms)
     classifier = OnnxClassifier(model, bucket_size)
     metrics = WorkerMetrics.create()
     classify = Classify(classifier, metrics)
@@ -153,14 +150,7 @@ def measure_stages(
     labelled = [v for v in verdicts if isinstance(v, Labelled)]
     if len(labelled) != len(records):
         raise RuntimeError(f"only {len(labelled)} of {len(records)} tweets were labelled")
-    publisher = Publisher(
-        _NullSink(),
-        Topics("labels", "dlq"),
-        model_info=MODEL_INFO,
-        max_request_bytes=1_048_576,
-        on_labeled=lambda *_: None,
-        on_dead_lettered=lambda *_: None,
-    )
+    publisher = _null_publisher()
 
     def run_decode() -> None:
         for record in records:
@@ -170,9 +160,7 @@ def measure_stages(
         for tweet in tweets:
             classifier.encode(tweet.text)
 
-    texts_of_batches = [
-        [t.text for t in tweets[i : i + batch_size]] for i in range(0, len(tweets), batch_size)
-    ]
+    texts_of_batches = [[t.text for t in batch] for batch in _batches(tweets, batch_size)]
 
     def run_tokenize_batch() -> None:
         for chunk in texts_of_batches:
@@ -206,6 +194,50 @@ def measure_stages(
         ("classify (decode + tokenize + infer + labels)", run_classify),
         ("build output", run_build),
         ("publish (build output + hand-over, no Kafka)", run_publish),
+        *_pipeline_stages(classify, publisher, batches, thread, now_ms),
+    ]
+    try:
+        costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
+    finally:
+        thread.close()
+    if connection is not None:
+        values = [
+            encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
+            for r, v in zip(records, labelled, strict=True)
+        ]
+        costs += _kafka_stages(connection, records, values, batch_size)
+    return costs
+
+
+def _records(texts: Sequence[str], now_ms: float) -> list[InputRecord]:
+    """The tweets as the consumer hands them over: JSON values over four partitions."""
+    return [
+        HeldRecord("tweets", n % 4, n, int(now_ms), key, value)
+        for n, (key, value) in enumerate(payloads(texts, "stage-"))
+    ]
+
+
+def _null_publisher() -> Publisher:
+    """The worker's publisher over a sink that accepts every record at no cost."""
+    return Publisher(
+        _NullSink(),
+        Topics("labels", "dlq"),
+        model_info=MODEL_INFO,
+        max_request_bytes=1_048_576,
+        on_labeled=lambda *_: None,
+        on_dead_lettered=lambda *_: None,
+    )
+
+
+def _pipeline_stages(
+    classify: Classify,
+    publisher: Publisher,
+    batches: Sequence[Sequence[InputRecord]],
+    thread: ThreadRunner,
+    now_ms: float,
+) -> list[tuple[str, Callable[[], object]]]:
+    """Classify and publish together: on one thread, and pipelined at both switch intervals."""
+    return [
         (
             "classify + publish, one thread (pipeline depth 1)",
             lambda: _through_stage(classify, publisher, batches, InlineRunner(), 1, now_ms),
@@ -222,17 +254,6 @@ def measure_stages(
             ),
         ),
     ]
-    try:
-        costs = [StageCost(name, len(records), _best(run, repeats)) for name, run in stages]
-    finally:
-        thread.close()
-    if connection is not None:
-        values = [
-            encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
-            for r, v in zip(records, labelled, strict=True)
-        ]
-        costs += _kafka_stages(connection, records, values, batch_size)
-    return costs
 
 
 def _through_stage(

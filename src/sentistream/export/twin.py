@@ -98,6 +98,26 @@ def num_labels(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
+def _fused(config: dict[str, Any]) -> dict[str, Any]:
+    """An LSTM's config as the fused kernel wants it."""
+    return {**config, "recurrent_dropout": 0.0, "use_cudnn": "auto", "unroll": False}
+
+
+def _clone_for_inference(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """A fresh layer like ``layer``, its LSTMs fused and its embedding unmasked."""
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.LSTM):
+        config = _fused(config)
+    elif isinstance(layer, keras.layers.Bidirectional):
+        config["layer"] = {**config["layer"], "config": _fused(config["layer"]["config"])}
+        if config.get("backward_layer"):
+            backward = config["backward_layer"]
+            config["backward_layer"] = {**backward, "config": _fused(backward["config"])}
+    elif isinstance(layer, keras.layers.Embedding):
+        config.update(mask_zero=False)
+    return type(layer).from_config(config)
+
+
 def inference_twin(model: keras.Model) -> keras.Model:
     """The same network with ``recurrent_dropout=0`` and no mask, holding the same weights.
 
@@ -111,23 +131,6 @@ def inference_twin(model: keras.Model) -> keras.Model:
     ``NotEqual`` op passed to the LSTMs as ``mask=``, and cloning would replay it; the rebuild
     leaves that op and every ``mask=`` argument out. :func:`_check_twin` then proves it.
     """
-
-    def fused(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "recurrent_dropout": 0.0, "use_cudnn": "auto", "unroll": False}
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.LSTM):
-            config = fused(config)
-        elif isinstance(layer, keras.layers.Bidirectional):
-            config["layer"] = {**config["layer"], "config": fused(config["layer"]["config"])}
-            if config.get("backward_layer"):
-                backward = config["backward_layer"]
-                config["backward_layer"] = {**backward, "config": fused(backward["config"])}
-        elif isinstance(layer, keras.layers.Embedding):
-            config.update(mask_zero=False)
-        return type(layer).from_config(config)
-
     tokens = keras.Input(shape=(None,), dtype="int32", name=INPUT_NAME)
     tensors: dict[int, Any] = {id(model.inputs[0]): tokens}
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
@@ -161,14 +164,14 @@ def inference_twin(model: keras.Model) -> keras.Model:
         }
         if any(isinstance(v, keras.KerasTensor) for v in keras.tree.flatten(kwargs)):
             raise ConversionError(f"layer {operation.name} takes a tensor keyword argument")
-        layer = clone(operation)
+        layer = _clone_for_inference(operation)
         outputs = layer(*args, **kwargs)
         for old, new in zip(
             keras.tree.flatten(node.output_tensors), keras.tree.flatten(outputs), strict=True
         ):
             tensors[id(old)] = new
         pairs.append((operation, layer))
-    twin = keras.Model(tokens, tensors[id(model.outputs[0])], name=f"{model.name}inference_twin")
+    twin = keras.Model(tokens, tensors[id(model.outputs[0])], name=f"{model.name}_inference_twin")
     try:
         for original, rebuilt in pairs:
             rebuilt.set_weights(original.get_weights())
