@@ -22,13 +22,12 @@ from sentistream.relabel.range import OffsetRange, RangeSpec, resolve
 from sentistream.relabel.source import BoundedSource, Progress
 from sentistream.worker.app.classifier import load_served
 from sentistream.worker.app.connect import CannotConnect, probe
-from sentistream.worker.app.main import build_worker
+from sentistream.worker.app.main import build_worker, topic_check
 from sentistream.worker.backends import kafka_client
 from sentistream.worker.core.loop import Worker
 from sentistream.worker.core.metrics import WorkerMetrics
 from sentistream.worker.core.model_slot import ServedModel
 from sentistream.worker.core.ports import TopicPartition
-from sentistream.worker.core.topics import check_topics
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = ["RelabelError", "RelabelJob", "Summary", "run_group_id", "run_relabel"]
@@ -202,14 +201,7 @@ def _check_topics(
             f"--output-topic {settings.output_topic!r} is the input or the --compare-with topic: "
             "a relabel writes into a topic of its own"
         )
-    checked = check_topics(
-        existing,
-        input_topic=settings.input_topic,
-        output_topic=settings.output_topic,
-        dlq_topic=settings.dlq_topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        create=job.create_topics,
-    )
+    checked = topic_check(settings, existing, create=job.create_topics)
     if checked.error is not None:
         raise RelabelError(checked.error.replace("start the worker", "run relabel"))
     if checked.to_create:

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -58,7 +58,7 @@ from sentistream.worker.core.ports import (
 from sentistream.worker.core.publish import Topics
 from sentistream.worker.core.runners import ThreadRunner
 from sentistream.worker.core.shadow import Shadow
-from sentistream.worker.core.topics import check_topics
+from sentistream.worker.core.topics import TopicCheck, check_topics
 from sentistream.worker.settings import WorkerSettings
 
 __all__ = [
@@ -184,6 +184,18 @@ def run_worker(settings: WorkerSettings) -> int:
         signals.close()
 
 
+def topic_check(settings: WorkerSettings, existing: Collection[str], *, create: bool) -> TopicCheck:
+    """Whether the settings' input, output and dead-letter topics are among ``existing``."""
+    return check_topics(
+        existing,
+        input_topic=settings.input_topic,
+        output_topic=settings.output_topic,
+        dlq_topic=settings.dlq_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        create=create,
+    )
+
+
 def _connect(
     process: Lifecycle, client: KafkaClient, what: str, build: Callable[[], T]
 ) -> T | None:
@@ -233,14 +245,7 @@ def _consume(
     started: float,
 ) -> int:
     existing = source.topics()
-    checked = check_topics(
-        existing,
-        input_topic=settings.input_topic,
-        output_topic=settings.output_topic,
-        dlq_topic=settings.dlq_topic,
-        bootstrap_servers=settings.bootstrap_servers,
-        create=settings.create_topics,
-    )
+    checked = topic_check(settings, existing, create=settings.create_topics)
     if checked.error is not None:
         log.error("%s", checked.error)
         return EXIT_SETUP

@@ -15,13 +15,12 @@ class the model does not have), ``model_name``, ``model_version``, ``model_sha25
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from sentistream.worker.core.messages import InputRecord, Tweet, encode_label
+from sentistream.worker.core.messages import InputRecord, Tweet, check_finite, encode_label
 
 __all__ = ["CONNECT_SCHEMA_NAME", "LabelFormat", "OutputFormat", "connect_schema"]
 
@@ -104,20 +103,7 @@ class LabelFormat:
             return encode_label(
                 record, tweet, label, probabilities, model, now_ms, include_text=self.include_text
             )
-        return self._connect(record, tweet, label, probabilities, model, now_ms)
-
-    def _connect(
-        self,
-        record: InputRecord,
-        tweet: Tweet,
-        label: str,
-        probabilities: dict[str, float],
-        model: dict[str, str],
-        now_ms: float,
-    ) -> bytes:
-        for name, p in probabilities.items():
-            if not math.isfinite(p):
-                raise ValueError(f"Out of range float values are not JSON compliant: {name}={p}")
+        check_finite(probabilities)
         kept = dict(tweet.kept)
         payload: dict[str, Any] = {
             "id": (

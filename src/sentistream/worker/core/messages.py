@@ -43,6 +43,7 @@ __all__ = [
     "InvalidMessage",
     "Tweet",
     "UnreadableRecord",
+    "check_finite",
     "clean_headers",
     "dead_letter_headers",
     "decode",
@@ -306,6 +307,13 @@ def _dumps(value: Any) -> bytes:
         )
 
 
+def check_finite(probabilities: dict[str, float]) -> None:
+    """``ValueError`` for a probability that is not finite (orjson would write ``null``)."""
+    for name, p in probabilities.items():
+        if not math.isfinite(p):
+            raise ValueError(f"Out of range float values are not JSON compliant: {name}={p}")
+
+
 def encode_label(
     record: InputRecord,
     tweet: Tweet,
@@ -323,11 +331,8 @@ def encode_label(
     Raises ``ValueError`` for a probability that is not finite (orjson would write ``null``
     for it) and ``TypeError`` for a value JSON cannot hold.
     """
-    rounded = {}
-    for name, p in probabilities.items():
-        if not math.isfinite(p):
-            raise ValueError(f"Out of range float values are not JSON compliant: {name}={p}")
-        rounded[name] = round(p, 6)
+    check_finite(probabilities)
+    rounded = {name: round(p, 6) for name, p in probabilities.items()}
     value: dict[str, Any] = {"id": tweet.id}
     if include_text:
         value["text"] = tweet.text
