@@ -24,6 +24,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from sentistream.worker.core.label_format import connect_schema
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_SH = REPO_ROOT / "tools" / "postgres" / "pg.sh"
 CONNECT_SH = REPO_ROOT / "tools" / "connect" / "connect.sh"
@@ -37,47 +39,9 @@ _NULL = "\x1fNULL\x1f"
 # ---------------------------------------------------------------------------------------------
 # The label envelope (Kafka Connect's JsonConverter, schemas enabled)
 # ---------------------------------------------------------------------------------------------
-def _field(field_name: str, type_: str, /, *, optional: bool, **extra: Any) -> dict[str, Any]:
-    return {"field": field_name, "type": type_, "optional": optional, **extra}
-
-
-_TIMESTAMP = {"name": "org.apache.kafka.connect.data.Timestamp", "version": 1}
-
-LABEL_FIELDS: tuple[dict[str, Any], ...] = (
-    _field("id", "string", optional=False),
-    _field("label", "string", optional=False),
-    _field("p_negative", "double", optional=True),
-    _field("p_neutral", "double", optional=True),
-    _field("p_positive", "double", optional=True),
-    _field("model_name", "string", optional=False),
-    _field("model_version", "string", optional=False),
-    _field("model_sha256", "string", optional=False),
-    _field("source_topic", "string", optional=False),
-    _field("source_partition", "int32", optional=False),
-    _field("source_offset", "int64", optional=False),
-    _field("event_time", "int64", optional=True, **_TIMESTAMP),
-    _field("labeled_at", "int64", optional=False, **_TIMESTAMP),
-    _field("text", "string", optional=True),
-)
-"""The fixed fields of ``sentistream.Label`` v1, in order; kept input fields follow them."""
-
-
-def kept_field_name(path: str) -> str:
-    """The label field of a kept input field: ``user.lang`` -> ``kept_user_lang``."""
-    return "kept_" + path.replace(".", "_")
-
-
 def label_schema(kept: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The envelope's ``schema``, with one optional string field per kept input path."""
-    fields = [*LABEL_FIELDS]
-    fields += [_field(kept_field_name(path), "string", optional=True) for path in kept]
-    return {
-        "type": "struct",
-        "name": "sentistream.Label",
-        "version": 1,
-        "optional": False,
-        "fields": fields,
-    }
+    """The envelope's ``schema``: the worker's own (one optional string field per kept path)."""
+    return connect_schema(tuple(kept))
 
 
 def label_record(

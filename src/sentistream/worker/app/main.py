@@ -117,9 +117,9 @@ def exit_process(code: int) -> NoReturn:
     """End the process with ``code`` at once, once :func:`run_worker` has returned.
 
     By then every client is closed, the offsets committed and the logs written; what the
-    interpreter's normal exit adds is tearing down the modules of ONNX Runtime, numpy and the
-    Kafka client, which took half a second to two seconds on a loaded machine after the
-    worker had said "stopped cleanly" (time a supervisor counts against the stop timeout).
+    interpreter's normal exit would add is tearing down the modules of ONNX Runtime, numpy and
+    the Kafka client after the worker said "stopped cleanly", time a supervisor counts
+    against the stop timeout.
     """
     logging.shutdown()
     sys.stdout.flush()
