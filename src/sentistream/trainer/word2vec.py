@@ -19,7 +19,7 @@ def word2vec_matrix(
 ) -> GloveInit:
     """Skip-gram word2vec (window 5, ``min_count`` 2) over ``texts``, one row per vocab word."""
     try:
-        from gensim.models import Word2Vec  # type: ignore[import-untyped]
+        from gensim.models import Word2Vec
     except ModuleNotFoundError as exc:
         raise GloveError(
             "--word-vectors word2vec needs gensim (pip install gensim); it is not in the "
