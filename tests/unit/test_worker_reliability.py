@@ -256,6 +256,45 @@ def test_whatever_tokenizing_raises_is_that_records_dead_letter_with_the_class()
     assert b"a tokenizer bug" in dead.header("__connect.errors.exception.message")
 
 
+class _CountingClassifier(FakeClassifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_calls: list[int] = []
+        self.single_calls = 0
+
+    def encode(self, text: str) -> list[int]:
+        self.single_calls += 1
+        if "boom" in text:
+            raise KeyError("a tokenizer bug")
+        return super().encode(text)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        self.batch_calls.append(len(texts))
+        if any("boom" in text for text in texts):
+            raise KeyError("a tokenizer bug")
+        return [FakeClassifier.encode(self, text) for text in texts]
+
+
+def test_a_micro_batch_is_encoded_in_one_call_of_the_texts_that_decoded():
+    records = [rec(0, GOOD), rec(1, b"{not json"), rec(2, GOOD)]
+    classifier = _CountingClassifier()
+    h = make(records, batch=3, classifier=classifier)
+    run_all(h)
+    assert classifier.batch_calls == [2]
+    assert classifier.single_calls == 0
+    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT]
+
+
+def test_a_batch_whose_encoding_fails_is_encoded_text_by_text_and_only_the_culprit_dies():
+    records = [rec(0, GOOD), rec(1, "boom goes the tokenizer"), rec(2, GOOD)]
+    classifier = _CountingClassifier()
+    h = make(records, batch=3, classifier=classifier)
+    run_all(h)
+    assert classifier.batch_calls == [3]
+    assert classifier.single_calls == 3
+    assert [s.topic for s in h.sink.sent] == [OUT, DLQ, OUT]
+
+
 class _WrongWidthClassifier(FakeClassifier):
     labels = ("negative", "neutral", "positive")  # the model gives two columns
 

@@ -204,7 +204,13 @@ def _one_model(
         "mean_tokens": mean_tokens(ids),
         "ceiling": ceiling,
         "stages": [
-            {"stage": s.stage, "tweets": s.tweets, "us_per_tweet": s.us_per_tweet} for s in stages
+            {
+                "stage": s.stage,
+                "tweets": s.tweets,
+                "us_per_tweet": s.us_per_tweet,
+                "cpu_us_per_tweet": s.cpu_us_per_tweet,
+            }
+            for s in stages
         ],
         "baselines": [asdict(b) | {"per_second": b.per_second} for b in baselines],
         "end_to_end": [as_json(run) for run in end_to_end],

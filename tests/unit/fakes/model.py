@@ -61,6 +61,10 @@ class FakeClassifier:
     def encode(self, text: str) -> list[int]:
         return [self.token_id(word) for word in text.split()]
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """As the real classifier: the whole batch or, if one text raises, nothing."""
+        return [self.encode(text) for text in texts]
+
     def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         self.calls.append([list(row) for row in ids])
         if self.always_fail:

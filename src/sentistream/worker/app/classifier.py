@@ -32,6 +32,10 @@ class OnnxClassifier:
     def encode(self, text: str) -> list[int]:
         return self.model.encode(text)
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """One Rust call for the whole micro-batch, the GIL released while it runs."""
+        return self.model.encode_batch(texts)
+
     def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         try:
             return self.model.predict_ids(ids, bucket_size=self.bucket_size)

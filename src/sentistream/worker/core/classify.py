@@ -123,17 +123,17 @@ class Classify:
         return self.finish(batch, self.infer(batch))
 
     def prepare(self, records: Sequence[InputRecord]) -> PreparedBatch:
-        """Decode and encode each record (guarded per record) with the classifier in use now;
-        the batch keeps that classifier, so a model swapped in later never sees its ids."""
+        """Decode each record (guarded per record), then encode the decoded texts in one call
+        with the classifier in use now; the batch keeps that classifier, so a model swapped in
+        later never sees its ids. If the batch's encoding raises, each text is encoded on its
+        own, so only the records at fault become dead letters."""
         classifier = self.classifier
         verdicts: list[Verdict | None] = []
         good: list[int] = []
-        ids: list[list[int]] = []
         tweets: list[Tweet] = []
         for index, record in enumerate(records):
             try:
                 tweet = decode_record(record, self.input_format, self.max_record_bytes, self.fields)
-                row = classifier.encode(tweet.text)
             except InvalidMessage as error:
                 verdicts.append(error)
                 continue
@@ -142,9 +142,37 @@ class Classify:
                 continue
             verdicts.append(None)
             good.append(index)
-            ids.append(row)
             tweets.append(tweet)
+        try:
+            ids = classifier.encode_batch([tweet.text for tweet in tweets])
+        except Exception:  # some text's fault: find it
+            good, ids, tweets = self._encode_one_by_one(classifier, verdicts, good, tweets)
         return PreparedBatch(list(records), classifier, verdicts, good, ids, tweets)
+
+    @staticmethod
+    def _encode_one_by_one(
+        classifier: Classifier,
+        verdicts: list[Verdict | None],
+        good: list[int],
+        tweets: list[Tweet],
+    ) -> tuple[list[int], list[list[int]], list[Tweet]]:
+        """Encode each text alone; a text that raises becomes its record's dead letter."""
+        kept: list[int] = []
+        ids: list[list[int]] = []
+        kept_tweets: list[Tweet] = []
+        for index, tweet in zip(good, tweets, strict=True):
+            try:
+                row = classifier.encode(tweet.text)
+            except InvalidMessage as error:
+                verdicts[index] = error
+                continue
+            except Exception as exc:
+                verdicts[index] = internal_error(exc, "decode")
+                continue
+            kept.append(index)
+            ids.append(row)
+            kept_tweets.append(tweet)
+        return kept, ids, kept_tweets
 
     def infer(self, batch: PreparedBatch) -> list[Inferred]:
         """Run the batch's own classifier over its ids, splitting in halves around rows that

@@ -240,6 +240,9 @@ class Classifier(Protocol):
     labels: tuple[str, ...]
 
     def encode(self, text: str) -> list[int]: ...
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of every text in one call (what the worker calls per batch)."""
+
     def predict_ids(self, ids: Sequence[Sequence[int]]) -> npt.NDArray[np.float32]:
         """Probabilities per row; raises :class:`InferenceError` on failure."""
 
