@@ -214,7 +214,7 @@ def measure_stages(
             encode_label(r, v.tweet, v.label, v.probabilities, MODEL_INFO, now_ms)
             for r, v in zip(records, labelled, strict=True)
         ]
-        costs += _kafka_stages(connection, records, values, batch_size)
+        costs += _kafka_stages(connection, records, labelled, values, batch_size, now_ms)
     return costs
 
 
@@ -296,10 +296,13 @@ def _through_stage(
 def _kafka_stages(
     connection: KafkaConnection,
     records: Sequence[InputRecord],
+    labelled: Sequence[Labelled],
     values: Sequence[bytes],
     batch_size: int,
+    now_ms: float,
 ) -> list[StageCost]:
-    """``send`` through the worker's sink, then ``poll`` the same records with its source."""
+    """``send`` through the worker's sink, the same labels through its publisher into that
+    sink, then ``poll`` them all with its source."""
     from kafka import KafkaAdminClient
 
     from sentistream.worker.backends.kafka_python.sink import KafkaSink
@@ -327,11 +330,33 @@ def _kafka_stages(
         sink.send(Outgoing(topic, record.key, value, (), record.partition))
     sink.flush(60)
     sent, sent_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+
+    metrics = WorkerMetrics.create()
+
+    def on_labeled(label: str, *_: object) -> None:  # what the worker does for each label
+        metrics.labeled.labels(label=label).inc()
+        metrics.event_to_label_seconds.observe(0.001)
+
+    publisher = Publisher(
+        sink,
+        Topics(topic, f"{topic}-dlq"),
+        model_info=MODEL_INFO,
+        max_request_bytes=1_048_576,
+        on_labeled=on_labeled,
+        on_dead_lettered=lambda *_: None,
+    )
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for start in range(0, len(records), batch_size):
+        publisher.publish(
+            records[start : start + batch_size], labelled[start : start + batch_size], now_ms
+        )
+    sink.flush(60)
+    published = time.perf_counter() - started, time.process_time() - cpu_started
     sink.close(5)
 
     source = KafkaSource(settings)
     source.subscribe()
-    wanted, got, polling, polling_cpu = len(records) + 1, 0, 0.0, 0.0
+    wanted, got, polling, polling_cpu = 2 * len(records) + 1, 0, 0.0, 0.0
     deadline = time.monotonic() + 120
     while got < wanted and time.monotonic() < deadline:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -346,7 +371,12 @@ def _kafka_stages(
         raise RuntimeError(f"read back only {got} of {wanted} records from {topic}")
     return [
         StageCost("send (KafkaSink.send + flush)", len(records), sent, sent_cpu),
-        StageCost("poll (KafkaSource.poll)", len(records), polling, polling_cpu),
+        StageCost(
+            "publish + send (Publisher → KafkaSink + flush, acknowledgements counted)",
+            len(records),
+            *published,
+        ),
+        StageCost("poll (KafkaSource.poll)", wanted - 1, polling, polling_cpu),
     ]
 
 

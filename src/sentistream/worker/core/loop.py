@@ -164,8 +164,10 @@ class Worker:
         self._lag_seconds_partitions: set[TopicPartition] = set()
         self._rebalances_seen = 0
         metrics.max_batch_size.set(policy.max_batch_size)
-        for label in classifier.labels:
-            metrics.labeled.labels(label=label)
+        self._labeled_counters = {
+            label: metrics.labeled.labels(label=label) for label in classifier.labels
+        }
+        """The labelled counter of each label, looked up once (on Kafka's callback thread)."""
         self.model_slot = model_slot
         self.shadow = shadow
 
@@ -353,7 +355,10 @@ class Worker:
 
     # Called on the producer's thread when Kafka acknowledges; prometheus_client is thread-safe.
     def _on_labeled(self, label: str, timestamp_ms: int, *_: object) -> None:
-        self.metrics.labeled.labels(label=label).inc()
+        counter = self._labeled_counters.get(label)
+        if counter is None:  # a label of a model swapped in; dict writes are atomic
+            counter = self._labeled_counters[label] = self.metrics.labeled.labels(label=label)
+        counter.inc()
         if timestamp_ms >= 0:
             latency = self.clock.time() - timestamp_ms / 1000
             self.metrics.event_to_label_seconds.observe(max(0.0, latency))

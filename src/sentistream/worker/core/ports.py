@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future
-from typing import NamedTuple, Protocol, TypeAlias
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -68,12 +67,25 @@ class Delivered(NamedTuple):
     offset: int
 
 
-Delivery: TypeAlias = "Future[Delivered | None]"
-"""A produced record's acknowledgement, a standard :class:`~concurrent.futures.Future`: its
-result is where the record was stored (None when the sink cannot say), its exception the
-client's error once the producer gave up on the record. It completes on whichever thread the
-client reports on (kafka-python's IO thread, librdkafka's delivery reports), and so do the
-callbacks added to it; the loop only asks it without waiting (:func:`failure_of`)."""
+class Delivery(Protocol):
+    """A produced record's acknowledgement: its result is where the record was stored (None
+    when the sink cannot say), its exception the client's error once the producer gave up on
+    the record. It completes on whichever thread the client reports on (kafka-python's IO
+    thread, librdkafka's delivery reports), and so do the callbacks added to it; the loop only
+    asks it without waiting (:func:`failure_of`). A standard
+    :class:`~concurrent.futures.Future` is one; a backend may give a lighter object over its
+    client's own handle (kafka-python's: one object and no second lock per record)."""
+
+    def done(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def exception(self) -> BaseException | None:
+        """Why it failed; None once it succeeded. Asked only once :meth:`done`."""
+
+    def result(self) -> Delivered | None:
+        """Where the record was stored. Asked only once :meth:`done` without a failure."""
+
+    def add_done_callback(self, fn: Callable[[Delivery], object]) -> None:
+        """Call ``fn(self)`` once done, at once (on this thread) if it is already."""
 
 
 def when_delivered(delivery: Delivery, fn: Callable[..., object], *args: object) -> None:

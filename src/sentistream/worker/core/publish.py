@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sentistream.worker.core.classify import Labelled, Verdict
 from sentistream.worker.core.label_format import LabelFormat
@@ -33,6 +34,7 @@ from sentistream.worker.core.ports import (
     Outgoing,
     Sink,
     SinkUnavailable,
+    failure_of,
     when_delivered,
 )
 
@@ -63,6 +65,15 @@ def record_size(
 
 
 OnAck = Callable[..., None]
+
+
+class _Sent(NamedTuple):
+    """A label handed to the sink, for counting once acknowledged."""
+
+    delivery: Delivery
+    partition: int | None
+    label: str
+    timestamp_ms: int
 
 
 class KeepInputOrder:
@@ -116,40 +127,58 @@ class Publisher:
         """``model_info``: the model that labelled this batch (default: :attr:`model_info`);
         a batch inferred before a model swap still names the model that labelled it."""
         info = self.model_info if model_info is None else model_info
-        return [
-            self._one(record, verdict, now_ms, info)
-            for record, verdict in zip(records, verdicts, strict=True)
-        ]
-
-    def _one(
-        self, record: InputRecord, verdict: Verdict, now_ms: float, info: dict[str, str]
-    ) -> Delivery:
-        if isinstance(verdict, Labelled):
-            try:
-                return self._label(record, verdict, now_ms, info)
-            except SinkUnavailable:
-                raise
-            except Exception as exc:  # this record's fault: its dead letter
-                verdict = internal_error(exc, "publish")
-        return self.dead_letter(record, verdict)
+        deliveries: list[Delivery] = []
+        labelled: dict[int | None, list[_Sent]] = {}
+        for record, verdict in zip(records, verdicts, strict=True):
+            if isinstance(verdict, Labelled):
+                try:
+                    sent = self._label(record, verdict, now_ms, info)
+                except SinkUnavailable:
+                    raise
+                except Exception as exc:  # this record's fault: its dead letter
+                    deliveries.append(self.dead_letter(record, internal_error(exc, "publish")))
+                    continue
+                labelled.setdefault(sent.partition, []).append(sent)
+                deliveries.append(sent.delivery)
+            else:
+                deliveries.append(self.dead_letter(record, verdict))
+        for partition, sent_to in labelled.items():
+            self._count_when_acknowledged(partition, sent_to)
+        return deliveries
 
     def _label(
         self, record: InputRecord, labelled: Labelled, now_ms: float, info: dict[str, str]
-    ) -> Delivery:
+    ) -> _Sent:
         value = self.label_format.encode(
             record, labelled.tweet, labelled.label, labelled.probabilities, info, now_ms
         )
+        partition = self.order.partition(self.topics.output, record.partition)
         delivery = self.sink.send(
             Outgoing(
-                self.topics.output,
-                record.key,
-                value,
-                clean_headers(record.headers),
-                self.order.partition(self.topics.output, record.partition),
+                self.topics.output, record.key, value, clean_headers(record.headers), partition
             )
         )
-        when_delivered(delivery, self._on_labeled, labelled.label, record.timestamp)
-        return delivery
+        return _Sent(delivery, partition, labelled.label, record.timestamp)
+
+    def _count_when_acknowledged(self, partition: int | None, sent: list[_Sent]) -> None:
+        """Call ``on_labeled`` for each label once Kafka acknowledges it, with one callback
+        per output partition of the batch rather than one per record: a partition's records
+        are acknowledged in the order they were sent (idempotent producer), so when its last
+        one is done, so are the others; any that is not (or a batch without partitions, where
+        the client spreads the records) gets a callback of its own."""
+        if partition is None:
+            for one in sent:
+                when_delivered(one.delivery, self._on_labeled, one.label, one.timestamp_ms)
+            return
+
+        def settle(_: Delivery) -> None:
+            for one in sent:
+                if not one.delivery.done():
+                    when_delivered(one.delivery, self._on_labeled, one.label, one.timestamp_ms)
+                elif failure_of(one.delivery) is None:
+                    self._on_labeled(one.label, one.timestamp_ms)
+
+        sent[-1].delivery.add_done_callback(settle)
 
     def dead_letter(self, record: InputRecord, error: InvalidMessage) -> Delivery:
         try:
