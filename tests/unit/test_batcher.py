@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sentistream.worker.core.batcher import BatchPolicy, MicroBatcher
-from tests.unit.fakes import FakeRecord
-from tests.unit.test_worker_loop import make, texts
+from tests.unit.fakes import FakeRecord, ManualRunner
+from tests.unit.test_worker_loop import make, rec, texts
 
 
 def records(n: int, start: int = 0) -> list[FakeRecord]:
@@ -89,6 +89,26 @@ def test_only_the_last_poll_counts():
     assert not b.ready(now=10.1)
 
 
+def test_a_drained_batch_stays_open_while_the_model_is_busy_until_it_is_free_or_due():
+    b = batcher(wait_s=0.5)
+    b.add(records(2), now=10.0)
+    b.polled(asked=8)  # drained
+    assert not b.ready(now=10.0, model_busy=True)
+    b.add(records(3, start=2), now=10.1)  # what the next poll brought meanwhile
+    b.polled(asked=6)
+    assert not b.ready(now=10.1, model_busy=True)
+    assert b.ready(now=10.1, model_busy=False)  # the model is free: it goes
+    assert b.ready(now=10.5, model_busy=True)  # max_wait bounds the hold
+    assert len(b.take()) == 5
+
+
+def test_a_full_batch_goes_even_while_the_model_is_busy():
+    b = batcher(size=4)
+    b.add(records(4), now=10.0)
+    b.polled(asked=4)
+    assert b.ready(now=10.0, model_busy=True)
+
+
 # -- the loop with an adaptive policy ---------------------------------------------------------
 
 
@@ -119,6 +139,28 @@ def test_the_same_backlog_without_adaptive_holds_the_remainder_until_max_wait():
     h.clock.advance(0.5)
     h.worker.step()
     assert [len(call) for call in h.classifier.calls] == [4, 4, 2]
+
+
+def test_under_steady_load_the_batch_grows_while_the_model_runs_and_goes_when_it_is_free():
+    runner = ManualRunner(finish_on_wait=False)
+    h = make(batch=10, wait_s=0.5, adaptive=True, pipeline_depth=2, runner=runner)
+    h.source.feed(*texts(2))
+    h.worker.step()  # drained, the model idle: A goes at once
+    assert runner.pending == 1
+    for n in range(3):  # tweets keep arriving while A is inferred
+        h.source.feed(*[rec(10 + 2 * n + i, f"tweet {n} {i}") for i in range(2)])
+        h.clock.advance(0.01)
+        h.worker.step()
+    assert runner.pending == 1  # B is held open, growing
+    assert len(h.worker.batcher) == 6
+    runner.complete(0)  # A is back
+    h.worker.step()  # A published; B goes now, before the poll
+    assert len(h.sink.sent) == 2
+    assert runner.pending == 1
+    assert len(h.worker.batcher) == 0
+    runner.complete_all()
+    h.worker.step()
+    assert [len(call) for call in h.classifier.calls] == [2, 6]
 
 
 def test_the_production_policy_is_adaptive():

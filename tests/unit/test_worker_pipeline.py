@@ -101,9 +101,10 @@ def test_once_the_consumer_is_drained_the_loop_waits_for_the_model_not_in_an_idl
 
     runner.complete_all()
     h.clock.advance(0.3)
-    h.worker.step()  # A is back: published before the poll; the open batch is due and goes
+    h.worker.step()  # A is back and published; the open batch is due and goes before the poll
     assert len(h.sink.sent) == 2
-    assert h.source.polls[-1] == (0, 1)
+    assert runner.pending == 1
+    assert h.source.polls[-1] == (0.1, 2)
     runner.finish_on_wait = True
     h.worker.step()  # waits for B, publishes it, then polls idle
     assert len(h.sink.sent) == 3

@@ -5,8 +5,11 @@ at the latest. With ``adaptive`` (the default) it also closes as soon as a poll 
 with fewer records than it asked for: the consumer has handed over everything it had fetched,
 so waiting longer only adds latency. At low load a tweet therefore goes to the model with the
 poll that brought it (no ``max_wait_s`` added); under a backlog every poll returns as many
-records as it asked for and batches fill to the maximum. In between, the batch grows with the
-load by itself: the longer a batch takes, the more records wait for the next poll.
+records as it asked for and batches fill to the maximum. In between, while the model is still
+inferring the previous batch (``model_busy``: pipelining), a drained batch stays open and
+keeps taking what the next polls bring until the model is free: it could only queue behind
+that batch anyway, and one larger batch costs less than many small ones (fewer model calls,
+fetches and produce requests), so under steady load the batch grows with the load.
 
 The loop tells the batcher how each poll went: :meth:`MicroBatcher.add` for what it brought,
 then :meth:`MicroBatcher.polled` with how many records it asked for.
@@ -70,11 +73,12 @@ class MicroBatcher:
             return max(0.0, self._opened_at + self.policy.max_wait_s - now)
         return self.policy.poll_timeout_s
 
-    def ready(self, now: float) -> bool:
+    def ready(self, now: float, *, model_busy: bool = False) -> bool:
+        """Full, due, or (adaptive) drained while the model has nothing in hand."""
         return bool(self._records) and (
             len(self._records) >= self.policy.max_batch_size
             or now >= self._opened_at + self.policy.max_wait_s
-            or (self.policy.adaptive and self._drained)
+            or (self.policy.adaptive and self._drained and not model_busy)
         )
 
     def take(self) -> list[InputRecord]:

@@ -208,16 +208,20 @@ class Worker:
                 self.use_model(swapped)
         if self.paused:
             self.source.pause(self.source.assignment())  # newly assigned ones too
-        room = min(self.batcher.room, self.flow.room(self.in_flight))
-        # kafka-python wants max_records >= 1; with no room every partition is paused.
-        asked = max(1, room)
         if self._drained and len(self.stage):
             # The consumer had nothing more: wait for the model rather than in an idle poll,
             # so a finished batch never sits behind one. (Waiting here rather than cutting the
             # poll's timeout to 0 also keeps zero-timeout polls rare: kafka-python 3.0.12 can
-            # lose a group join polled that way, see kafka_io._finish_lost_join.)
+            # lose a group join polled that way, see internals.finish_lost_join.)
             self._finish_pending(Deadline(now + self.batcher.wait_s(now), self.clock))
             now = self.clock.monotonic()
+            if self.batcher.ready(now, model_busy=self.stage.busy):
+                # Due, or held open while the model was busy and it is free now: it goes
+                # before the next poll rather than after it.
+                self._submit(self.batcher.take())
+        room = min(self.batcher.room, self.flow.room(self.in_flight))
+        # kafka-python wants max_records >= 1; with no room every partition is paused.
+        asked = max(1, room)
         polled = self.source.poll(self.batcher.wait_s(now), asked)
         got = 0
         for tp, records in polled.items():
@@ -228,7 +232,7 @@ class Worker:
         self.batcher.polled(asked)  # fewer than asked: drained, an adaptive batch closes
         self._drained = got < asked
         now = self.clock.monotonic()
-        if self.batcher.ready(now):
+        if self.batcher.ready(now, model_busy=self.stage.busy):
             self._submit(self.batcher.take())
         self._publish_finished()
         self.guarantee.poll(now)

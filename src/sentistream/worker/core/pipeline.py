@@ -82,6 +82,11 @@ class InferenceStage:
         self._queue.append(_Submitted(batch, dict(model_info), future))
         self._records += len(batch)
 
+    @property
+    def busy(self) -> bool:
+        """The model is still inferring one of the batches submitted."""
+        return any(not item.future.done() for item in self._queue)
+
     def head_done(self) -> bool:
         return bool(self._queue) and self._queue[0].future.done()
 
