@@ -119,6 +119,13 @@ class WorkerSettings(KafkaConnection):
         le=60_000,
         description="A micro-batch closes this long after its first record at the latest.",
     )
+    fetch_max_wait_ms: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="How long the broker may hold a fetch that finds no new tweet; a tweet "
+        "that arrives ends the wait at once, so this costs no latency while tweets flow.",
+    )
     length_bucket_size: int = Field(
         32,
         ge=0,

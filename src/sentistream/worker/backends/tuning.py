@@ -35,7 +35,8 @@ class ConsumerTuning:
     read_committed: bool
     max_poll_records: int
     auto_offset_reset: str = "earliest"
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = 500
+    fetch_min_bytes: int = 1
     max_poll_interval_ms: int = 300_000
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -66,6 +67,7 @@ def consumer_tuning(settings: WorkerSettings) -> ConsumerTuning:
         # tweet its producer took back.
         read_committed=settings.exactly_once or settings.isolation_level == "read_committed",
         max_poll_records=settings.max_batch_size,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
 
 

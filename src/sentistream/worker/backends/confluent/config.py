@@ -71,6 +71,7 @@ def consumer_properties(settings: WorkerSettings) -> dict[str, Any]:
         "auto.offset.reset": tuning.auto_offset_reset,
         "allow.auto.create.topics": False,
         "fetch.wait.max.ms": tuning.fetch_max_wait_ms,
+        "fetch.min.bytes": tuning.fetch_min_bytes,
         "max.poll.interval.ms": tuning.max_poll_interval_ms,
         "session.timeout.ms": tuning.session_timeout_ms,
         "heartbeat.interval.ms": tuning.heartbeat_interval_ms,

@@ -23,6 +23,7 @@ def consumer_config(settings: WorkerSettings) -> dict[str, Any]:
         "allow_auto_create_topics": False,
         "max_poll_records": tuning.max_poll_records,
         "fetch_max_wait_ms": tuning.fetch_max_wait_ms,
+        "fetch_min_bytes": tuning.fetch_min_bytes,
         "max_poll_interval_ms": tuning.max_poll_interval_ms,
         # A refused login or TLS handshake is retried until this; then the worker says why.
         "bootstrap_timeout_ms": int(tuning.bootstrap_timeout_s * 1000),
