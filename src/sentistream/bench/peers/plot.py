@@ -10,6 +10,8 @@ from sentistream.bench.plots import _pyplot
 
 __all__ = ["peers_chart"]
 
+_SHORT = {"plain_loop": "plain loop", "quix_app": "Quix app"}
+
 
 def peers_chart(comparison: Mapping[str, Any], path: Path) -> Path:
     """Tweets/s of each program, a bar each, the worker's ratio to each peer written on it."""
@@ -26,13 +28,13 @@ def peers_chart(comparison: Mapping[str, Any], path: Path) -> Path:
         text = f" {row['tweets_per_s']:,.0f}/s"
         if row not in peers and peers:
             ratios = [
-                f"{row['tweets_per_s'] / p['tweets_per_s']:.1f}x {p['name'].split(' (')[0]}"
+                f"{row['tweets_per_s'] / p['tweets_per_s']:.1f}x {_SHORT.get(p['key'], p['key'])}"
                 for p in peers
             ]
-            text += f"  ({', '.join(ratios)})"
+            text += f"\n ({', '.join(ratios)})"
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     ax.set_xlabel("tweets/s, backlog drained through Kafka (labels on the output topic)")
-    ax.set_xlim(0, max(values, default=1) * 1.9)
+    ax.set_xlim(0, max(values, default=1) * 1.6)
     ax.set_title(f"What users would write instead: {Path(comparison['model_dir']).name}")
     ax.grid(True, axis="x", alpha=0.3)
     ax.tick_params(axis="y", labelsize=8)
