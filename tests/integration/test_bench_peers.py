@@ -101,25 +101,34 @@ def test_the_plain_kafka_python_loop_labels_every_tweet_once(session: Session):
     measured(session, PLAIN_LOOP, sys.executable)
 
 
-def test_the_plain_loop_exits_by_itself_after_its_count(session: Session):
-    topics = session.create_topics("peer-count")
-    session.fill(topics["input"], payloads(TEXTS, "peer-"))
-    command = peer_command(
-        PLAIN_LOOP, sys.executable, session.broker.bootstrap, topics, SHIPPED_MODEL, count=TWEETS
-    )
-    done = subprocess.run(
-        command, env=peer_environment(os.environ), capture_output=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.decode().startswith("ready kafka-python ")
-    check_labels(read_output(session.broker.bootstrap, topics["output"]))
-
-
-def test_the_quix_streams_app_labels_every_tweet_once(session: Session):
+def python_of(peer: Peer) -> Path | str:
+    if peer is PLAIN_LOOP:
+        return sys.executable
     python = quix_python()
     if python is None:
         pytest.skip(
             "the Quix Streams app runs from its bench-only virtualenv: make quix-venv "
             "(or QUIX_PYTHON=/path/to/python with quixstreams==3.28.1)"
         )
-    measured(session, QUIX_APP, python)
+    return python
+
+
+@pytest.mark.parametrize("peer", [PLAIN_LOOP, QUIX_APP], ids=lambda peer: peer.key)
+def test_a_peer_exits_by_itself_after_its_count(session: Session, peer: Peer):
+    python = python_of(peer)
+    topics = session.create_topics("peer-count")
+    session.fill(topics["input"], payloads(TEXTS, "peer-"))
+    command = peer_command(
+        peer, python, session.broker.bootstrap, topics, SHIPPED_MODEL, count=TWEETS
+    )
+    done = subprocess.run(
+        command, env=peer_environment(os.environ), capture_output=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    library = "kafka-python " if peer is PLAIN_LOOP else "quixstreams 3.28.1 "
+    assert done.stdout.decode().startswith(f"ready {library}")
+    check_labels(read_output(session.broker.bootstrap, topics["output"]))
+
+
+def test_the_quix_streams_app_labels_every_tweet_once(session: Session):
+    measured(session, QUIX_APP, python_of(QUIX_APP))
