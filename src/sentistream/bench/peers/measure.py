@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -106,6 +107,8 @@ def _wait_ready(process: subprocess.Popen[bytes], timeout_s: float) -> str:
         if readable:
             line = stdout.readline().decode().strip()
             if line.startswith(READY):
+                # the rest is read and dropped, so a chatty peer never blocks on a full pipe
+                threading.Thread(target=stdout.read, daemon=True).start()
                 return line.removeprefix(READY).strip()
             if not line and process.poll() is not None:
                 break
