@@ -1,10 +1,12 @@
 # Every target bootstraps what it needs on a fresh machine (Python 3.11, Java 17, Maven).
 # .venv        : everything (TensorFlow included) for tests, training and export
 # .venv-worker : the worker only (no TensorFlow), for the demo
+# .cache/quix-venv : the bench only: the Quix Streams app that BENCHMARKS.md compares with
 
 PYTHON ?= python3
 VENV := .venv
 WVENV := .venv-worker
+QUIX_VENV := .cache/quix-venv
 SHARED ?= ../shared/data
 # Training sources, each CSV[:WEIGHT]: the emoticon-labelled 2009 sample counts half as much
 # per row as the human-labelled SemEval tweets.
@@ -15,7 +17,7 @@ RUN ?= runs/shipped
 MODEL ?= models/sentistream-lstm
 KAFKA := tools/kafka/kafka.sh
 
-.PHONY: help test check lint unit demo train export bench kafka-start kafka-stop clean helm
+.PHONY: help test check lint unit demo train export bench quix-venv kafka-start kafka-stop clean helm
 
 help:
 	@echo "make demo   - local Kafka + worker + replayed tweets (no Docker, no TensorFlow)"
@@ -23,6 +25,7 @@ help:
 	@echo "make check  - the inner loop: lint, type-check and the unit tests (no Kafka, no training)"
 	@echo "make train  - train on DATA=$(DATA) and export to $(MODEL)"
 	@echo "make bench  - the benchmark in BENCHMARKS.md"
+	@echo "make quix-venv - the bench-only virtualenv of the Quix Streams app (make bench builds it)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +38,22 @@ $(WVENV)/.installed: pyproject.toml
 	$(WVENV)/bin/pip install --quiet --upgrade pip
 	$(WVENV)/bin/pip install --quiet -e '.[worker]'
 	touch $@
+
+# quixstreams 3.28 pins confluent-kafka < 2.13 (the project's is newer), so the Quix app of
+# `bench` runs from a virtualenv of its own: quixstreams, the model's runtime at the versions
+# .venv has (numpy, ONNX Runtime, tokenizers, orjson; pydantic as quixstreams allows), and this
+# checkout without its dependencies (bench runs the app with this checkout's src anyway).
+$(QUIX_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	$(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip freeze | grep -i -E '^(numpy|onnxruntime|tokenizers|orjson)==' \
+		> $(QUIX_VENV)/constraints.txt
+	$(QUIX_VENV)/bin/pip install --quiet -c $(QUIX_VENV)/constraints.txt \
+		quixstreams==3.28.1 numpy onnxruntime tokenizers pydantic
+	$(QUIX_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+quix-venv: $(QUIX_VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
@@ -93,17 +112,20 @@ export: $(VENV)/.installed
 # Both model folders, each with both Kafka clients, through a throw-away broker; the load comes from kcat (Debian package
 # kcat). The figures go to docs/bench/ for BENCHMARKS.md.
 # BENCH_CLIENTS: the worker's Kafka client(s) measured end to end (kafka-python, confluent, both).
+# Beside them, what users would write instead: a plain kafka-python loop and a Quix Streams app.
 BENCH_FLAGS ?=
 BENCH_CLIENTS ?= both
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(QUIX_VENV)/.installed
 	$(KAFKA) fetch
 	@command -v kcat >/dev/null || { echo "make bench needs kcat: apt-get install -y kcat" >&2; exit 1; }
 	$(VENV)/bin/sentistream bench --out runs/bench --model-dir $(MODEL) \
-		--extra-model-dir $(MODEL)-int8 --kafka-client $(BENCH_CLIENTS) $(BENCH_FLAGS) \
+		--extra-model-dir $(MODEL)-int8 --kafka-client $(BENCH_CLIENTS) \
+		--quix-python $(QUIX_VENV)/bin/python $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 	mkdir -p docs/bench
 	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \
 		runs/bench/bench.md runs/bench/bench.json docs/bench/
+	test ! -f runs/bench/peers.png || cp runs/bench/peers.png docs/bench/
 
 # helm (built from the Go module proxy) and the KEDA / prometheus-operator CRDs, into .cache/k8s/;
 # tests/test_helm_chart.py runs this itself when they are missing.

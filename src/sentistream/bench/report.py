@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sentistream.bench.peers.report import peer_comparison, peer_section
+
 __all__ = ["TARGETS", "machine", "one_thread_ceiling", "render_markdown", "write_report"]
 
 #: Issue 11's targets: (what, comparison, goal).
@@ -99,6 +101,8 @@ def write_report(out: Path, result: dict[str, Any], *, bucket_size: int) -> dict
     out.mkdir(parents=True, exist_ok=True)
     result = dict(result)
     result["targets"] = _targets(result, bucket_size)
+    if result.get("peers"):
+        result["peer_comparison"] = peer_comparison(result)
     samples = result.pop("samples", {})
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "latency-samples.json").write_text(json.dumps(samples) + "\n")
@@ -144,6 +148,7 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
                 f"{_n(row['labels_on_topic'])} | {_n(row['throughput_per_s'])} | "
                 f"{_cpu(row['cpu_s'])} |"
             )
+    lines += peer_section(result.get("peer_comparison"))
     if result.get("targets"):
         lines += ["", "### Targets (issue 11)", "", "| target | where | goal | measured | met |"]
         lines.append("|---|---|---:|---:|:---:|")

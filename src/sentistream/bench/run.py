@@ -74,6 +74,12 @@ class BenchConfig:
     keras_dir: Path | None = None
     baseline_tweets: int = 500
     repeats: int = 2
+    peers: bool = False
+    """Also what users would write instead (:mod:`.peers`), first model, first ``peer_tweets``."""
+    peer_tweets: int = 20_000
+    quix_python: Path | None = None
+    """The bench-only virtualenv's interpreter for the Quix Streams app (None: not run)."""
+    quix_missing: str = "no --quix-python given"
 
 
 def _shown(folder: Path) -> str:
@@ -125,6 +131,8 @@ def run_bench(config: BenchConfig, log: Log) -> dict[str, Any]:
         try:
             for folder in config.model_dirs:
                 result["models"].append(_one_model(config, folder, session, result, log))
+            if session is not None and config.peers:
+                result["peers"] = _peers(config, session, log)
             if session is not None and config.scale_out:
                 for workers in (1, 2):
                     scale = run_scale_out(
@@ -141,6 +149,21 @@ def run_bench(config: BenchConfig, log: Log) -> dict[str, Any]:
             if session is not None:
                 session.close()
     return result
+
+
+def _peers(config: BenchConfig, session: Session, log: Log) -> dict[str, Any]:
+    from sentistream.bench.peers.measure import run_peers
+
+    texts = config.texts[: config.peer_tweets]
+    log(f"what users would write instead: {len(texts):,} tweets, {config.model_dirs[0]}")
+    return run_peers(
+        session,
+        config.model_dirs[0],
+        texts,
+        quix_python=config.quix_python,
+        quix_missing=config.quix_missing,
+        log=log,
+    )
 
 
 def _one_model(

@@ -24,6 +24,9 @@ from sentistream.worker.settings import KAFKA_CLIENTS
 
 __all__ = ["bench"]
 
+QUIX_PYTHON = Path(".cache/quix-venv/bin/python")
+"""Where ``make quix-venv`` puts the Quix app's interpreter, under the project's root."""
+
 
 @click.command()
 @model_option
@@ -122,6 +125,27 @@ __all__ = ["bench"]
     help="Ceiling and stage timings are the best of this many runs.",
 )
 @click.option(
+    "--peers/--no-peers",
+    default=True,
+    show_default=True,
+    help="Also what users would write instead (first model): a plain kafka-python loop and a "
+    "Quix Streams app, each labelling one tweet at a time, measured as the worker's backlog.",
+)
+@click.option(
+    "--peer-tweets",
+    type=IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Tweets in each peer's backlog (the first of --tweets; the peers are slow).",
+)
+@click.option(
+    "--quix-python",
+    type=existing_file,
+    default=None,
+    help="Python of the bench-only virtualenv with quixstreams (make quix-venv) for the Quix "
+    f"app [default: {QUIX_PYTHON} when it exists; else the Quix app is not run].",
+)
+@click.option(
     "--worker-setting",
     "worker_settings",
     multiple=True,
@@ -160,6 +184,9 @@ def bench(
     scale_out: bool,
     latency_seconds: float,
     repeats: int,
+    peers: bool,
+    peer_tweets: int,
+    quix_python: Path | None,
     worker_settings: tuple[str, ...],
     worker_env: tuple[str, ...],
     out: Path,
@@ -207,6 +234,9 @@ def bench(
         keras_dir=keras_dir,
         baseline_tweets=baseline_tweets,
         repeats=repeats,
+        peers=peers,
+        peer_tweets=peer_tweets,
+        **_quix(quix_python),
     )
     started = load_average()
     try:
@@ -215,6 +245,19 @@ def bench(
         raise click.ClickException(str(exc)) from exc
     _report(out, result, started, bucket_size=bucket_size, skip_kafka=skip_kafka)
     click.echo((out / "bench.md").read_text())
+
+
+def _quix(given: Path | None) -> dict[str, Any]:
+    """The Quix app's interpreter (``quix_python``) or why there is none (``quix_missing``)."""
+    if given is not None:
+        return {"quix_python": given}
+    found = PROJECT_ROOT / QUIX_PYTHON
+    if found.is_file():
+        return {"quix_python": found}
+    return {
+        "quix_python": None,
+        "quix_missing": f"no --quix-python given and no {found} (make quix-venv builds it)",
+    }
 
 
 def _report(
@@ -243,6 +286,10 @@ def _report(
     throughput_by_batch(written["models"], out / "throughput-by-batch.png")
     if not skip_kafka:
         latency_distribution(written["models"], samples, out / "latency-distribution.png")
+    if written.get("peer_comparison"):
+        from sentistream.bench.peers.plot import peers_chart
+
+        peers_chart(written["peer_comparison"], out / "peers.png")
 
 
 def _bench_cluster(connection: KafkaConnection) -> KafkaConnection | None:
