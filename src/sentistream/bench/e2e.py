@@ -9,6 +9,9 @@ How each figure is taken (the load never comes from this process):
 * **latency** at fractions of that peak: a separate process (:mod:`sentistream.bench.pace`)
   feeds kcat at a steady rate; latency = broker append time of the label - kcat's produce
   time of the tweet (the label's ``event_time``).
+* **steady-state capacity**: the highest paced rate whose p99 stays within a bound (50 ms), by
+  a short search over rates (:mod:`.capacity`) seeded with the paced runs above; each probe
+  is one more paced run, read back before the next.
 * **CPU seconds** of the worker, the broker and the load generator for every run, from
   ``/proc`` (the pacer reports its own and kcat's).
 * **scale-out**: one, then two workers in one group, started on empty topics and given
@@ -39,6 +42,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from sentistream.bench import kcat, kcat_check
+from sentistream.bench.capacity import Capacity, CapacitySettings, Measured, search
 from sentistream.bench.kcat_config import KcatConnection, kcat_connection
 from sentistream.bench.labels import Label, count_labels, latencies_ms, parse_labels
 from sentistream.bench.procstat import CpuMeter, peak_rss_mb
@@ -148,6 +152,7 @@ class EndToEnd:
     peak_rss_mb: float
     backlog: Backlog
     latency: list[LatencyRun]
+    capacity: Capacity | None = None
 
 
 @dataclass(frozen=True)
@@ -259,9 +264,11 @@ def run_end_to_end(
     kafka_client: str = "kafka-python",
     worker_settings: Mapping[str, str] | None = None,
     worker_env: Mapping[str, str] | None = None,
+    capacity: CapacitySettings | None = None,
     log: Log = print,
 ) -> EndToEnd:
-    """Backlog, then paced runs at ``fractions`` of the backlog's throughput, one worker."""
+    """Backlog, then paced runs at ``fractions`` of the backlog's throughput, then (with
+    ``capacity``) the search for the steady-state capacity, one worker."""
     settings = dict(worker_settings or {})
     if kafka_client != "kafka-python":
         settings["kafka_client"] = kafka_client
@@ -295,11 +302,15 @@ def run_end_to_end(
                 session, worker, topics, items, rate, fraction, expected, batch_totals, log
             )
             runs.append(run)
+        labels = session.labels(topics["output"])
+        runs = [_with_latencies(run, labels) for run in runs]
+        found = None
+        if capacity is not None:
+            paced = _Paced(session, worker, topics, texts, expected, batch_totals, log)
+            found = _search_capacity(paced, backlog.throughput_per_s, runs, capacity, log)
         rss = peak_rss_mb(worker.pid)
     finally:
         worker.stop()
-    labels = session.labels(topics["output"])
-    runs = [_with_latencies(run, labels) for run in runs]
     for run in runs:
         log(
             f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
@@ -314,6 +325,7 @@ def run_end_to_end(
         peak_rss_mb=rss,
         backlog=backlog,
         latency=runs,
+        capacity=found,
     )
 
 
@@ -400,6 +412,80 @@ def _paced(
     return run, [total, count]
 
 
+@dataclass
+class _Paced:
+    """More paced runs on a running worker, each read back at once (capacity probes)."""
+
+    session: Session
+    worker: BenchWorker
+    topics: Mapping[str, str]
+    texts: Sequence[str]
+    expected: int
+    """Labels the output topic holds once every run so far is labeled."""
+    batch_totals: Sequence[float]
+    log: Log
+    runs: int = 0
+
+    def run(self, rate: float, fraction: float, seconds: float) -> LatencyRun:
+        prefix = f"cap{self.runs}-"
+        self.runs += 1
+        items = payloads(sample(self.texts, max(1, int(rate * seconds))), prefix)
+        self.expected += len(items)
+        run, self.batch_totals = _paced(
+            self.session,
+            self.worker,
+            self.topics,
+            items,
+            rate,
+            fraction,
+            self.expected,
+            self.batch_totals,
+            self.log,
+        )
+        return _with_latencies(run, self.session.labels(self.topics["output"]), prefix)
+
+
+def _probe_stats(run: LatencyRun) -> dict[str, Any]:
+    return {
+        "tweets": run.tweets,
+        "sent_per_s": run.sent_per_s,
+        "labels_on_topic": run.labels_on_topic,
+        "latency_ms": run.latency_ms,
+        "mean_batch": run.mean_batch,
+        "cpu_s": run.cpu_s,
+    }
+
+
+def _search_capacity(
+    paced: _Paced,
+    peak: float,
+    runs: Sequence[LatencyRun],
+    settings: CapacitySettings,
+    log: Log,
+) -> Capacity:
+    """The steady-state capacity, the paced runs at fractions as the search's first probes."""
+
+    def measure(rate: float) -> Measured:
+        run = paced.run(rate, rate / peak, settings.seconds)
+        log(f"  p99 {run.latency_ms['p99']:.1f} ms at {rate:,.0f}/s")
+        return Measured(run.latency_ms["p99"], _probe_stats(run))
+
+    found = search(
+        measure,
+        peak,
+        bound_ms=settings.bound_ms,
+        seeds=[(r.fraction, Measured(r.latency_ms["p99"], _probe_stats(r))) for r in runs],
+        max_probes=settings.max_probes,
+        tolerance=settings.tolerance,
+    )
+    log(
+        f"  steady-state capacity (p99 <= {settings.bound_ms:g} ms): {found.per_s:,.0f}/s = "
+        f"{found.fraction:.0%} of the backlog peak (bracket {found.bracket[0]:.0%}.."
+        f"{found.bracket[1]:.0%}, {len(found.probes)} probes)"
+    )
+    return found
+
+
 def pace_command(connection: KcatConnection, topic: str, rate: float, path: Path) -> list[str]:
     """The paced load generator (:mod:`sentistream.bench.pace`) writing ``path`` to ``topic``."""
     command = [sys.executable, "-m", "sentistream.bench.pace"]
@@ -409,8 +495,11 @@ def pace_command(connection: KcatConnection, topic: str, rate: float, path: Path
     return [*command, "--topic", topic, "--rate", f"{rate:.3f}", str(path)]
 
 
-def _with_latencies(run: LatencyRun, labels: Sequence[Label]) -> LatencyRun:
-    prefix = f"lat{run.fraction}-"
+def _with_latencies(
+    run: LatencyRun, labels: Sequence[Label], prefix: str | None = None
+) -> LatencyRun:
+    """``run`` with the latencies of its tweets (ids ``prefix<n>``; ``lat<fraction>-``)."""
+    prefix = prefix or f"lat{run.fraction}-"
     ids = {label.id for label in labels if label.id.startswith(prefix)}
     wanted = {f"{prefix}{n}" for n in range(run.tweets)}
     samples = sorted(latencies_ms(labels, wanted))
