@@ -102,7 +102,7 @@ bench: $(VENV)/.installed
 		--extra-model-dir $(MODEL)-int8 --kafka-client $(BENCH_CLIENTS) $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 	mkdir -p docs/bench
-	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \
+	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png runs/bench/capacity.png \
 		runs/bench/bench.md runs/bench/bench.json docs/bench/
 
 # helm (built from the Go module proxy) and the KEDA / prometheus-operator CRDs, into .cache/k8s/;

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sentistream.bench import capacity_report
 from sentistream.bench.capacity import Capacity, Measured, search
+from sentistream.bench.plots import capacity_probes
+from sentistream.bench.report import render_markdown, write_report
+from tests.unit.test_bench import result
 
 PEAK = 4_000.0
 BOUND = 50.0
@@ -116,3 +124,69 @@ def test_a_passing_seed_at_the_ceiling_is_the_capacity_without_probing():
 def test_no_peak_no_probe():
     capacity = search(lambda rate: Measured(1.0), 0.0)
     assert (capacity.per_s, capacity.probes) == (0.0, [])
+
+
+# -- the report and the figure ------------------------------------------------------------------
+
+
+def probed(rate: float) -> Measured:
+    """A fake probe: p99 20 ms below 1,500 tweets/s, 80 ms from there."""
+    p99 = 20.0 if rate < 1_500 else 80.0
+    return Measured(
+        p99,
+        {
+            "tweets": 100,
+            "sent_per_s": rate,
+            "latency_ms": {"p50": 5.0, "p95": 9.0, "p99": p99, "max": 90.0},
+            "mean_batch": 2.5,
+            "cpu_s": {"worker": 1.0},
+        },
+    )
+
+
+def with_capacity(bound_ms: float = 50.0) -> dict[str, Any]:
+    """The report test's result, its one end-to-end run searched (as bench.json holds it)."""
+    seeds = [(0.1, Measured(15.0, {"mean_batch": 3.0})), (0.5, Measured(60.0))]
+    found = search(probed, 5_000.0, bound_ms=bound_ms, seeds=seeds)
+    run = result()
+    run["models"][0]["end_to_end"][0]["capacity"] = asdict(found)
+    return run
+
+
+def test_the_report_puts_the_capacity_beside_the_backlog_peak_and_judges_it(tmp_path: Path):
+    written = write_report(tmp_path, with_capacity(), bucket_size=32)
+    (row,) = [r for r in written["targets"] if r["target"] == capacity_report.TARGET]
+    assert (row["where"], row["goal"], row["measured"], row["met"]) == (
+        "models/m, kafka-python",
+        0.7,
+        0.25,
+        False,
+    )
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    capacity = saved["models"][0]["end_to_end"][0]["capacity"]
+    assert (capacity["per_s"], capacity["bracket"]) == (1_250.0, [0.25, 0.3])
+    assert [p["source"] for p in capacity["probes"]] == ["fractions"] * 2 + ["search"] * 3
+    markdown = (tmp_path / "bench.md").read_text()
+    assert render_markdown(saved, 32) == markdown
+    assert "Steady-state capacity (p99 ≤ 50 ms): 1,250 tweets/s = 0.25 of the backlog peak" in (
+        markdown
+    )
+    assert (
+        "| models/m | kafka-python | 5,000 | 50 | 1,250 | 0.25 | 25%..30% | 5 | yes | none |"
+        in (markdown)
+    )
+    assert "| 3 (search) | 30.0% | 1,500 | 1,500 | 5 | 80 | 90 | 2.5 | no | worker 1.00 |" in (
+        markdown
+    )
+    assert "| 2 (fractions) | 50.0% | 2,500 | 0 |  |  |  | 0.0 | no |  |" in markdown
+
+
+def test_a_search_at_another_bound_is_reported_but_not_judged(tmp_path: Path):
+    written = write_report(tmp_path, with_capacity(bound_ms=100.0), bucket_size=32)
+    assert capacity_report.TARGET not in {r["target"] for r in written["targets"]}
+    assert "Steady-state capacity (p99 ≤ 100 ms)" in (tmp_path / "bench.md").read_text()
+
+
+def test_the_capacity_figure_is_drawn(tmp_path: Path):
+    models = write_report(tmp_path, with_capacity(), bucket_size=32)["models"]
+    assert capacity_probes(models, tmp_path / "capacity.png").stat().st_size > 1_000
