@@ -304,6 +304,11 @@ def run_end_to_end(
             runs.append(run)
         labels = session.labels(topics["output"])
         runs = [_with_latencies(run, labels) for run in runs]
+        for run in runs:
+            log(
+                f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in run.latency_ms.items())
+            )
         found = None
         if capacity is not None:
             paced = _Paced(session, worker, topics, texts, expected, batch_totals, log)
@@ -311,11 +316,6 @@ def run_end_to_end(
         rss = peak_rss_mb(worker.pid)
     finally:
         worker.stop()
-    for run in runs:
-        log(
-            f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
-            + ", ".join(f"{k} {v:.1f} ms" for k, v in run.latency_ms.items())
-        )
     return EndToEnd(
         model_dir=str(model_dir),
         kafka_client=kafka_client,

@@ -134,6 +134,9 @@ def capacity_probes(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
             label=f"capacity {found['per_s']:,.0f}/s ({found['fraction']:.0%})",
         )
         ax.set_yscale("log")
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis(plt.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set_xlim(left=0)
         ax.set_xlabel("offered rate (tweets/s)")
         ax.set_ylabel("p99 produce → label stored (ms)")
         ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
