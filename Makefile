@@ -123,7 +123,7 @@ bench: $(VENV)/.installed $(QUIX_VENV)/.installed
 		--quix-python $(QUIX_VENV)/bin/python $(BENCH_FLAGS) \
 		$(if $(wildcard $(RUN)/keras/manifest.json),--keras-dir $(RUN)/keras)
 	mkdir -p docs/bench
-	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png \
+	cp runs/bench/throughput-by-batch.png runs/bench/latency-distribution.png runs/bench/capacity.png \
 		runs/bench/bench.md runs/bench/bench.json docs/bench/
 	test ! -f runs/bench/peers.png || cp runs/bench/peers.png docs/bench/
 

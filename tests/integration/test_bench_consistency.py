@@ -1,7 +1,8 @@
 """The benchmark's end-to-end figures are counts of labels on the output topic (not timed).
 
 A small backlog and one short paced run through a real broker and worker; the test reads the
-output topic itself, with another client, and finds the benchmark's figures there.
+output topic itself, with another client, and finds the benchmark's figures there; the same
+for the capacity search's probes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import pytest
 from kafka import KafkaConsumer
 
+from sentistream.bench.capacity import CapacitySettings
 from sentistream.bench.e2e import Broker, Session, plaintext, run_end_to_end
 from tests.integration.worker_process import SHIPPED_MODEL
 
@@ -71,3 +73,32 @@ def test_the_end_to_end_figures_are_counted_on_the_output_topic(session: Session
     assert paced.labels_on_topic == len(paced_ids) == paced.tweets
     assert len(paced.samples_ms) == paced.tweets
     assert paced.latency_ms["p50"] <= paced.latency_ms["p99"] <= paced.latency_ms["max"]
+
+
+def test_each_probe_is_a_paced_run_counted_on_the_output_topic(session: Session):
+    texts = [f"tweet {n}: what a {'great' if n % 2 else 'awful'} day" for n in range(TWEETS)]
+    result = run_end_to_end(
+        session,
+        SHIPPED_MODEL,
+        texts,
+        fractions=(0.5,),
+        latency_seconds=1.0,
+        capacity=CapacitySettings(bound_ms=1e9, seconds=1.0, max_probes=2),  # every probe passes
+        log=lambda _: None,
+    )
+
+    found = result.capacity
+    assert found is not None
+    assert [(p.source, p.fraction) for p in found.probes] == [
+        ("fractions", 0.5),
+        ("search", 0.75),
+        ("search", 0.875),
+    ]
+    assert found.per_s == 0.875 * result.backlog.throughput_per_s
+    labels = read_output(session.broker.bootstrap, result.topics["output"])
+    for n, probe in enumerate(found.probes[1:]):
+        ids = {tweet_id for _, tweet_id in labels if tweet_id.startswith(f"cap{n}-")}
+        assert len(ids) == probe.stats["tweets"] == probe.stats["labels_on_topic"]
+        assert probe.stats["tweets"] == max(1, int(probe.offered_per_s * 1.0))
+        ms = probe.stats["latency_ms"]
+        assert ms["p50"] <= ms["p99"] == probe.p99_ms <= ms["max"]

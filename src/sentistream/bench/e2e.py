@@ -9,6 +9,9 @@ How each figure is taken (the load never comes from this process):
 * **latency** at fractions of that peak: a separate process (:mod:`sentistream.bench.pace`)
   feeds kcat at a steady rate; latency = broker append time of the label - kcat's produce
   time of the tweet (the label's ``event_time``).
+* **steady-state capacity**: the highest paced rate whose p99 stays within a bound (50 ms), by
+  a short search over rates (:mod:`.capacity`) seeded with the paced runs above; each probe
+  is one more paced run, read back before the next.
 * **CPU seconds** of the worker, the broker and the load generator for every run, from
   ``/proc`` (the pacer reports its own and kcat's).
 * **scale-out**: one, then two workers in one group, started on empty topics and given
@@ -39,6 +42,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from sentistream.bench import kcat, kcat_check
+from sentistream.bench.capacity import Capacity, CapacitySettings, Measured, search
 from sentistream.bench.kcat_config import KcatConnection, kcat_connection
 from sentistream.bench.labels import Label, count_labels, latencies_ms, parse_labels
 from sentistream.bench.procstat import CpuMeter, peak_rss_mb
@@ -66,6 +70,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 KAFKA_SH = REPO_ROOT / "tools" / "kafka" / "kafka.sh"
 PARTITIONS = 4
 LABEL_FORMAT = "%T\t%s\n"
+READ_BACK_MARGIN_MS = 2_000
+"""A capacity probe reads the labels stored from this long before it began (clock skew; a
+label missing from that read means a whole read)."""
 
 Log = Callable[[str], None]
 
@@ -148,6 +155,7 @@ class EndToEnd:
     peak_rss_mb: float
     backlog: Backlog
     latency: list[LatencyRun]
+    capacity: Capacity | None = None
 
 
 @dataclass(frozen=True)
@@ -217,8 +225,10 @@ class Session:
                 raise RuntimeError(f"only {stored} of {count} labels arrived in {timeout_s} s")
             time.sleep(0.2)
 
-    def labels(self, topic: str) -> list[Label]:
-        return parse_labels(kcat.consume_lines(self.kcat, topic, LABEL_FORMAT))
+    def labels(self, topic: str, since_ms: int | None = None) -> list[Label]:
+        """The labels on ``topic``: all, or those stored from ``since_ms`` (epoch ms) on."""
+        start = "beginning" if since_ms is None else f"s@{since_ms}"
+        return parse_labels(kcat.consume_lines(self.kcat, topic, LABEL_FORMAT, start=start))
 
     def fill(self, topic: str, items: Sequence[tuple[bytes, bytes]]) -> tuple[float, float]:
         """kcat produces ``items`` in large batches; (seconds, kcat's CPU seconds)."""
@@ -259,9 +269,11 @@ def run_end_to_end(
     kafka_client: str = "kafka-python",
     worker_settings: Mapping[str, str] | None = None,
     worker_env: Mapping[str, str] | None = None,
+    capacity: CapacitySettings | None = None,
     log: Log = print,
 ) -> EndToEnd:
-    """Backlog, then paced runs at ``fractions`` of the backlog's throughput, one worker."""
+    """Backlog, then paced runs at ``fractions`` of the backlog's throughput, then (with
+    ``capacity``) the search for the steady-state capacity, one worker."""
     settings = dict(worker_settings or {})
     if kafka_client != "kafka-python":
         settings["kafka_client"] = kafka_client
@@ -295,16 +307,20 @@ def run_end_to_end(
                 session, worker, topics, items, rate, fraction, expected, batch_totals, log
             )
             runs.append(run)
+        labels = session.labels(topics["output"])
+        runs = [_with_latencies(run, labels) for run in runs]
+        for run in runs:
+            log(
+                f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in run.latency_ms.items())
+            )
+        found = None
+        if capacity is not None:
+            paced = _Paced(session, worker, topics, texts, expected, batch_totals, log)
+            found = _search_capacity(paced, backlog.throughput_per_s, runs, capacity, log)
         rss = peak_rss_mb(worker.pid)
     finally:
         worker.stop()
-    labels = session.labels(topics["output"])
-    runs = [_with_latencies(run, labels) for run in runs]
-    for run in runs:
-        log(
-            f"  {run.fraction:.0%} of peak ({run.offered_per_s:,.0f}/s): "
-            + ", ".join(f"{k} {v:.1f} ms" for k, v in run.latency_ms.items())
-        )
     return EndToEnd(
         model_dir=str(model_dir),
         kafka_client=kafka_client,
@@ -314,6 +330,7 @@ def run_end_to_end(
         peak_rss_mb=rss,
         backlog=backlog,
         latency=runs,
+        capacity=found,
     )
 
 
@@ -400,6 +417,90 @@ def _paced(
     return run, [total, count]
 
 
+@dataclass
+class _Paced:
+    """More paced runs on a running worker, each read back at once (capacity probes)."""
+
+    session: Session
+    worker: BenchWorker
+    topics: Mapping[str, str]
+    texts: Sequence[str]
+    expected: int
+    """Labels the output topic holds once every run so far is labeled."""
+    batch_totals: Sequence[float]
+    log: Log
+    runs: int = 0
+
+    def run(self, rate: float, fraction: float, seconds: float) -> LatencyRun:
+        prefix = f"cap{self.runs}-"
+        self.runs += 1
+        items = payloads(sample(self.texts, max(1, int(rate * seconds))), prefix)
+        self.expected += len(items)
+        since_ms = int(time.time() * 1000) - READ_BACK_MARGIN_MS
+        run, self.batch_totals = _paced(
+            self.session,
+            self.worker,
+            self.topics,
+            items,
+            rate,
+            fraction,
+            self.expected,
+            self.batch_totals,
+            self.log,
+        )
+        try:  # the labels stored since the run began (the output topic keeps append times)
+            return _with_latencies(
+                run, self.session.labels(self.topics["output"], since_ms), prefix
+            )
+        except RuntimeError:  # some missing: the broker's clock is behind this one's
+            return _with_latencies(run, self.session.labels(self.topics["output"]), prefix)
+
+
+def _probe_stats(run: LatencyRun) -> dict[str, Any]:
+    return {
+        "tweets": run.tweets,
+        "sent_per_s": run.sent_per_s,
+        "labels_on_topic": run.labels_on_topic,
+        "latency_ms": run.latency_ms,
+        "mean_batch": run.mean_batch,
+        "cpu_s": run.cpu_s,
+    }
+
+
+def _search_capacity(
+    paced: _Paced,
+    peak: float,
+    runs: Sequence[LatencyRun],
+    settings: CapacitySettings,
+    log: Log,
+) -> Capacity:
+    """The steady-state capacity, the paced runs at fractions as the search's first probes."""
+
+    def measure(rate: float) -> Measured:
+        started = time.monotonic()
+        run = paced.run(rate, rate / peak, settings.seconds)
+        log(
+            f"  p99 {run.latency_ms['p99']:.1f} ms at {rate:,.0f}/s "
+            f"(probe took {time.monotonic() - started:.1f} s)"
+        )
+        return Measured(run.latency_ms["p99"], _probe_stats(run))
+
+    found = search(
+        measure,
+        peak,
+        bound_ms=settings.bound_ms,
+        seeds=[(r.fraction, Measured(r.latency_ms["p99"], _probe_stats(r))) for r in runs],
+        max_probes=settings.max_probes,
+        tolerance=settings.tolerance,
+    )
+    log(
+        f"  steady-state capacity (p99 <= {settings.bound_ms:g} ms): {found.per_s:,.0f}/s = "
+        f"{found.fraction:.0%} of the backlog peak (bracket {found.bracket[0]:.0%}.."
+        f"{found.bracket[1]:.0%}, {len(found.probes)} probes)"
+    )
+    return found
+
+
 def pace_command(connection: KcatConnection, topic: str, rate: float, path: Path) -> list[str]:
     """The paced load generator (:mod:`sentistream.bench.pace`) writing ``path`` to ``topic``."""
     command = [sys.executable, "-m", "sentistream.bench.pace"]
@@ -409,8 +510,11 @@ def pace_command(connection: KcatConnection, topic: str, rate: float, path: Path
     return [*command, "--topic", topic, "--rate", f"{rate:.3f}", str(path)]
 
 
-def _with_latencies(run: LatencyRun, labels: Sequence[Label]) -> LatencyRun:
-    prefix = f"lat{run.fraction}-"
+def _with_latencies(
+    run: LatencyRun, labels: Sequence[Label], prefix: str | None = None
+) -> LatencyRun:
+    """``run`` with the latencies of its tweets (ids ``prefix<n>``; ``lat<fraction>-``)."""
+    prefix = prefix or f"lat{run.fraction}-"
     ids = {label.id for label in labels if label.id.startswith(prefix)}
     wanted = {f"{prefix}{n}" for n in range(run.tweets)}
     samples = sorted(latencies_ms(labels, wanted))

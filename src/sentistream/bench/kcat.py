@@ -102,17 +102,27 @@ def produce_file(
     )
 
 
-def consume_args(connection: KcatConnection, topic: str, fmt: str) -> list[str]:
-    """kcat reading ``topic`` from the beginning to its end, each record as ``-f fmt``."""
-    return [kcat(), "-C", *connection.args(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", fmt]
+def consume_args(
+    connection: KcatConnection, topic: str, fmt: str, start: str = "beginning"
+) -> list[str]:
+    """kcat reading ``topic`` from ``start`` (kcat's ``-o``: ``beginning``, ``s@<ms>``...) to
+    its end, each record as ``-f fmt``."""
+    return [kcat(), "-C", *connection.args(), "-t", topic, "-o", start, "-e", "-q", "-f", fmt]
 
 
 def consume_lines(
-    connection: KcatConnection, topic: str, fmt: str, timeout_s: float = 300
+    connection: KcatConnection,
+    topic: str,
+    fmt: str,
+    timeout_s: float = 300,
+    start: str = "beginning",
 ) -> list[bytes]:
-    """Every record of ``topic`` from the beginning, formatted with kcat's ``-f fmt``; each
-    record's line ends in ``\\n`` and lines are split on ``\\n`` only."""
+    """Every record of ``topic`` from ``start`` (the beginning), formatted with kcat's
+    ``-f fmt``; each record's line ends in ``\\n`` and lines are split on ``\\n`` only."""
     done = subprocess.run(
-        consume_args(connection, topic, fmt), check=True, capture_output=True, timeout=timeout_s
+        consume_args(connection, topic, fmt, start),
+        check=True,
+        capture_output=True,
+        timeout=timeout_s,
     )
     return [line for line in done.stdout.split(b"\n") if line]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["latency_distribution", "throughput_by_batch"]
+__all__ = ["capacity_probes", "latency_distribution", "throughput_by_batch"]
 
 
 def _pyplot() -> Any:
@@ -85,6 +85,60 @@ def latency_distribution(
         ax.set_xscale("log")
         ax.set_xlabel("produce → label stored (ms)")
         ax.set_ylabel("share of tweets")
+        ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def capacity_probes(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """p99 against the offered rate of every capacity probe: a panel per model and client,
+    the bound and the backlog peak as lines, the capacity found as a dotted one."""
+    plt = _pyplot()
+    panels = [
+        (entry, e2e)
+        for entry in models
+        for e2e in entry["end_to_end"]
+        if e2e.get("capacity") is not None
+    ]
+    fig, axes = plt.subplots(
+        1, max(1, len(panels)), figsize=(6 * max(1, len(panels)), 4), squeeze=False
+    )
+    for ax, (entry, e2e) in zip(axes[0], panels, strict=False):
+        found = e2e["capacity"]
+        for passed, marker, name in ((True, "o", "within bound"), (False, "x", "over")):
+            points = sorted(
+                (p["offered_per_s"], max(p["p99_ms"], 0.5))
+                for p in found["probes"]
+                if p["passed"] == passed and p["p99_ms"] == p["p99_ms"]  # NaN: not drawn
+            )
+            if points:
+                ax.plot(
+                    [x for x, _ in points],
+                    [y for _, y in points],
+                    marker=marker,
+                    linestyle="none",
+                    label=f"probe, p99 {name}",
+                )
+        ax.axhline(
+            found["bound_ms"], color="red", linestyle="--", label=f"{found['bound_ms']:g} ms"
+        )
+        ax.axvline(found["peak_per_s"], color="black", linestyle="--", label="backlog peak")
+        ax.axvline(
+            found["per_s"],
+            color="black",
+            linestyle=":",
+            label=f"capacity {found['per_s']:,.0f}/s ({found['fraction']:.0%})",
+        )
+        ax.set_yscale("log")
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis(plt.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set_xlim(left=0)
+        ax.set_xlabel("offered rate (tweets/s)")
+        ax.set_ylabel("p99 produce → label stored (ms)")
         ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sentistream.bench import capacity_report
 from sentistream.bench.peers.report import peer_comparison, peer_section
 
 __all__ = ["TARGETS", "machine", "one_thread_ceiling", "render_markdown", "write_report"]
 
-#: Issue 11's targets: (what, comparison, goal).
+#: Issue 11's targets and issue 18's capacity: (what, comparison, goal).
 TARGETS: dict[str, dict[str, Any]] = {
     "end to end / one-thread ceiling (kafka-python)": {"goal": 0.6, "at_least": True},
     "end to end / one-thread ceiling (confluent)": {"goal": 0.8, "at_least": True},
@@ -21,6 +22,7 @@ TARGETS: dict[str, dict[str, Any]] = {
     "p99 at 10 % of peak, ms": {"goal": 20.0, "at_least": False},
     "peak RSS, MB": {"goal": 123.0, "at_least": False},
     "start to ready, s": {"goal": 1.4, "at_least": False},
+    capacity_report.TARGET: {"goal": 0.7, "at_least": True},
 }
 
 REFERENCE_BATCH = 256
@@ -81,6 +83,8 @@ def _targets(result: dict[str, Any], bucket_size: int) -> list[dict[str, Any]]:
             ):
                 if fraction in by_fraction:
                     measured[name] = by_fraction[fraction]["latency_ms"]["p99"]
+            if (ratio := capacity_report.capacity_ratio(e2e)) is not None:
+                measured[capacity_report.TARGET] = ratio
             for name, value in measured.items():
                 target = TARGETS[name]
                 met = value >= target["goal"] if target["at_least"] else value <= target["goal"]
@@ -134,6 +138,7 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
     for entry in result["models"]:
         lines += _model_section(entry, bucket_size)
     lines += _by_client(result, bucket_size)
+    lines += capacity_report.summary_lines(result["models"])
     if result["scale_out"]:
         lines += [
             "",
@@ -150,7 +155,12 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
             )
     lines += peer_section(result.get("peer_comparison"))
     if result.get("targets"):
-        lines += ["", "### Targets (issue 11)", "", "| target | where | goal | measured | met |"]
+        lines += [
+            "",
+            "### Targets (issues 11 and 18)",
+            "",
+            "| target | where | goal | measured | met |",
+        ]
         lines.append("|---|---|---:|---:|:---:|")
         for row in result["targets"]:
             lines.append(
@@ -257,4 +267,5 @@ def _model_section(entry: dict[str, Any], bucket_size: int) -> list[str]:
                 f"{ms['p50']:.0f} | {ms['p95']:.0f} | {ms['p99']:.0f} | {ms['max']:.0f} | "
                 f"{run['mean_batch']:.1f} | {_cpu(run['cpu_s'])} |"
             )
+        lines += capacity_report.probe_lines(e2e)
     return lines

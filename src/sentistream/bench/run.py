@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentistream.bench.capacity import CapacitySettings
 from sentistream.bench.e2e import (
     Broker,
     EndToEnd,
@@ -64,6 +65,8 @@ class BenchConfig:
     kafka_clients: Sequence[str] = ("kafka-python",)
     fractions: Sequence[float] = (0.1, 0.5, 0.9)
     latency_seconds: float = 10.0
+    capacity: CapacitySettings | None = field(default_factory=CapacitySettings)
+    """The steady-state capacity search after the paced runs; None: no search."""
     scale_out: bool = True
     skip_kafka: bool = False
     connection: KafkaConnection | None = None
@@ -215,6 +218,7 @@ def _one_model(
                     kafka_client=client,
                     worker_settings=config.worker_settings,
                     worker_env=config.worker_env,
+                    capacity=config.capacity,
                     log=log,
                 )
             )

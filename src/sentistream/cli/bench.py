@@ -118,6 +118,35 @@ QUIX_PYTHON = Path(".cache/quix-venv/bin/python")
     help="How long each paced latency run lasts.",
 )
 @click.option(
+    "--capacity/--no-capacity",
+    default=True,
+    show_default=True,
+    help="Search for the steady-state capacity: the highest paced rate with p99 within "
+    "--capacity-p99-ms (each model and client, after the paced runs).",
+)
+@click.option(
+    "--capacity-seconds",
+    type=FloatRange(min=0, min_open=True),
+    default=8.0,
+    show_default=True,
+    help="How long each capacity probe (a paced run) lasts.",
+)
+@click.option(
+    "--capacity-p99-ms",
+    type=FloatRange(min=0, min_open=True),
+    default=50.0,
+    show_default=True,
+    help="The p99 latency a rate must stay within to count as sustained.",
+)
+@click.option(
+    "--capacity-probes",
+    type=IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="At most this many probes beyond the --fractions runs (the search stops sooner "
+    "once the rate is bracketed within 5 % of the backlog peak).",
+)
+@click.option(
     "--repeats",
     type=IntRange(min=1),
     default=2,
@@ -183,6 +212,10 @@ def bench(
     skip_kafka: bool,
     scale_out: bool,
     latency_seconds: float,
+    capacity: bool,
+    capacity_seconds: float,
+    capacity_p99_ms: float,
+    capacity_probes: int,
     repeats: int,
     peers: bool,
     peer_tweets: int,
@@ -202,6 +235,7 @@ def bench(
     kcat, the workers) uses the connection settings below; kcat gets them in a configuration
     file only its owner can read, the workers as SENTISTREAM_* variables.
     """
+    from sentistream.bench.capacity import CapacitySettings
     from sentistream.bench.kcat import KcatError
     from sentistream.bench.kcat_config import KcatConfigError
     from sentistream.bench.raw import sample
@@ -226,6 +260,11 @@ def bench(
         kafka_clients=clients,
         fractions=[float(f) for f in fractions.split(",")],
         latency_seconds=latency_seconds,
+        capacity=CapacitySettings(
+            bound_ms=capacity_p99_ms, seconds=capacity_seconds, max_probes=capacity_probes
+        )
+        if capacity
+        else None,
         scale_out=scale_out,
         skip_kafka=skip_kafka,
         connection=cluster,
@@ -271,7 +310,11 @@ def _report(
     """bench.md, bench.json and the figures in ``out``, with how and where the run was made."""
     from datetime import UTC, datetime
 
-    from sentistream.bench.plots import latency_distribution, throughput_by_batch
+    from sentistream.bench.plots import (
+        capacity_probes,
+        latency_distribution,
+        throughput_by_batch,
+    )
     from sentistream.bench.report import load_average, machine, write_report
 
     result |= {
@@ -286,6 +329,7 @@ def _report(
     throughput_by_batch(written["models"], out / "throughput-by-batch.png")
     if not skip_kafka:
         latency_distribution(written["models"], samples, out / "latency-distribution.png")
+        capacity_probes(written["models"], out / "capacity.png")
     if written.get("peer_comparison"):
         from sentistream.bench.peers.plot import peers_chart
 
