@@ -328,6 +328,20 @@ def test_an_acknowledged_delivery_succeeds_with_where_the_record_is_and_runs_cal
     assert seen[-1] == ("late", Delivered(2, 41))
 
 
+def test_a_delivery_asked_from_inside_another_ones_report_does_not_poll_the_producer_again():
+    # The publisher asks a partition's earlier deliveries from the callback of its last one;
+    # a poll from inside librdkafka's poll aborts the process (confluent-kafka's call state).
+    serve = Serves()
+    first, last = ServedDelivery(serve), ServedDelivery(serve)
+    asked: list[bool] = []
+    last.add_done_callback(lambda _: asked.append(first.done()))
+    last.report(None, _Message())  # type: ignore[arg-type]
+    assert asked == [False]
+    assert serve.calls == 0
+    assert not first.done()  # outside a report it serves again
+    assert serve.calls == 1
+
+
 def test_a_failed_delivery_keeps_the_error_and_runs_no_callback() -> None:
     delivery = ServedDelivery(Serves())
     seen: list[object] = []

@@ -32,28 +32,44 @@ log = logging.getLogger(__name__)
 SERVE_INTERVAL_S = 0.05
 
 
+class _Reporting(threading.local):
+    active = False
+
+
+_reporting = _Reporting()
+"""Set on a thread while it runs a delivery report (inside the producer's poll)."""
+
+
 class ServedDelivery(Future[Delivered | None]):
     """A record's :class:`~sentistream.worker.core.ports.Delivery`, resolved by librdkafka's
     delivery report (:meth:`report`); while pending, ``done()`` first serves the producer's
-    reports (``serve``: a zero-timeout poll)."""
+    reports (``serve``: a zero-timeout poll), except when asked from inside a report (a
+    callback of another delivery): polling the producer from within its own poll breaks
+    confluent-kafka's per-thread call state, and the process aborts
+    (``CallState_get: Assertion `cs != NULL' failed``)."""
 
     def __init__(self, serve: Callable[[], object]) -> None:
         super().__init__()
         self._serve = serve
 
     def done(self) -> bool:
-        if not super().done():
+        if not super().done() and not _reporting.active:
             self._serve()
         return super().done()
 
     def report(self, error: KafkaError | None, message: Message | None) -> None:
         """librdkafka's ``on_delivery``: the broker acknowledged, or gave up on, the record."""
-        if error is not None:
-            self.set_exception(KafkaException(error))
-        elif message is None:
-            self.set_result(None)
-        else:
-            self.set_result(Delivered(message.partition() or 0, message.offset() or 0))
+        outer = _reporting.active
+        _reporting.active = True
+        try:
+            if error is not None:
+                self.set_exception(KafkaException(error))
+            elif message is None:
+                self.set_result(None)
+            else:
+                self.set_result(Delivered(message.partition() or 0, message.offset() or 0))
+        finally:
+            _reporting.active = outer
 
 
 class DeliveryServer(threading.Thread):
