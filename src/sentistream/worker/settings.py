@@ -126,6 +126,14 @@ class WorkerSettings(KafkaConnection):
         description="How long the broker may hold a fetch that finds no new tweet; a tweet "
         "that arrives ends the wait at once, so this costs no latency while tweets flow.",
     )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        le=1_048_576,
+        description="The broker answers a fetch once this many bytes are there (or "
+        "fetch-max-wait-ms passed): 1 answers at once; more means fewer fetches under a "
+        "trickle of tweets, each waiting up to fetch-max-wait-ms.",
+    )
     length_bucket_size: int = Field(
         32,
         ge=0,

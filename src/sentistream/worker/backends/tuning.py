@@ -4,8 +4,10 @@ Each backend renders these records in its client's names (``kafka_python/config.
 ``confluent/config.py``), so a value is chosen, and explained, once:
 
 * consumer: auto-commit off (the loop commits after delivery); ``earliest`` for a new group
-  (it starts at the beginning rather than skipping what is already there); a 10 ms fetch
-  wait so a lone tweet is not held back for the broker's 500 ms default; a poll interval
+  (it starts at the beginning rather than skipping what is already there); a fetch the
+  broker answers as soon as one byte is there and holds at most 500 ms when nothing comes
+  (``--fetch-min-bytes``, ``--fetch-max-wait-ms``), so a tweet ends the wait at once and an
+  idle consumer sends 2 fetches a second, not 100; a poll interval
   well above any batch's time; a 5 s metadata refresh, so a group formed before its topic's
   partitions were in the metadata rebalances within seconds when they appear; 8 s to reach
   the cluster at start before the worker says why it cannot; ``read_committed`` unless
@@ -68,6 +70,7 @@ def consumer_tuning(settings: WorkerSettings) -> ConsumerTuning:
         read_committed=settings.exactly_once or settings.isolation_level == "read_committed",
         max_poll_records=settings.max_batch_size,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_min_bytes=settings.fetch_min_bytes,
     )
 
 
