@@ -135,6 +135,11 @@ def render_markdown(result: dict[str, Any], bucket_size: int) -> str:
             f"\nWorker settings {result.get('worker_settings') or 'default'}, extra worker "
             f"environment {result.get('worker_env') or 'none'}."
         )
+    if result.get("broker_warm_up_s"):
+        lines.append(
+            f"\nThe throw-away broker was warmed up first ({result['broker_warm_up_s']:g} s of "
+            "backlog and paced load through a worker, not measured)."
+        )
     for entry in result["models"]:
         lines += _model_section(entry, bucket_size)
     lines += _by_client(result, bucket_size)

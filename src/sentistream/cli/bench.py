@@ -111,6 +111,15 @@ QUIX_PYTHON = Path(".cache/quix-venv/bin/python")
     help="Also one and two workers in one group (first model).",
 )
 @click.option(
+    "--warm-up-seconds",
+    type=FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Paced load through a worker on the throw-away broker before anything is measured: "
+    "a fresh JVM compiles its request paths in the first minute and its CPU falls by 3x "
+    "(0: none; not run against --bootstrap-servers).",
+)
+@click.option(
     "--latency-seconds",
     type=FloatRange(min=0, min_open=True),
     default=10.0,
@@ -211,6 +220,7 @@ def bench(
     baseline_tweets: int,
     skip_kafka: bool,
     scale_out: bool,
+    warm_up_seconds: float,
     latency_seconds: float,
     capacity: bool,
     capacity_seconds: float,
@@ -266,6 +276,7 @@ def bench(
         if capacity
         else None,
         scale_out=scale_out,
+        warm_up_seconds=warm_up_seconds,
         skip_kafka=skip_kafka,
         connection=cluster,
         worker_settings=dict(item.split("=", 1) for item in worker_settings),
