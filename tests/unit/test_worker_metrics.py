@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sentistream.worker.core.ports import (
     TopicPartition,
@@ -116,3 +118,34 @@ def test_lag_in_seconds_is_the_age_of_the_last_record_read_and_grows_while_nothi
     h.source.assigned = {TP0, TP1}
     h.worker.step()
     assert behind(TP0) is None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(order=st.permutations(range(6)), failed=st.sets(st.integers(0, 5), max_size=2))
+def test_each_acknowledged_label_is_counted_once_whatever_order_the_acks_come_in(
+    order: list[int], failed: set[int]
+):
+    # One callback per output partition counts a batch's labels (Kafka acknowledges a
+    # partition's records in order); a fake acknowledging in any order must still count each
+    # delivered label once, never a failed one, and never before it is acknowledged.
+    records = [rec(n, "one two" if n % 2 else "a b c", partition=n % 2) for n in range(6)]
+    h = make(records, batch=6)
+    h.worker.step()
+    acked: set[int] = set()
+    for index in order:
+        if index in failed:
+            h.sink.fail(index)
+        else:
+            h.sink.ack(index)
+            acked.add(index)
+        counted = sum(
+            h.metric("sentistream_records_labeled_total", label=label)
+            for label in ("positive", "negative")
+        )
+        assert counted <= len(acked)
+    counted = sum(
+        h.metric("sentistream_records_labeled_total", label=label)
+        for label in ("positive", "negative")
+    )
+    assert counted == len(acked)
+    assert h.metric("sentistream_event_to_label_seconds_count") == len(acked)
