@@ -27,6 +27,11 @@ __all__ = ["ConfluentSink"]
 
 log = logging.getLogger(__name__)
 
+#: The loop's own sends serve the producer's delivery reports this often (a zero-timeout
+#: poll; the delivery thread serves them as they come): once per send cost as much CPU as
+#: librdkafka's produce.
+SERVE_EVERY_SENDS = 256
+
 #: A send refused because the producer, not the record, is unusable.
 _UNAVAILABLE = frozenset(
     {KafkaError._UNKNOWN_TOPIC, KafkaError._FATAL, KafkaError._STATE, KafkaError._DESTROY}
@@ -49,6 +54,7 @@ class ConfluentSink:
         self._server = DeliveryServer(self.serve)
         self._server.start()
         self._closed = False
+        self._sends = 0
 
     def serve(self, timeout_s: float) -> None:
         """Run the delivery reports that have arrived (waiting up to ``timeout_s`` for one).
@@ -113,7 +119,9 @@ class ConfluentSink:
                         f"the producer cannot take records for {topic}: {error.str()}"
                     ) from exc
                 raise
-        self.serve(0)
+        self._sends += 1
+        if self._sends % SERVE_EVERY_SENDS == 0:  # reports of a long burst, without a thread
+            self.serve(0)
         return delivery
 
     def flush(self, timeout_s: float) -> bool:
