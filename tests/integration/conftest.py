@@ -28,6 +28,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from sentistream.bench.e2e import Broker, Session, plaintext
 from tests.integration.worker_process import Topics, WorkerProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -369,3 +370,16 @@ def own_broker(tmp_path: Path) -> Iterator[ScriptBroker]:
         yield broker
     finally:
         broker.run("stop")
+
+
+@pytest.fixture
+def bench_session(kafka_bootstrap: str) -> Iterator[Session]:
+    """The benchmark's session on the test broker (its kcat reads and writes the topics)."""
+    if shutil.which("kcat") is None:
+        message = "the benchmark needs kcat: apt-get install -y kcat (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    session = Session(Broker(plaintext(kafka_bootstrap), None))
+    yield session
+    session.close()

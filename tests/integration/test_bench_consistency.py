@@ -7,29 +7,14 @@ for the capacity search's probes.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from kafka import KafkaConsumer
 
 from sentistream.bench.capacity import CapacitySettings
-from sentistream.bench.e2e import Broker, Session, plaintext, run_end_to_end
+from sentistream.bench.e2e import Session, run_end_to_end
 from tests.integration.worker_process import SHIPPED_MODEL
 
 TWEETS = 300
-
-
-@pytest.fixture
-def session(kafka_bootstrap: str):
-    if shutil.which("kcat") is None:
-        message = "the benchmark needs kcat: apt-get install -y kcat (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    session = Session(Broker(plaintext(kafka_bootstrap), None))
-    yield session
-    session.close()
 
 
 def read_output(bootstrap: str, topic: str) -> list[tuple[int, str]]:
@@ -52,13 +37,18 @@ def read_output(bootstrap: str, topic: str) -> list[tuple[int, str]]:
         consumer.close()
 
 
-def test_the_end_to_end_figures_are_counted_on_the_output_topic(session: Session):
+def test_the_end_to_end_figures_are_counted_on_the_output_topic(bench_session: Session):
     texts = [f"tweet {n}: what a {'great' if n % 2 else 'awful'} day" for n in range(TWEETS)]
     result = run_end_to_end(
-        session, SHIPPED_MODEL, texts, fractions=(0.5,), latency_seconds=1.0, log=lambda _: None
+        bench_session,
+        SHIPPED_MODEL,
+        texts,
+        fractions=(0.5,),
+        latency_seconds=1.0,
+        log=lambda _: None,
     )
 
-    labels = read_output(session.broker.bootstrap, result.topics["output"])
+    labels = read_output(bench_session.broker.bootstrap, result.topics["output"])
     backlog = [(stamp, tweet_id) for stamp, tweet_id in labels if tweet_id.startswith("backlog-")]
     ids = {tweet_id for _, tweet_id in backlog}
     assert ids == {f"backlog-{n}" for n in range(TWEETS)}
@@ -75,10 +65,10 @@ def test_the_end_to_end_figures_are_counted_on_the_output_topic(session: Session
     assert paced.latency_ms["p50"] <= paced.latency_ms["p99"] <= paced.latency_ms["max"]
 
 
-def test_each_probe_is_a_paced_run_counted_on_the_output_topic(session: Session):
+def test_each_probe_is_a_paced_run_counted_on_the_output_topic(bench_session: Session):
     texts = [f"tweet {n}: what a {'great' if n % 2 else 'awful'} day" for n in range(TWEETS)]
     result = run_end_to_end(
-        session,
+        bench_session,
         SHIPPED_MODEL,
         texts,
         fractions=(0.5,),
@@ -95,7 +85,7 @@ def test_each_probe_is_a_paced_run_counted_on_the_output_topic(session: Session)
         ("search", 0.875),
     ]
     assert found.per_s == 0.875 * result.backlog.throughput_per_s
-    labels = read_output(session.broker.bootstrap, result.topics["output"])
+    labels = read_output(bench_session.broker.bootstrap, result.topics["output"])
     for n, probe in enumerate(found.probes[1:]):
         ids = {tweet_id for _, tweet_id in labels if tweet_id.startswith(f"cap{n}-")}
         assert len(ids) == probe.stats["tweets"] == probe.stats["labels_on_topic"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
-from sentistream.bench.e2e import Broker, Session, plaintext
+from sentistream.bench.e2e import Session
 from sentistream.bench.peers.measure import (
     PLAIN_LOOP,
     QUIX_APP,
@@ -35,18 +34,6 @@ from tests.integration.worker_process import REPO_ROOT, SHIPPED_MODEL
 
 TWEETS = 200
 TEXTS = [f"tweet {n}: what a {'great' if n % 2 else 'awful'} day" for n in range(TWEETS)]
-
-
-@pytest.fixture
-def session(kafka_bootstrap: str):
-    if shutil.which("kcat") is None:
-        message = "the benchmark needs kcat: apt-get install -y kcat (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    session = Session(Broker(plaintext(kafka_bootstrap), None))
-    yield session
-    session.close()
 
 
 def quix_python() -> Path | None:
@@ -88,17 +75,17 @@ def check_labels(labels: list[tuple[bytes | None, dict[str, Any]]]) -> None:
         assert event <= datetime.fromisoformat(value["labeled_at"])
 
 
-def measured(session: Session, peer: Peer, python: Path | str) -> None:
-    run = run_peer(session, peer, python, SHIPPED_MODEL, TEXTS, log=lambda _: None)
+def measured(bench_session: Session, peer: Peer, python: Path | str) -> None:
+    run = run_peer(bench_session, peer, python, SHIPPED_MODEL, TEXTS, log=lambda _: None)
     assert (run.tweets, run.labels_on_topic, run.duplicates) == (TWEETS, TWEETS, 0)
     assert run.throughput_per_s == pytest.approx(TWEETS / max(run.span_s, 1e-3))
     assert run.cpu_s["peer"] > 0
     assert run.peak_rss_mb > 0
-    check_labels(read_output(session.broker.bootstrap, run.topics["output"]))
+    check_labels(read_output(bench_session.broker.bootstrap, run.topics["output"]))
 
 
-def test_the_plain_kafka_python_loop_labels_every_tweet_once(session: Session):
-    measured(session, PLAIN_LOOP, sys.executable)
+def test_the_plain_kafka_python_loop_labels_every_tweet_once(bench_session: Session):
+    measured(bench_session, PLAIN_LOOP, sys.executable)
 
 
 def python_of(peer: Peer) -> Path | str:
@@ -114,12 +101,12 @@ def python_of(peer: Peer) -> Path | str:
 
 
 @pytest.mark.parametrize("peer", [PLAIN_LOOP, QUIX_APP], ids=lambda peer: peer.key)
-def test_a_peer_exits_by_itself_after_its_count(session: Session, peer: Peer):
+def test_a_peer_exits_by_itself_after_its_count(bench_session: Session, peer: Peer):
     python = python_of(peer)
-    topics = session.create_topics("peer-count")
-    session.fill(topics["input"], payloads(TEXTS, "peer-"))
+    topics = bench_session.create_topics("peer-count")
+    bench_session.fill(topics["input"], payloads(TEXTS, "peer-"))
     command = peer_command(
-        peer, python, session.broker.bootstrap, topics, SHIPPED_MODEL, count=TWEETS
+        peer, python, bench_session.broker.bootstrap, topics, SHIPPED_MODEL, count=TWEETS
     )
     done = subprocess.run(
         command, env=peer_environment(os.environ), capture_output=True, timeout=120, check=False
@@ -127,8 +114,8 @@ def test_a_peer_exits_by_itself_after_its_count(session: Session, peer: Peer):
     assert done.returncode == 0, done.stderr.decode()
     library = "kafka-python " if peer is PLAIN_LOOP else "quixstreams 3.28.1 "
     assert done.stdout.decode().startswith(f"ready {library}")
-    check_labels(read_output(session.broker.bootstrap, topics["output"]))
+    check_labels(read_output(bench_session.broker.bootstrap, topics["output"]))
 
 
-def test_the_quix_streams_app_labels_every_tweet_once(session: Session):
-    measured(session, QUIX_APP, python_of(QUIX_APP))
+def test_the_quix_streams_app_labels_every_tweet_once(bench_session: Session):
+    measured(bench_session, QUIX_APP, python_of(QUIX_APP))

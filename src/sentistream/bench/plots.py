@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["capacity_probes", "latency_distribution", "throughput_by_batch"]
+__all__ = ["capacity_probes", "latency_distribution", "save", "throughput_by_batch"]
 
 
 def _pyplot() -> Any:
@@ -17,6 +17,14 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig: Any, path: Path) -> Path:
+    """Lay ``fig`` out, write it to ``path`` as a 100 dpi PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
 
 
 _CLIENT_LINES = ("--", ":", "-.")
@@ -48,10 +56,7 @@ def throughput_by_batch(models: Sequence[Mapping[str, Any]], path: Path) -> Path
         ax.set_title(Path(entry["model"]["folder"]).name)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def latency_distribution(
@@ -88,10 +93,7 @@ def latency_distribution(
         ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def capacity_probes(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -142,7 +144,4 @@ def capacity_probes(models: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.set_title(f"{Path(entry['model']['folder']).name}, {e2e['kafka_client']}")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)

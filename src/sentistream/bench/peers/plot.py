@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sentistream.bench.plots import _pyplot
+from sentistream.bench.plots import _pyplot, save
 
 __all__ = ["peers_chart"]
 
@@ -38,7 +38,4 @@ def peers_chart(comparison: Mapping[str, Any], path: Path) -> Path:
     ax.set_title(f"What users would write instead: {Path(comparison['model_dir']).name}")
     ax.grid(True, axis="x", alpha=0.3)
     ax.tick_params(axis="y", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
