@@ -12,11 +12,11 @@ The steps, in order (each one is a field of :class:`Steps`, so it can be measure
 2. The HTML entities the corpora hold (``&amp; &quot; &lt; &gt; &#39; &nbsp;``) become spaces
    (every one of them would further on); ``&lt;3`` is a heart.
 3. Links → ``xxurl``, user mentions → ``xxuser``; (off) e-mail addresses → ``xxemail``.
-4. The retweet marker ``rt`` dropped, only as a whole word (never in "start" or "heart").
+4. Skin tones, variation selectors and zero-width joiners dropped (``👍🏽`` is ``👍``); then
+   the retweet marker ``rt``, only as a whole word (never in "start" or "heart").
 5. Emoticons → one word each (``:-)`` ``=)`` → ``emosmile``, ``:(`` → ``emosad``,
    ``<3`` → ``emoheart``, ...), matched on the original case; not inside times or links.
-6. Apostrophes removed, so "don't" and "dont" are one word and "not" stays a word of its own;
-   skin tones, variation selectors and zero-width joiners dropped (``👍🏽`` is ``👍``).
+6. Apostrophes removed, so "don't" and "dont" are one word and "not" stays a word of its own.
 7. Hashtags: ``#notgood`` → ``xxhashtag notgood`` (the marker, then the word).
 8. Numbers (``41``, ``8:30``, ``3.5``, ``6/12``) → ``xxnumber``; digits inside words
    (``mp3``, ``2day``) are kept.
@@ -183,6 +183,9 @@ def _steps(steps: Steps) -> list[normalizers.Normalizer]:  # noqa: PLR0912
         out.append(_replace(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", f" {EMAIL} "))
     if steps.mentions:
         out.append(_replace(r"@\w+", f" {USER} "))
+    # Before the retweet rule: a variation selector is a mark (\\p{M}), so "RT\ufe0e" was kept
+    # as a word, the selector dropped, and a second pass dropped the "rt" (not idempotent).
+    out.append(_replace(EMOJI_MODIFIERS, ""))
     # "_" ends a word here as everywhere (the pre-tokenizer drops it), hence not \\b
     out.append(_replace(r"[rR](?<![\p{L}\p{M}\p{N}][rR])[tT](?![\p{L}\p{M}\p{N}])", " "))
     if steps.emoticons:
@@ -190,7 +193,7 @@ def _steps(steps: Steps) -> list[normalizers.Normalizer]:  # noqa: PLR0912
             _replace(rf"(?<![\w:/])(?:{pattern})(?![\w/])", f" {word} ")
             for word, pattern in _EMOTICONS
         ]
-    out.append(_replace(f"['\u2019\u2018`{EMOJI_MODIFIERS[1:-1]}]", ""))
+    out.append(_replace("['\u2019\u2018`]", ""))
     if steps.hashtags:
         if steps.hashtag_split:
             out.append(_replace(r"(?<=#\p{L}*\p{Ll})(?=\p{Lu})", " "))
