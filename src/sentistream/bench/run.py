@@ -161,9 +161,8 @@ def run_bench(config: BenchConfig, log: Log) -> dict[str, Any]:
 
 def _warm_up(config: BenchConfig, session: Session, log: Log) -> float:
     """A backlog and a paced load through one worker, thrown away: the throw-away broker's
-    JVM compiles its request paths meanwhile. Four 10 s runs at 10 % of the peak on a fresh
-    broker (2026-12-02) cost it 6.9, 5.6, 2.7 and 2.2 CPU s; measured cold, the broker's
-    CPU at low load says more about the JIT than about the worker."""
+    JVM compiles its request paths meanwhile, so the broker's CPU measured afterwards is
+    about the clients, not the JIT (BENCHMARKS.md, "Broker warm-up")."""
     log(f"warming the broker up: a backlog, then {config.warm_up_seconds:g} s of paced load")
     started = time.monotonic()
     run_end_to_end(

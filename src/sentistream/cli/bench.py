@@ -116,7 +116,7 @@ QUIX_PYTHON = Path(".cache/quix-venv/bin/python")
     default=30.0,
     show_default=True,
     help="Paced load through a worker on the throw-away broker before anything is measured: "
-    "a fresh JVM compiles its request paths in the first minute and its CPU falls by 3x "
+    "a fresh JVM compiles its request paths in its first minute, which its CPU shows "
     "(0: none; not run against --bootstrap-servers).",
 )
 @click.option(

@@ -183,8 +183,8 @@ def _steps(steps: Steps) -> list[normalizers.Normalizer]:  # noqa: PLR0912
         out.append(_replace(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", f" {EMAIL} "))
     if steps.mentions:
         out.append(_replace(r"@\w+", f" {USER} "))
-    # Before the retweet rule: a variation selector is a mark (\\p{M}), so "RT\ufe0e" was kept
-    # as a word, the selector dropped, and a second pass dropped the "rt" (not idempotent).
+    # Before the retweet rule: a variation selector is a mark (\\p{M}), so beside "RT" it
+    # would keep "RT" a word, and a second pass, the selector gone, would drop the "rt".
     out.append(_replace(EMOJI_MODIFIERS, ""))
     # "_" ends a word here as everywhere (the pre-tokenizer drops it), hence not \\b
     out.append(_replace(r"[rR](?<![\p{L}\p{M}\p{N}][rR])[tT](?![\p{L}\p{M}\p{N}])", " "))

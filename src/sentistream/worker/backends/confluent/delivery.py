@@ -47,9 +47,9 @@ class ServedDelivery:
     confluent-kafka's per-thread call state, and the process aborts
     (``CallState_get: Assertion `cs != NULL' failed``).
 
-    Not a ``concurrent.futures.Future``: its condition variable, lists and state machine cost
-    as much CPU per record as librdkafka's whole ``produce``; one lock guards the only race
-    (a callback added while the report runs on another thread)."""
+    Not a ``concurrent.futures.Future`` (a condition variable and a state machine per
+    record): one lock guards the only race, a callback added while the report runs on
+    another thread."""
 
     __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "_serve")
 

@@ -28,8 +28,7 @@ __all__ = ["ConfluentSink"]
 log = logging.getLogger(__name__)
 
 #: The loop's own sends serve the producer's delivery reports this often (a zero-timeout
-#: poll; the delivery thread serves them as they come): once per send cost as much CPU as
-#: librdkafka's produce.
+#: poll); the delivery thread serves them as they come, so a send need not.
 SERVE_EVERY_SENDS = 256
 
 #: A send refused because the producer, not the record, is unusable.

@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 
 class KafkaDelivery:
     """kafka-python's ``FutureRecordMetadata`` as the port's :class:`Delivery`, read in place:
-    no second future or lock per record (a ``concurrent.futures.Future`` completed
-    from its callbacks cost about as much CPU as the send itself). Its callbacks run on
+    no second future or lock per record. Its callbacks run on
     kafka-python's IO thread, or at once on the caller's if it is already done."""
 
     __slots__ = ("_produced",)
